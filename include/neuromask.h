@@ -1,0 +1,205 @@
+/* neuromask: explain image classifiers exported to ONNX, in C.
+ *
+ * The library loads an ONNX CNN, runs it forward on a batch and back-propagates
+ * any gradient of the logits to the input image (and to any named tensor).
+ * Every call reports failure as an nm_status with a reason in nm_error; the
+ * library never exits and never prints. */
+#ifndef NEUROMASK_H
+#define NEUROMASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum nm_status {
+    NM_OK = 0,
+    NM_ERR_IO,          /* file missing or unreadable */
+    NM_ERR_PARSE,       /* bytes are not a valid model / image */
+    NM_ERR_UNSUPPORTED, /* valid, but uses something neuromask does not implement */
+    NM_ERR_SHAPE,       /* shapes do not agree */
+    NM_ERR_MEMORY,      /* allocation failed */
+    NM_ERR_LIMIT,       /* a size above the configured limits */
+    NM_ERR_ARG,         /* bad argument from the caller */
+    NM_ERR_NUMERIC,     /* NaN or Inf where a finite value is needed */
+    NM_ERR_INTERNAL     /* a library (oneDNN) refused an operation */
+} nm_status;
+
+typedef struct nm_error {
+    nm_status code;
+    char msg[512];
+} nm_error;
+
+/* Name of a status code, e.g. "unsupported". */
+const char *nm_status_name(nm_status s);
+
+/* ---------------------------------------------------------------- models */
+
+#define NM_MAX_DIMS 8
+
+typedef struct nm_model nm_model;
+
+typedef struct nm_shape {
+    int ndim;
+    int64_t dims[NM_MAX_DIMS];
+} nm_shape;
+
+typedef struct nm_load_options {
+    int batch;              /* N of the input [N,C,H,W]; 0 means the model's own (or 1) */
+    int64_t max_elements;   /* largest tensor allowed (elements); 0 = default */
+    int64_t max_bytes;      /* all planned memory together; 0 = default */
+} nm_load_options;
+
+/* Load a model from a file or from memory. `name` names the source in errors. */
+nm_status nm_model_load_file(const char *path, const nm_load_options *opt,
+                             nm_model **out, nm_error *err);
+nm_status nm_model_load_memory(const void *bytes, size_t size, const char *name,
+                               const nm_load_options *opt, nm_model **out, nm_error *err);
+void nm_model_free(nm_model *m);
+
+/* Re-plan for another batch size (primitives and buffers are rebuilt). */
+nm_status nm_model_set_batch(nm_model *m, int batch, nm_error *err);
+
+nm_shape nm_model_input_shape(const nm_model *m);
+nm_shape nm_model_output_shape(const nm_model *m);
+const char *nm_model_input_name(const nm_model *m);
+const char *nm_model_output_name(const nm_model *m);
+
+/* Value of a metadata_props entry, or NULL. */
+const char *nm_model_metadata(const nm_model *m, const char *key);
+
+/* Run the model on `input` (input shape, NCHW float32); copy the output to
+ * `output` (output shape) when it is not NULL. */
+nm_status nm_model_forward(nm_model *m, const float *input, float *output, nm_error *err);
+
+/* Back-propagate `doutput` (output shape) through the last forward pass.
+ * Writes the gradient with respect to the input to `dinput` when not NULL. */
+nm_status nm_model_backward(nm_model *m, const float *doutput, float *dinput, nm_error *err);
+
+/* Value and gradient (after nm_model_backward; NULL when the tensor carries
+ * none) of a named tensor of the last pass, in plain row-major layout. */
+nm_status nm_model_tensor(nm_model *m, const char *name, nm_shape *shape,
+                          const float **value, const float **grad, nm_error *err);
+
+/* Summary for `neuromask info`. */
+typedef struct nm_model_info {
+    int n_nodes;
+    int64_t n_params;
+    double flops;           /* multiply-adds x 2 of one forward at the planned batch */
+    int opset;
+    int n_op_types;
+    const char *op_types[64];
+    int op_counts[64];
+} nm_model_info;
+void nm_model_get_info(const nm_model *m, nm_model_info *info);
+
+/* Names of spatial (4-D) tensors in execution order, for Grad-CAM layer choice.
+ * Returns the count; fills up to `cap` names. */
+int nm_model_spatial_tensors(const nm_model *m, const char **names, int cap);
+
+/* ---------------------------------------------------------------- images */
+
+/* An image in [0,1], interleaved HWC, c = 1 or 3. */
+typedef struct nm_image {
+    int w, h, c;
+    float *data;
+} nm_image;
+
+nm_status nm_image_load(const char *path, nm_image *img, nm_error *err);
+/* 8-bit PNG of `img` (c = 1 or 3), written to a temporary name and renamed. */
+nm_status nm_image_write_png(const char *path, const nm_image *img, nm_error *err);
+void nm_image_free(nm_image *img);
+
+typedef struct nm_preprocess {
+    int resize_short;       /* resize so the short side is this (0: none) */
+    float crop_fraction;    /* central crop of this fraction of each side first (0: none) */
+    int crop;               /* centre crop to crop x crop after resizing (0: none) */
+    int size;               /* final resize to size x size (0: none, or the model's) */
+    float scale;            /* pixel value multiplier applied to x in [0,1] (1 = none) */
+    float offset;           /* added after scaling */
+    float mean[3], std[3];  /* (x*scale + offset - mean) / std per channel */
+} nm_preprocess;
+
+/* Named recipes: cifar, torchvision, darknet, inception, fashion. */
+nm_status nm_preprocess_recipe(const char *name, nm_preprocess *p, nm_error *err);
+
+/* A recipe name or a spec of comma-separated items, as stored in the model
+ * metadata key "neuromask.preprocess", e.g.
+ * "resize=256,crop=224,scale=1,mean=0.485:0.456:0.406,std=0.229:0.224:0.225".
+ * Keys: resize (short side), central (crop fraction), crop, size, scale,
+ * offset, mean, std (one value or three separated by ':'). A recipe name
+ * among the items sets every field; later items override it. */
+nm_status nm_preprocess_parse(const char *spec, nm_preprocess *p, nm_error *err);
+
+/* Geometry only: resize / crop `in` into `out` (a new image in [0,1]) whose
+ * size matches the model input (h, w). */
+nm_status nm_preprocess_geometry(const nm_preprocess *p, const nm_image *in, int h, int w,
+                                 nm_image *out, nm_error *err);
+/* Value transform: image in [0,1] -> normalised NCHW planes (c channels). */
+void nm_preprocess_normalize(const nm_preprocess *p, const nm_image *img, int c, float *nchw);
+
+
+/* ------------------------------------------------------------- NeuroMask */
+
+typedef enum nm_optimizer { NM_OPT_RMSPROP = 0, NM_OPT_ADAM = 1 } nm_optimizer;
+typedef enum nm_baseline {
+    NM_BASELINE_BLACK = 0,  /* x * m, as in the paper */
+    NM_BASELINE_BLUR,       /* masked-out pixels show a Gaussian blur of the image */
+    NM_BASELINE_MEAN,       /* ... the image's mean colour */
+    NM_BASELINE_NOISE       /* ... uniform noise (seeded) */
+} nm_baseline;
+
+typedef void (*nm_progress_fn)(void *ctx, int step, int steps, const float *loss, int batch);
+
+typedef struct nm_neuromask_options {
+    int target_class;       /* -1: the class predicted on the unmasked image */
+    float l_pred, l_sparse, l_smooth;
+    float temperature;      /* T in m = sigmoid(w / T) */
+    float init_range;       /* L: w starts Uniform(-L, L); sparsity pulls w to -L */
+    int kernel;             /* Laplacian size for smoothness: 3 or 5 */
+    nm_optimizer optimizer;
+    float lr;
+    int steps;              /* maximum number of steps */
+    float tol;              /* > 0: stop an image when its loss moved by less than tol
+                               (relative) over `window` steps */
+    int window;
+    uint64_t seed;
+    nm_baseline baseline;
+    float blur_sigma;       /* pixels, for NM_BASELINE_BLUR */
+    int grid;               /* 0: one weight per pixel; else grid x grid upsampled bilinearly */
+    const float *init_w;    /* optional: initial w (batch x mask cells), overrides the seed */
+    nm_progress_fn progress;
+    void *progress_ctx;
+} nm_neuromask_options;
+
+/* Presets: "cifar" and "imagenet", the paper's settings. */
+nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_error *err);
+
+typedef struct nm_explanation {
+    int batch, h, w;
+    float *mask;            /* batch x h x w, in [0,1] */
+    int *target;            /* explained class per image */
+    float *prob_before;     /* target's softmax probability, unmasked image */
+    float *prob_after;      /* ... on the masked image */
+    int *top_after;         /* top-1 class of the masked image */
+    int *steps;             /* steps run per image */
+    float *loss_pred, *loss_sparse, *loss_smooth;   /* final terms, weighted */
+    float *history;         /* steps_run x batch total losses */
+    int history_len;
+    double seconds;
+} nm_explanation;
+void nm_explanation_free(nm_explanation *e);
+
+/* Learn one mask per image. `x`: batch images in pixel space [0,1], NCHW at
+ * the model's input size; `pp` gives the normalisation applied after masking
+ * (only scale, offset, mean, std are used). The model is re-planned for the
+ * batch size when needed. */
+nm_status nm_neuromask_explain(nm_model *m, const nm_preprocess *pp, const float *x, int batch,
+                               const nm_neuromask_options *o, nm_explanation *out, nm_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

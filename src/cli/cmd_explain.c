@@ -1,0 +1,460 @@
+/* neuromask explain: learn a NeuroMask per image and write the mask (PNG and
+ * .npy), an overlay, a panel and a JSON record for each. */
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_common.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "image/npy.h"
+#include "image/render.h"
+
+static const char explain_help[] =
+    "Usage: neuromask explain --model M.onnx --out DIR [options] IMAGE|DIR...\n"
+    "Learn a NeuroMask (Alzantot et al. 2019) for each image: the sparse, smooth mask of\n"
+    "pixels that keeps the model's class. For each image NAME it writes, in DIR,\n"
+    "NAME.mask.png, NAME.mask.npy, NAME.overlay.png, NAME.panel.png and NAME.json.\n"
+    "Existing files are never overwritten unless --force is given.\n"
+    "\n"
+    "Options:\n"
+    "  --model FILE       the ONNX classifier (input [N,C,H,W], C = 1 or 3)\n"
+    "  --out DIR          output folder (created if missing)\n"
+    "  --preset NAME      cifar | imagenet: the paper's settings (default: cifar for\n"
+    "                     inputs up to 64 pixels, else imagenet)\n"
+    "  --class C          explain class C (default: the predicted class)\n"
+    "  --steps N          optimisation steps (preset: 2000)\n"
+    "  --lr F             learning rate (0.03)\n"
+    "  --l-pred F, --l-sparse F, --l-smooth F   the loss coefficients\n"
+    "  --temperature F    T in m = sigmoid(w / T)\n"
+    "  --kernel 3|5       Laplacian size of the smoothness term\n"
+    "  --optimizer NAME   rmsprop (TensorFlow 1's, the paper's) | adam\n"
+    "  --baseline NAME    black (the paper's) | blur | mean | noise\n"
+    "  --blur-sigma F     pixels, for --baseline blur (5)\n"
+    "  --grid N           learn an N x N mask upsampled bilinearly (default: per pixel)\n"
+    "  --tol F            stop an image when its loss changed by less than F (relative)\n"
+    "  --window N         ... over N steps (50)\n"
+    "  --seed N           random seed (0); the same seed writes the same files\n"
+    "  --batch N          images optimised together (default 1)\n"
+    "  --labels FILE      class names, one per line (default: the model's metadata)\n"
+    "  --threads N        threads (default: all cores)\n"
+    "  --force            overwrite existing outputs\n"
+    "  --quiet            no progress output\n"
+    "  -h, --help         this help\n"
+    "\n";
+
+typedef struct explain_opts {
+    const char *model, *out, *labels, *preset, *optimizer, *baseline;
+    int batch, threads, force, quiet;
+    nm_neuromask_options nm;
+    /* options given on the command line, applied over the preset */
+    int cls, steps, kernel, grid, window, seed;
+    float lr, l_pred, l_sparse, l_smooth, temperature, blur_sigma, tol;
+    unsigned has_cls : 1, has_steps : 1, has_kernel : 1, has_grid : 1, has_window : 1, has_seed : 1,
+        has_lr : 1, has_l_pred : 1, has_l_sparse : 1, has_l_smooth : 1, has_temperature : 1,
+        has_blur_sigma : 1, has_tol : 1;
+    cli_preprocess_flags pre;
+    char **inputs;
+    int n_inputs;
+} explain_opts;
+
+/* Matches the NeuroMask numeric options. */
+static int nm_option(cli_parser *p, explain_opts *o)
+{
+#define INT_OPT(flag, lo, hi, field) \
+    if (cli_int(p, flag, lo, hi, &o->field)) return o->has_##field = 1;
+#define FLOAT_OPT(flag, field) \
+    if (cli_float(p, flag, &o->field)) return o->has_##field = 1;
+    INT_OPT("--class", 0, 1 << 24, cls)
+    INT_OPT("--steps", 0, 1000000, steps)
+    INT_OPT("--kernel", 3, 5, kernel)
+    INT_OPT("--grid", 1, 4096, grid)
+    INT_OPT("--window", 1, 1000000, window)
+    INT_OPT("--seed", 0, 1 << 30, seed)
+    FLOAT_OPT("--lr", lr)
+    FLOAT_OPT("--l-pred", l_pred)
+    FLOAT_OPT("--l-sparse", l_sparse)
+    FLOAT_OPT("--l-smooth", l_smooth)
+    FLOAT_OPT("--temperature", temperature)
+    FLOAT_OPT("--blur-sigma", blur_sigma)
+    FLOAT_OPT("--tol", tol)
+#undef INT_OPT
+#undef FLOAT_OPT
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, explain_opts *o)
+{
+    cli_parser p = cli_parser_start("explain", argc, argv);
+    o->inputs = calloc((size_t)argc, sizeof *o->inputs);
+    if (!o->inputs) return cli_error("out of memory");
+    while (cli_next(&p)) {
+        if (cli_positional(&p)) o->inputs[o->n_inputs++] = (char *)p.arg;
+        else if (cli_string(&p, "--model", &o->model)) {}
+        else if (cli_string(&p, "--out", &o->out)) {}
+        else if (cli_string(&p, "--labels", &o->labels)) {}
+        else if (cli_string(&p, "--preset", &o->preset)) {}
+        else if (cli_string(&p, "--optimizer", &o->optimizer)) {}
+        else if (cli_string(&p, "--baseline", &o->baseline)) {}
+        else if (cli_int(&p, "--batch", 1, 1024, &o->batch)) {}
+        else if (cli_int(&p, "--threads", 1, 1024, &o->threads)) {}
+        else if (cli_flag(&p, "--force")) o->force = 1;
+        else if (cli_flag(&p, "--quiet")) o->quiet = 1;
+        else if (nm_option(&p, o)) {}
+        else if (cli_preprocess_option(&p, &o->pre)) {}
+        else cli_unknown(&p);
+    }
+    if (p.help) {
+        fputs(explain_help, stdout);
+        fputs(cli_preprocess_help, stdout);
+        return -1;
+    }
+    if (p.status) return p.status;
+    if (!o->model) return cli_usage_error("explain", "--model is required (see --help)");
+    if (!o->out) return cli_usage_error("explain", "--out is required (see --help)");
+    if (o->n_inputs == 0) return cli_usage_error("explain", "no images given (see --help)");
+    return CLI_OK;
+}
+
+static int pick_enum(const char *cmd, const char *what, const char *value, const char *const *names,
+                     int n, int *out)
+{
+    for (int i = 0; value && i < n; i++)
+        if (!strcmp(value, names[i])) return *out = i, CLI_OK;
+    return value ? cli_usage_error(cmd, "unknown %s '%s'", what, value) : CLI_OK;
+}
+
+/* Preset first, then each option the user gave. */
+static int resolve_nm_options(explain_opts *o, int input_h)
+{
+    static const char *const optimizers[] = {"rmsprop", "adam"};
+    static const char *const baselines[] = {"black", "blur", "mean", "noise"};
+    nm_error err = {0};
+    const char *preset = o->preset ? o->preset : (input_h <= 64 ? "cifar" : "imagenet");
+    if (nm_neuromask_preset(preset, &o->nm, &err)) return cli_usage_error("explain", "%s", err.msg);
+    nm_neuromask_options *n = &o->nm;
+    int opt = (int)n->optimizer, base = (int)n->baseline;
+    int rc = pick_enum("explain", "optimizer", o->optimizer, optimizers, 2, &opt);
+    if (!rc) rc = pick_enum("explain", "baseline", o->baseline, baselines, 4, &base);
+    if (rc) return rc;
+    n->optimizer = (nm_optimizer)opt;
+    n->baseline = (nm_baseline)base;
+    if (o->has_cls) n->target_class = o->cls;
+    if (o->has_steps) n->steps = o->steps;
+    if (o->has_kernel) n->kernel = o->kernel;
+    if (o->has_grid) n->grid = o->grid;
+    if (o->has_window) n->window = o->window;
+    if (o->has_seed) n->seed = (uint64_t)o->seed;
+    if (o->has_lr) n->lr = o->lr;
+    if (o->has_l_pred) n->l_pred = o->l_pred;
+    if (o->has_l_sparse) n->l_sparse = o->l_sparse;
+    if (o->has_l_smooth) n->l_smooth = o->l_smooth;
+    if (o->has_temperature) n->temperature = o->temperature;
+    if (o->has_blur_sigma) n->blur_sigma = o->blur_sigma;
+    if (o->has_tol) n->tol = o->tol;
+    o->preset = preset;
+    return CLI_OK;
+}
+
+typedef struct explain_run {
+    nm_model *model;
+    nm_preprocess pre;
+    cli_labels labels;
+    int c, h, w, k, batch;
+    float *x;               /* batch x C x H x W, pixel space [0,1] */
+    nm_image *geo;          /* the images as the model sees them, for the pictures */
+    int done, total;        /* images finished, images in all */
+    double t0;
+    int tty;
+} explain_run;
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void progress(void *ctx, int step, int steps, const float *loss, int batch)
+{
+    explain_run *r = ctx;
+    if (!r->tty || (step % 10 && step != steps)) return;
+    double el = now_seconds() - r->t0;
+    double frac = ((double)r->done + (double)batch * step / steps) / r->total;
+    fprintf(stderr, "\r[%d/%d] step %d/%d loss %.4f  elapsed %.0fs  ETA %.0fs   ", r->done + batch,
+            r->total, step, steps, (double)loss[0], el, frac > 0 ? el / frac - el : 0.0);
+}
+
+/* "DIR/stem.suffix" for the stem of `image` (its file name without extension). */
+static void output_path(const char *dir, const char *image, const char *suffix, char *buf, size_t cap)
+{
+    const char *base = strrchr(image, '/');
+    base = base ? base + 1 : image;
+    const char *dot = strrchr(base, '.');
+    int len = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
+    snprintf(buf, cap, "%s/%.*s.%s", dir, len, base, suffix);
+}
+
+static const char *const suffixes[] = {"mask.png", "mask.npy", "overlay.png", "panel.png", "json"};
+#define N_OUTPUTS 5
+
+static int outputs_exist(const char *dir, const char *image, char *which, size_t cap)
+{
+    struct stat st;
+    for (int i = 0; i < N_OUTPUTS; i++) {
+        output_path(dir, image, suffixes[i], which, cap);
+        if (stat(which, &st) == 0) return 1;
+    }
+    return 0;
+}
+
+static float mask_mean(const float *m, int n, float *area)
+{
+    double s = 0;
+    int above = 0;
+    for (int i = 0; i < n; i++) s += m[i], above += m[i] > 0.5f;
+    *area = (float)above / (float)n;
+    return (float)(s / n);
+}
+
+static void json_floats(FILE *f, const char *key, const float *v, int n)
+{
+    fprintf(f, "  \"%s\": [", key);
+    for (int i = 0; i < n; i++) fprintf(f, "%s%.6g", i ? ", " : "", (double)v[i]);
+    fputs("],\n", f);
+}
+
+static void json_options(FILE *f, const explain_opts *o)
+{
+    static const char *const optimizers[] = {"rmsprop", "adam"};
+    static const char *const baselines[] = {"black", "blur", "mean", "noise"};
+    const nm_neuromask_options *n = &o->nm;
+    fprintf(f, "  \"options\": {\"preset\": \"%s\", \"class\": %d, \"steps\": %d, \"lr\": %.6g, "
+               "\"l_pred\": %.6g, \"l_sparse\": %.6g, \"l_smooth\": %.6g, \"temperature\": %.6g, "
+               "\"init_range\": %.6g, \"kernel\": %d, \"optimizer\": \"%s\", \"baseline\": \"%s\", "
+               "\"blur_sigma\": %.6g, \"grid\": %d, \"tol\": %.6g, \"window\": %d, \"seed\": %llu, "
+               "\"batch\": %d},\n",
+            o->preset, n->target_class, n->steps, (double)n->lr, (double)n->l_pred, (double)n->l_sparse,
+            (double)n->l_smooth, (double)n->temperature, (double)n->init_range, n->kernel,
+            optimizers[n->optimizer], baselines[n->baseline], (double)n->blur_sigma, n->grid,
+            (double)n->tol, n->window, (unsigned long long)n->seed, o->batch);
+}
+
+static void json_preprocess(FILE *f, const nm_preprocess *p)
+{
+    fprintf(f, "  \"preprocess\": {\"resize\": %d, \"central_crop\": %.6g, \"crop\": %d, \"size\": %d, "
+               "\"scale\": %.6g, \"offset\": %.6g, ",
+            p->resize_short, (double)p->crop_fraction, p->crop, p->size, (double)p->scale, (double)p->offset);
+    fprintf(f, "\"mean\": [%.6g, %.6g, %.6g], \"std\": [%.6g, %.6g, %.6g]},\n", (double)p->mean[0],
+            (double)p->mean[1], (double)p->mean[2], (double)p->std[0], (double)p->std[1], (double)p->std[2]);
+}
+
+/* The JSON record of image b; "seconds" comes last, alone on its line. */
+static char *json_record(const explain_opts *o, const explain_run *r, const nm_explanation *e, int b,
+                         const char *image, size_t *len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    if (!f) return NULL;
+    const float *mask = e->mask + (size_t)b * r->h * r->w;
+    float area, mean = mask_mean(mask, r->h * r->w, &area);
+    const char *label = cli_label(&r->labels, e->target[b]);
+    fputs("{\n  \"model\": ", f);
+    cli_json_string(f, o->model);
+    fputs(",\n  \"image\": ", f);
+    cli_json_string(f, image);
+    fputs(",\n", f);
+    json_preprocess(f, &r->pre);
+    fprintf(f, "  \"method\": \"neuromask\",\n  \"target_class\": %d,\n  \"label\": ", e->target[b]);
+    if (label) cli_json_string(f, label);
+    else fputs("null", f);
+    fprintf(f, ",\n  \"prob_before\": %.6g,\n  \"prob_after\": %.6g,\n  \"kept\": %s,\n  \"top_after\": %d,\n",
+            (double)e->prob_before[b], (double)e->prob_after[b], e->top_after[b] == e->target[b] ? "true" : "false",
+            e->top_after[b]);
+    fprintf(f, "  \"mask_mean\": %.6g,\n  \"mask_area\": %.6g,\n  \"steps\": %d,\n", (double)mean, (double)area,
+            e->steps[b]);
+    float terms[3] = {e->loss_pred[b], e->loss_sparse[b], e->loss_smooth[b]};
+    fprintf(f, "  \"loss\": %.6g,\n", (double)(terms[0] + terms[1] + terms[2]));
+    json_floats(f, "loss_terms", terms, 3);
+    json_options(f, o);
+    fprintf(f, "  \"seconds\": %.4f\n}\n", e->seconds / e->batch);
+    fclose(f);
+    return buf;
+}
+
+static nm_status write_pictures(const char *dir, const char *image, const nm_image *geo, const float *mask,
+                                const char *const *caption, nm_error *err)
+{
+    char path[4096];
+    nm_image pic = {0};
+    nm_status s = nm_render_mask(mask, geo->w, geo->h, &pic, err);
+    output_path(dir, image, "mask.png", path, sizeof path);
+    if (!s) s = nm_image_write_png(path, &pic, err);
+    nm_image_free(&pic);
+    if (!s) s = nm_render_overlay(geo, mask, 0.5f, "turbo", &pic, err);
+    output_path(dir, image, "overlay.png", path, sizeof path);
+    if (!s) s = nm_image_write_png(path, &pic, err);
+    nm_image_free(&pic);
+    if (!s) s = nm_render_panel(geo, mask, caption, 3, &pic, err);
+    output_path(dir, image, "panel.png", path, sizeof path);
+    if (!s) s = nm_image_write_png(path, &pic, err);
+    nm_image_free(&pic);
+    return s;
+}
+
+static int write_outputs(const explain_opts *o, const explain_run *r, const nm_explanation *e, int b,
+                         const char *image)
+{
+    char path[4096], line[3][160];
+    nm_error err = {0};
+    const float *mask = e->mask + (size_t)b * r->h * r->w;
+    float area, mean = mask_mean(mask, r->h * r->w, &area);
+    const char *label = cli_label(&r->labels, e->target[b]);
+    snprintf(line[0], sizeof line[0], "class %d %s", e->target[b], label ? label : "");
+    snprintf(line[1], sizeof line[1], "p %.3f -> %.3f (%s)", (double)e->prob_before[b],
+             (double)e->prob_after[b], e->top_after[b] == e->target[b] ? "kept" : "lost");
+    snprintf(line[2], sizeof line[2], "mask mean %.3f area %.3f", (double)mean, (double)area);
+    const char *caption[3] = {line[0], line[1], line[2]};
+    int64_t dims[2] = {r->h, r->w};
+    output_path(o->out, image, "mask.npy", path, sizeof path);
+    nm_status s = nm_npy_write_f32(path, mask, 2, dims, &err);
+    if (!s) s = write_pictures(o->out, image, &r->geo[b], mask, caption, &err);
+    size_t len = 0;
+    char *json = s ? NULL : json_record(o, r, e, b, image, &len);
+    output_path(o->out, image, "json", path, sizeof path);
+    if (!s && !json) s = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
+    if (!s) s = nm_write_file_atomic(path, json, len, &err);
+    free(json);
+    if (s) return cli_fail(&err);
+    if (!o->quiet)
+        fprintf(stderr, "%s%s: class %d%s%s p %.3f -> %.3f, mask mean %.3f, %d steps, %.2fs\n", r->tty ? "\r" : "",
+                image, e->target[b], label ? " " : "", label ? label : "", (double)e->prob_before[b],
+                (double)e->prob_after[b], (double)mean, e->steps[b], e->seconds / e->batch);
+    return CLI_OK;
+}
+
+/* Load image i of the batch into pixel-space planes and keep its picture. */
+static nm_status load_image(explain_run *r, const char *path, int b, nm_error *err)
+{
+    static const nm_preprocess identity = {.scale = 1.f, .std = {1.f, 1.f, 1.f}};
+    nm_image img;
+    nm_status s = nm_image_load(path, &img, err);
+    if (s) return s;
+    nm_image_free(&r->geo[b]);
+    s = nm_preprocess_geometry(&r->pre, &img, r->h, r->w, &r->geo[b], err);
+    nm_image_free(&img);
+    if (s) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return nm_fail(err, s, "%s: %s", path, msg);
+    }
+    nm_preprocess_normalize(&identity, &r->geo[b], r->c, r->x + (size_t)b * r->c * r->h * r->w);
+    return NM_OK;
+}
+
+/* Explain paths[0..n) together. Images that fail to load are reported and
+ * skipped; *failed is set for them. */
+static int explain_batch(explain_opts *o, explain_run *r, char **paths, int n, int first_index, int *failed)
+{
+    nm_error err = {0};
+    const char *loaded[1024];
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        if (load_image(r, paths[i], count, &err)) *failed = cli_fail(&err);
+        else loaded[count++] = paths[i];
+    }
+    if (!count) return CLI_OK;
+    nm_neuromask_options nm = o->nm;
+    nm.seed = o->nm.seed + (uint64_t)first_index;
+    nm.progress = o->quiet ? NULL : progress;
+    nm.progress_ctx = r;
+    nm_explanation e;
+    if (nm_neuromask_explain(r->model, &r->pre, r->x, count, &nm, &e, &err)) {
+        *failed = 1;
+        return cli_error("%s: %s", loaded[0], err.msg);
+    }
+    int rc = CLI_OK;
+    for (int b = 0; b < count && rc == CLI_OK; b++) rc = write_outputs(o, r, &e, b, loaded[b]);
+    r->done += count;
+    nm_explanation_free(&e);
+    return rc;
+}
+
+static int setup(explain_opts *o, explain_run *r, int n_images)
+{
+    nm_error err = {0};
+    if (nm_model_load_file(o->model, NULL, &r->model, &err)) return cli_fail(&err);
+    int rc = cli_check_image_model(r->model, o->model, &r->c, &r->h, &r->w);
+    if (!rc) rc = cli_resolve_preprocess("explain", &o->pre, r->model, o->model, &r->pre);
+    if (!rc) rc = resolve_nm_options(o, r->h);
+    if (rc) return rc;
+    nm_shape out = nm_model_output_shape(r->model);
+    if (out.ndim != 2) return cli_error("%s: output '%s' is not [N, classes]", o->model, nm_model_output_name(r->model));
+    r->k = (int)out.dims[1];
+    if (o->nm.target_class >= r->k)
+        return cli_usage_error("explain", "--class %d, but the model has %d classes", o->nm.target_class, r->k);
+    rc = cli_labels_load(o->labels, r->model, o->model, r->k, &r->labels);
+    if (rc) return rc;
+    r->batch = o->batch < n_images ? o->batch : n_images;
+    r->x = malloc(sizeof(float) * (size_t)r->batch * r->c * r->h * r->w);
+    r->geo = calloc((size_t)r->batch, sizeof *r->geo);
+    if (!r->x || !r->geo) return cli_error("out of memory");
+    if (mkdir(o->out, 0755) != 0 && errno != EEXIST) return cli_error("%s: cannot create: %s", o->out, strerror(errno));
+    r->total = n_images;
+    r->t0 = now_seconds();
+    r->tty = !o->quiet && isatty(2);
+    return CLI_OK;
+}
+
+/* Drop images whose outputs exist (an error each, unless --force). */
+static int skip_existing(const explain_opts *o, char **images, int *n)
+{
+    char which[4096];
+    int kept = 0, rc = CLI_OK;
+    for (int i = 0; i < *n; i++) {
+        if (!o->force && outputs_exist(o->out, images[i], which, sizeof which)) {
+            rc = cli_error("%s: exists (use --force to overwrite)", which);
+            free(images[i]);
+            continue;
+        }
+        images[kept++] = images[i];
+    }
+    *n = kept;
+    return rc;
+}
+
+static void run_free(explain_run *r)
+{
+    for (int b = 0; r->geo && b < r->batch; b++) nm_image_free(&r->geo[b]);
+    free(r->geo);
+    free(r->x);
+    cli_labels_free(&r->labels);
+    nm_model_free(r->model);
+}
+
+int cmd_explain(int argc, char **argv)
+{
+    explain_opts o = {.batch = 1};
+    explain_run r = {0};
+    char **images = NULL;
+    int n_images = 0, failed = 0;
+    int rc = parse_args(argc, argv, &o);
+    if (rc == CLI_OK) rc = cli_collect_images(o.inputs, o.n_inputs, &images, &n_images);
+    if (rc == CLI_OK && o.threads) omp_set_num_threads(o.threads);
+    if (rc == CLI_OK) failed = skip_existing(&o, images, &n_images);
+    if (rc == CLI_OK && n_images) rc = setup(&o, &r, n_images);
+    for (int i = 0; rc == CLI_OK && i < n_images; i += r.batch) {
+        int n = n_images - i < r.batch ? n_images - i : r.batch;
+        rc = explain_batch(&o, &r, images + i, n, i, &failed);
+    }
+    if (rc == CLI_OK && failed) rc = CLI_FAIL;
+    cli_free_list(images, n_images);
+    run_free(&r);
+    free(o.inputs);
+    return rc < 0 ? CLI_OK : rc;
+}

@@ -1,0 +1,37 @@
+#include "core/tensor.h"
+
+#include <stdio.h>
+
+#include "core/error.h"
+
+int64_t nm_shape_numel(const nm_shape *s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s->ndim; i++) {
+        if (s->dims[i] < 0 || !nm_mul_i64(n, s->dims[i], &n)) return -1;
+    }
+    return n;
+}
+
+int nm_shape_equal(const nm_shape *a, const nm_shape *b)
+{
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->dims[i] != b->dims[i]) return 0;
+    return 1;
+}
+
+const char *nm_shape_str(const nm_shape *s, char *buf, int cap)
+{
+    int k = snprintf(buf, (size_t)cap, "[");
+    for (int i = 0; i < s->ndim && k < cap; i++)
+        k += snprintf(buf + k, (size_t)(cap - k), i ? ",%lld" : "%lld", (long long)s->dims[i]);
+    if (k < cap) snprintf(buf + k, (size_t)(cap - k), "]");
+    return buf;
+}
+
+int nm_axis(int64_t axis, int rank)
+{
+    if (axis < 0) axis += rank;
+    return (axis < 0 || axis >= rank) ? -1 : (int)axis;
+}

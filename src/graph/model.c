@@ -1,0 +1,246 @@
+/* The public model API: a prepared graph plus the bytes it came from (a new
+ * batch size rebuilds the graph from them). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/graph.h"
+#include "onnx/onnx_import.h"
+
+struct nm_model {
+    nm_graph *g;
+    void *bytes;
+    size_t size;
+    char *source;
+    nm_load_options opt;
+};
+
+static nm_status check_classifier_io(nm_graph *g, nm_error *err)
+{
+    char buf[160];
+    if (g->n_inputs < 1 || g->n_outputs < 1)
+        return nm_fail(err, NM_ERR_PARSE, "%s: model has no input or no output", g->source);
+    nm_tensor *in = &g->t[g->inputs[0]];
+    if (in->dtype != NM_FLOAT || in->shape.ndim != 4)
+        return nm_fail(err, NM_ERR_UNSUPPORTED, "%s: input '%s' is %s %s; neuromask needs a float [N,C,H,W] image input",
+                       g->source, in->name, in->dtype == NM_FLOAT ? "float" : "non-float",
+                       nm_shape_str(&in->shape, buf, sizeof buf));
+    return NM_OK;
+}
+
+static nm_status set_batch_dim(nm_graph *g, int batch, nm_error *err)
+{
+    char buf[160];
+    nm_tensor *in = &g->t[g->inputs[0]];
+    if (batch > 0) in->shape.dims[0] = batch;
+    else if (in->shape.dims[0] <= 0) in->shape.dims[0] = 1;
+    for (int i = 1; i < in->shape.ndim; i++)
+        if (in->shape.dims[i] <= 0)
+            return nm_fail(err, NM_ERR_UNSUPPORTED, "%s: input '%s' has an unknown dimension %s", g->source,
+                           in->name, nm_shape_str(&in->shape, buf, sizeof buf));
+    return NM_OK;
+}
+
+static nm_status build_graph(nm_model *m, int batch, nm_error *err)
+{
+    nm_graph *g = NULL;
+    nm_status s = nm_onnx_import(m->bytes, m->size, m->source, &g, err);
+    if (s) return s;
+    g->limits = m->opt;
+    s = check_classifier_io(g, err);
+    if (!s) s = set_batch_dim(g, batch, err);
+    if (!s) s = nm_graph_sort(g, err);
+    if (!s) s = nm_graph_remove_identities(g, err);
+    if (!s) s = nm_graph_fold_batchnorm(g, err);
+    if (!s) s = nm_graph_prepare(g, 1u, err);
+    if (!s && g->t[g->outputs[0]].dtype != NM_FLOAT)
+        s = nm_fail(err, NM_ERR_UNSUPPORTED, "%s: output '%s' is not float", g->source, g->t[g->outputs[0]].name);
+    if (s) {
+        nm_graph_free(g);
+        return s;
+    }
+    nm_graph_free(m->g);
+    m->g = g;
+    return NM_OK;
+}
+
+nm_status nm_model_load_memory(const void *bytes, size_t size, const char *name,
+                               const nm_load_options *opt, nm_model **out, nm_error *err)
+{
+    *out = NULL;
+    if (!name) name = "<memory>";
+    if (size == 0) return nm_fail(err, NM_ERR_PARSE, "%s: empty file", name);
+    nm_model *m = calloc(1, sizeof *m);
+    if (!m) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", name);
+    m->bytes = malloc(size);
+    m->source = strdup(name);
+    if (opt) m->opt = *opt;
+    nm_status s = (m->bytes && m->source) ? NM_OK : nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", name);
+    if (!s) {
+        memcpy(m->bytes, bytes, size);
+        m->size = size;
+        s = build_graph(m, m->opt.batch, err);
+    }
+    if (s) {
+        nm_model_free(m);
+        return s;
+    }
+    *out = m;
+    return NM_OK;
+}
+
+static nm_status read_file(const char *path, void **bytes, size_t *size, nm_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return nm_fail(err, NM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *more = realloc(buf, cap * 2);
+        if (!more) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = more;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory reading the file", path);
+    if (bad) {
+        free(buf);
+        return nm_fail(err, NM_ERR_IO, "%s: read error", path);
+    }
+    *bytes = buf;
+    *size = n;
+    return NM_OK;
+}
+
+nm_status nm_model_load_file(const char *path, const nm_load_options *opt, nm_model **out, nm_error *err)
+{
+    void *bytes = NULL;
+    size_t size = 0;
+    *out = NULL;
+    nm_status s = read_file(path, &bytes, &size, err);
+    if (s) return s;
+    s = nm_model_load_memory(bytes, size, path, opt, out, err);
+    free(bytes);
+    return s;
+}
+
+void nm_model_free(nm_model *m)
+{
+    if (!m) return;
+    nm_graph_free(m->g);
+    free(m->bytes);
+    free(m->source);
+    free(m);
+}
+
+nm_status nm_model_set_batch(nm_model *m, int batch, nm_error *err)
+{
+    if (batch < 1) return nm_fail(err, NM_ERR_ARG, "%s: batch size must be >= 1 (got %d)", m->source, batch);
+    if (m->g->t[m->g->inputs[0]].shape.dims[0] == batch) return NM_OK;
+    return build_graph(m, batch, err);
+}
+
+nm_shape nm_model_input_shape(const nm_model *m) { return m->g->t[m->g->inputs[0]].shape; }
+nm_shape nm_model_output_shape(const nm_model *m) { return m->g->t[m->g->outputs[0]].shape; }
+const char *nm_model_input_name(const nm_model *m) { return m->g->t[m->g->inputs[0]].name; }
+const char *nm_model_output_name(const nm_model *m) { return m->g->t[m->g->outputs[0]].name; }
+
+const char *nm_model_metadata(const nm_model *m, const char *key)
+{
+    for (int i = 0; i < m->g->n_meta; i++)
+        if (strcmp(m->g->meta_key[i], key) == 0) return m->g->meta_val[i];
+    return NULL;
+}
+
+nm_status nm_model_forward(nm_model *m, const float *input, float *output, nm_error *err)
+{
+    nm_graph *g = m->g;
+    nm_tensor *in = &g->t[g->inputs[0]], *out = &g->t[g->outputs[0]];
+    memcpy(in->data, input, (size_t)in->numel * sizeof(float));
+    nm_status s = nm_graph_forward(g, err);
+    if (!s && output) memcpy(output, out->data, (size_t)out->numel * sizeof(float));
+    return s;
+}
+
+nm_status nm_model_backward(nm_model *m, const float *doutput, float *dinput, nm_error *err)
+{
+    nm_graph *g = m->g;
+    nm_tensor *in = &g->t[g->inputs[0]], *out = &g->t[g->outputs[0]];
+    if (!out->grad) return nm_fail(err, NM_ERR_UNSUPPORTED, "%s: the output does not depend on the input", m->source);
+    memcpy(out->grad, doutput, (size_t)out->numel * sizeof(float));
+    nm_status s = nm_graph_backward(g, err);
+    if (!s && dinput) memcpy(dinput, in->grad, (size_t)in->numel * sizeof(float));
+    return s;
+}
+
+nm_status nm_model_tensor(nm_model *m, const char *name, nm_shape *shape, const float **value,
+                          const float **grad, nm_error *err)
+{
+    int i = nm_graph_find_tensor(m->g, name);
+    if (i < 0) return nm_fail(err, NM_ERR_ARG, "%s: no tensor named '%s'", m->source, name);
+    const nm_tensor *t = &m->g->t[i];
+    if (t->dtype != NM_FLOAT) return nm_fail(err, NM_ERR_ARG, "%s: tensor '%s' is not float", m->source, name);
+    if (shape) *shape = t->shape;
+    if (value) *value = nm_f32(t);
+    if (grad) *grad = t->grad;
+    return NM_OK;
+}
+
+static double node_flops(const nm_graph *g, const nm_node *n)
+{
+    const nm_tensor *out = n->n_out ? &g->t[n->out[0]] : NULL;
+    if (!out || n->n_in < 2 || n->in[1] < 0) return 0;
+    const nm_tensor *w = &g->t[n->in[1]];
+    if (n->op == NM_OP_CONV && w->shape.ndim >= 3 && w->shape.dims[0] > 0)
+        return 2.0 * (double)out->numel * (double)(w->numel / w->shape.dims[0]);
+    if (n->op == NM_OP_GEMM || n->op == NM_OP_MATMUL) {
+        const nm_tensor *a = &g->t[n->in[0]];
+        int64_t k = a->shape.ndim ? a->shape.dims[a->shape.ndim - 1] : 1;
+        if (n->op == NM_OP_GEMM && nm_attr_int(n, "transA", 0)) k = a->shape.dims[0];
+        return 2.0 * (double)out->numel * (double)k;
+    }
+    return 0;
+}
+
+void nm_model_get_info(const nm_model *m, nm_model_info *info)
+{
+    const nm_graph *g = m->g;
+    memset(info, 0, sizeof *info);
+    info->n_nodes = g->n_nodes;
+    info->opset = g->opset;
+    for (int i = 0; i < g->n_t; i++) {
+        const nm_tensor *t = &g->t[i];
+        if (t->is_const && t->dtype == NM_FLOAT) info->n_params += t->numel;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nm_node *n = &g->nodes[i];
+        info->flops += node_flops(g, n);
+        int k = 0;
+        while (k < info->n_op_types && strcmp(info->op_types[k], nm_op_name(n->op)) != 0) k++;
+        if (k == info->n_op_types && k < 64) info->op_types[info->n_op_types++] = nm_op_name(n->op);
+        if (k < 64) info->op_counts[k]++;
+    }
+}
+
+int nm_model_spatial_tensors(const nm_model *m, const char **names, int cap)
+{
+    int count = 0;
+    for (int i = 0; i < m->g->n_nodes; i++) {
+        const nm_node *n = &m->g->nodes[i];
+        for (int k = 0; k < n->n_out; k++) {
+            const nm_tensor *t = nm_out(m->g, n, k);
+            if (!t || t->dtype != NM_FLOAT || t->shape.ndim != 4 || t->shape.dims[2] < 2) continue;
+            if (count < cap) names[count] = t->name;
+            count++;
+        }
+    }
+    return count;
+}

@@ -1,0 +1,102 @@
+/* Small helpers shared by the oneDNN-backed operators (Conv, pooling):
+ * engine/stream access, status checks, memory descriptors from nm_shape,
+ * primitive arguments that move between the graph's plain row-major buffers
+ * and a primitive's preferred (blocked) layout, and the sliding-window
+ * geometry (kernel, strides, pads, auto_pad, ceil_mode) of ONNX. */
+#ifndef NM_OPS_DNNL_UTIL_H
+#define NM_OPS_DNNL_UTIL_H
+
+#include <dnnl.h>
+
+#include "graph/graph.h"
+
+/* Create g->engine and g->stream on first use. */
+nm_status nm_dnnl_ready(nm_graph *g, nm_error *err);
+
+/* NM_OK on dnnl_success; otherwise NM_ERR_INTERNAL with "<what>: <dnnl status>". */
+nm_status nm_dnnl_check(dnnl_status_t s, nm_error *err, const char *what);
+
+/* Plain row-major tag for a rank (a, ab, abc, ...); dnnl_format_tag_undef past 6. */
+dnnl_format_tag_t nm_dnnl_plain_tag(int ndim);
+
+/* f32 memory descriptor of `ndim` dims with a tag (plain or dnnl_format_tag_any). */
+nm_status nm_dnnl_md(dnnl_memory_desc_t *md, int ndim, const int64_t *dims,
+                     dnnl_format_tag_t tag, nm_error *err);
+
+/* Run a primitive on the graph's stream and wait. */
+nm_status nm_dnnl_exec(nm_graph *g, dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args);
+
+/* Create a primitive from an op descriptor; the primitive descriptor is
+ * returned in *pd when pd is not NULL (caller destroys), else destroyed. */
+nm_status nm_dnnl_primitive(nm_graph *g, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
+                            const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd,
+                            dnnl_primitive_t *prim, nm_error *err, const char *what);
+
+/* One primitive argument as the graph sees it: a plain row-major buffer given
+ * per call and, when the primitive prefers another layout, the primitive's own
+ * buffer plus a reorder between the two.
+ *   NM_ARG_IN:  plain -> prim before execution (or the plain buffer used directly)
+ *   NM_ARG_OUT: prim -> plain after execution (or written directly)
+ *   NM_ARG_ACC: prim -> plain, ADDED to the plain buffer (gradients); always
+ *               goes through the primitive's own buffer since oneDNN writes. */
+typedef enum nm_arg_kind { NM_ARG_IN, NM_ARG_OUT, NM_ARG_ACC } nm_arg_kind;
+
+typedef struct nm_dnnl_arg {
+    nm_arg_kind kind;
+    dnnl_memory_t user;       /* plain layout; handle set per call */
+    dnnl_memory_t prim;       /* primitive layout; == user when used directly */
+    dnnl_primitive_t reorder; /* NULL when no reorder is needed (ACC: plain add) */
+    int64_t numel;
+    unsigned frozen : 1;      /* NM_ARG_IN converted once (constant weights) */
+} nm_dnnl_arg;
+
+/* `prim_md` is what the primitive descriptor asks for; `dims` the plain shape. */
+nm_status nm_dnnl_arg_init(nm_graph *g, nm_dnnl_arg *a, nm_arg_kind kind, int ndim,
+                           const int64_t *dims, const dnnl_memory_desc_t *prim_md, nm_error *err);
+/* NM_ARG_IN: present `data` to the primitive (reorders unless frozen). */
+nm_status nm_dnnl_arg_in(nm_graph *g, nm_dnnl_arg *a, const void *data);
+/* NM_ARG_IN of a constant: convert once now, later calls reuse it. */
+nm_status nm_dnnl_arg_freeze(nm_graph *g, nm_dnnl_arg *a, const void *data, nm_error *err);
+/* NM_ARG_OUT: point the primitive at `data` before execution when plain. */
+void nm_dnnl_arg_out_begin(nm_dnnl_arg *a, void *data);
+/* NM_ARG_OUT: copy out after execution; NM_ARG_ACC: add into `data`. */
+nm_status nm_dnnl_arg_out_end(nm_graph *g, nm_dnnl_arg *a, float *data);
+void nm_dnnl_arg_free(nm_dnnl_arg *a);
+/* 1 when the primitive uses the plain buffer itself. */
+static inline int nm_dnnl_arg_is_plain(const nm_dnnl_arg *a) { return a->reorder == NULL; }
+
+/* ---------------------------------------------------------- window geometry */
+
+#define NM_MAX_SPATIAL 3
+
+typedef enum nm_auto_pad { NM_PAD_NOTSET, NM_PAD_VALID, NM_PAD_SAME_UPPER, NM_PAD_SAME_LOWER } nm_auto_pad;
+
+typedef struct nm_window {
+    int nsp;                            /* spatial dims, 1..3 */
+    int64_t in[NM_MAX_SPATIAL], out[NM_MAX_SPATIAL];
+    int64_t kernel[NM_MAX_SPATIAL], stride[NM_MAX_SPATIAL], dilation[NM_MAX_SPATIAL];
+    int64_t pad_l[NM_MAX_SPATIAL];
+    int64_t pad_r[NM_MAX_SPATIAL];      /* as ONNX means it (explicit or auto_pad) */
+    int64_t extra_r[NM_MAX_SPATIAL];    /* ceil_mode: windows reaching past pad_r */
+} nm_window;
+
+/* Parse auto_pad; -1 when the string is not one ONNX defines. */
+int nm_auto_pad_parse(const char *s);
+
+/* Check the window attributes' lengths against `nsp` (init time). */
+nm_status nm_window_check_attrs(nm_graph *g, const nm_node *n, int nsp_or_0, nm_error *err);
+
+/* Geometry of one node from its attributes (kernel_shape, strides, pads,
+ * dilations, auto_pad) and the input's spatial dims; `kernel` overrides
+ * kernel_shape when not NULL (Conv: from W). ceil_mode rounds the output up,
+ * dropping a last window that would start in the right padding. */
+nm_status nm_window_from_node(nm_graph *g, const nm_node *n, int nsp, const int64_t *in_spatial,
+                              const int64_t *kernel, int ceil_mode, nm_window *w, nm_error *err);
+
+/* Dilated kernel extent of axis i. */
+static inline int64_t nm_window_extent(const nm_window *w, int i)
+{
+    return (w->kernel[i] - 1) * w->dilation[i] + 1;
+}
+
+#endif

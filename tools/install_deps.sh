@@ -1,0 +1,21 @@
+#!/bin/sh
+# Install neuromask's Debian dependencies (idempotent; needs root).
+# Usage: tools/install_deps.sh [--test]   (--test adds what the tests need)
+set -e
+pkgs="cmake make gcc pkg-config libdnnl-dev libprotobuf-c-dev protobuf-c-compiler libpng-dev libjpeg-dev"
+if [ "$1" = "--test" ]; then
+  pkgs="$pkgs libonnx-testdata python3 python3-numpy python3-torch python3-torchvision python3-onnx"
+fi
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+if [ "$(id -u)" != 0 ]; then
+  echo "install_deps.sh: need root to install:$missing" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends $missing
