@@ -3,9 +3,10 @@
  *   plain: primitives created on plain tags, used on the graph's buffers;
  *   any:   primitives on oneDNN's preferred layouts, with the reorders in and
  *          out that the operator runs per call (weights pre-reordered).
- * Build (from the repo root):
+ * Build (from the repo root, after building the library into build/):
  *   gcc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -march=native -Iinclude -Isrc \
- *       bench/conv_layout.c src/ops/dnnl_util.c src/core/error.c src/core/tensor.c src/graph/graph.c src/ops/op_table.c -ldnnl -o /tmp/conv_layout
+ *       bench/conv_layout.c build/libneuromask.a build/libnm_proto.a \
+ *       -lprotobuf-c -ldnnl -lpng -ljpeg -lm -o /tmp/conv_layout
  * Run: /tmp/conv_layout [batch] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,10 @@ static const layer layers[] = {
     {"resnet20 64->64 8x8", 64, 64, 8, 8, 3, 1, 1, 1},
     {"3x3 128->128 28x28", 128, 128, 28, 28, 3, 1, 1, 1},
     {"1x1 64->256 56x56", 64, 256, 56, 56, 1, 1, 0, 1},
+    {"1x1 256->64 56x56", 256, 64, 56, 56, 1, 1, 0, 1},
+    {"1x1 32->64 112x112", 32, 64, 112, 112, 1, 1, 0, 1},
+    {"1x1 512->512 7x7", 512, 512, 7, 7, 1, 1, 0, 1},
+    {"1x1 s2 256->512 56x56", 256, 512, 56, 56, 1, 2, 0, 1},
     {"dw3x3 32 112x112", 32, 32, 112, 112, 3, 1, 1, 32},
 };
 

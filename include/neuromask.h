@@ -162,9 +162,10 @@ typedef struct nm_neuromask_options {
     nm_optimizer optimizer;
     float lr;
     int steps;              /* maximum number of steps */
-    float tol;              /* > 0: stop an image when its loss moved by less than tol
-                               (relative) over `window` steps */
+    float tol;              /* an image has converged when its loss moved by less than
+                               tol (relative) over `window` steps */
     int window;
+    int early_stop;         /* stop each image once it has converged */
     uint64_t seed;
     nm_baseline baseline;
     float blur_sigma;       /* pixels, for NM_BASELINE_BLUR */
@@ -185,6 +186,7 @@ typedef struct nm_explanation {
     float *prob_after;      /* ... on the masked image */
     int *top_after;         /* top-1 class of the masked image */
     int *steps;             /* steps run per image */
+    int *converged_at;      /* first step at which the image met the convergence test, or -1 */
     float *loss_pred, *loss_sparse, *loss_smooth;   /* final terms, weighted */
     float *history;         /* steps_run x batch total losses */
     int history_len;

@@ -70,9 +70,15 @@ open("truncated.png", "wb").write(p[: len(p) // 2])
 buf = io.BytesIO(); Image.fromarray(big).save(buf, "JPEG", quality=90); j = buf.getvalue()
 open("truncated.jpg", "wb").write(j[: len(j) // 2])
 open("text.png", "wb").write(b"this is not an image\n")
+Image.fromarray(np.zeros((8, 8, 4), np.uint8), "CMYK").save("cmyk.jpg")
+broken = bytearray(j)
+broken[len(j) // 3: len(j) // 3 + 64] = bytes(64)   # zeros inside the entropy-coded data
+open("corrupt.jpg", "wb").write(bytes(broken[:200]) + b"\xff\xd9")
 # PNG signature + IHDR declaring 0x0 (hand-made: encoders refuse to write it)
 ihdr = b"\x00\x00\x00\x0dIHDR" + b"\x00" * 8 + b"\x08\x02\x00\x00\x00" + b"\x00" * 4
 open("zero.png", "wb").write(b"\x89PNG\r\n\x1a\n" + ihdr)
+ihdr = b"\x00\x00\x00\x0dIHDR" + (100000).to_bytes(4, "big") * 2 + b"\x08\x02\x00\x00\x00" + b"\x00" * 4
+open("huge.png", "wb").write(b"\x89PNG\r\n\x1a\n" + ihdr)
 open("labels3.txt", "w").write("a\nb\nc\n")
 os.mkdir("empty_dir")
 EOF
@@ -128,11 +134,15 @@ row "external-data initializer"   1 external_data.onnx   $C --model external_dat
 row "missing initializer"         1 missing_init.onnx    $C --model missing_init.onnx ok.png
 row "input not 4-D"               1 input_2d.onnx        $C --model input_2d.onnx ok.png
 row "absurd input dimensions"     1 absurd_dims.onnx     $C --model absurd_dims.onnx ok.png
+row "directory as model"          1 empty_dir            $C --model empty_dir ok.png
 row "info on a truncated ONNX"    1 truncated.onnx       info truncated.onnx
 row "image that is not an image"  1 text.png             $C --model tiny.onnx text.png
 row "truncated PNG"               1 truncated.png        $C --model tiny.onnx truncated.png
 row "truncated JPEG"              1 truncated.jpg        $C --model tiny.onnx truncated.jpg
 row "0x0 PNG"                     1 zero.png             $C --model tiny.onnx zero.png
+row "CMYK JPEG"                   1 cmyk.jpg             $C --model tiny.onnx cmyk.jpg
+row "JPEG cut short, EOI added"   1 corrupt.jpg          $C --model tiny.onnx corrupt.jpg
+row "PNG declaring 100000x100000" 1 huge.png             $C --model tiny.onnx huge.png
 row "missing image"               1 nothere.png          $C --model tiny.onnx nothere.png
 row "directory without images"    1 empty_dir            $C --model tiny.onnx empty_dir
 row "labels count mismatch"       1 labels3.txt          $C --model tiny.onnx --labels labels3.txt ok.png

@@ -281,6 +281,7 @@ static void test_jpeg(void)
         worst = d > worst ? d : worst;
     }
     nm_check(worst < 0.25, "JPEG decode close to the source (max diff %.3f)", worst);
+    nm_image_free(&g);
     nm_check(nm_image_load(tmp_path("cmyk.jpg"), &g, &err) == NM_ERR_UNSUPPORTED &&
                  starts_with(err.msg, tmp_path("cmyk.jpg")),
              "CMYK JPEG unsupported: %s", err.msg);

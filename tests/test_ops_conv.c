@@ -3,7 +3,8 @@
  * backward passes (written from the ONNX spec, independent of the operators),
  * and against central finite differences. Covers groups, depthwise, strides,
  * dilations, asymmetric pads, auto_pad, 1-D/3-D, ceil_mode,
- * count_include_pad, batch > 1, constant weights and weights fed as inputs. */
+ * count_include_pad, batch > 1, constant weights and weights fed as inputs,
+ * MaxPool on int64 and its Indices output. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -663,7 +664,55 @@ static void test_global(const char *op, int ndim, const int64_t *dims, int ties)
     nm_graph_free(g);
 }
 
-/* ------------------------------------------------------------ errors, int64 */
+/* ------------------------------------------------------------ errors, int64, Indices */
+
+static void add_output(nm_graph *g, const char *name)
+{
+    nm_node *n = &g->nodes[0];
+    n->out = realloc(n->out, sizeof(int) * (size_t)(n->n_out + 1));
+    n->out[n->n_out++] = nm_graph_tensor(g, name);
+    nm_graph_add_output(g, n->out[n->n_out - 1]);
+}
+
+/* MaxPool's second output: the flat index of each maximum in X, spatial axes
+ * row-major, or column-major with storage_order 1. */
+static void test_maxpool_indices(int col_major)
+{
+    nm_error err = {0};
+    spec p = pool_spec("MaxPool", 2, 2, 3, (int64_t[]){5, 6}, (int64_t[]){3, 2});
+    p.s[0] = p.s[1] = 2;
+    memcpy(p.pads, (int64_t[]){1, 0, 1, 1}, sizeof(int64_t) * 4);
+    p.ceil_mode = 1;
+    rgeom q;
+    ref_geom(&p, &q);
+    nm_graph *g = build(&p, 0, NULL, NULL);
+    add_output(g, "Indices");
+    add_int(g, 0, "storage_order", col_major);
+    nm_status st = nm_test_prepare(g, &err);
+    if (nm_check(st == NM_OK, "MaxPool Indices: prepare: %s", err.msg)) {
+        nm_tensor *x = &g->t[g->inputs[0]], *y = &g->t[g->outputs[0]], *ind = &g->t[g->outputs[1]];
+        float *v = distinct_floats(x->numel);
+        memcpy(x->data, v, sizeof(float) * (size_t)x->numel);
+        int ok = nm_check(nm_graph_forward(g, &err) == NM_OK, "MaxPool Indices: forward: %s", err.msg);
+        ok &= nm_check(ind->dtype == NM_INT64 && nm_shape_equal(&ind->shape, &y->shape), "MaxPool Indices: shape");
+        int64_t h = q.in[1], w = q.in[2];
+        for (int64_t i = 0; ok && i < y->numel; i++) {
+            int64_t k = nm_i64(ind)[i], c = k / q.in_sz, sp = k % q.in_sz;
+            if (col_major) sp = sp % h * w + sp / h;   /* back to row-major */
+            ok &= k >= 0 && k < x->numel && v[c * q.in_sz + sp] == nm_f32(y)[i] && c == i / q.out_sz;
+        }
+        nm_check(ok, "MaxPool Indices (storage_order %d): each index points at its maximum", col_major);
+        free(v);
+    }
+    nm_graph_free(g);
+
+    /* storage_order alone (no Indices) changes nothing. */
+    g = build(&p, 0, NULL, NULL);
+    add_int(g, 0, "storage_order", 1);
+    st = nm_test_prepare(g, &err);
+    nm_check(st == NM_OK, "MaxPool storage_order 1 without Indices: %s", err.msg);
+    nm_graph_free(g);
+}
 
 static nm_status prepare_status(nm_graph *g, nm_error *err)
 {
@@ -675,21 +724,8 @@ static nm_status prepare_status(nm_graph *g, nm_error *err)
 static void test_errors(void)
 {
     nm_error err = {0};
-    /* MaxPool's Indices output. */
-    spec p = pool_spec("MaxPool", 2, 1, 1, (int64_t[]){4, 4}, (int64_t[]){2, 2});
-    nm_graph *g = build(&p, 0, NULL, NULL);
-    int ind = nm_graph_tensor(g, "Indices");
-    g->nodes[0].out = realloc(g->nodes[0].out, 2 * sizeof(int));
-    g->nodes[0].out[1] = ind;
-    g->nodes[0].n_out = 2;
-    nm_status st = prepare_status(g, &err);
-    nm_check(st == NM_ERR_UNSUPPORTED, "MaxPool Indices: unsupported (%s: %s)", nm_status_name(st), err.msg);
-
-    g = build(&p, 0, NULL, NULL);
-    add_int(g, 0, "storage_order", 1);
-    st = prepare_status(g, &err);
-    nm_check(st == NM_ERR_UNSUPPORTED, "MaxPool storage_order 1: unsupported (%s)", nm_status_name(st));
-
+    nm_status st;
+    nm_graph *g;
     /* Kernel larger than the padded input. */
     spec c = conv_spec(2, 1, 2, 2, 1, (int64_t[]){3, 3}, (int64_t[]){5, 5});
     float w[2 * 2 * 25] = {0}, b[2] = {0};
@@ -751,5 +787,7 @@ int main(int argc, char **argv)
     test_global("GlobalMaxPool", 4, (int64_t[]){1, 2, 3, 3}, 1);
     test_errors();
     test_maxpool_int64();
+    test_maxpool_indices(0);
+    test_maxpool_indices(1);
     return nm_test_summary();
 }

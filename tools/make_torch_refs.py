@@ -7,8 +7,13 @@ For each model (random weights, fixed seed, eval mode) writes to OUTDIR:
   <model>.onnx        opset 13, input `input` [1,3,H,W], output `logits` [1,1000]
   <model>.input.bin   x, a fixed random input (raw little-endian float32)
   <model>.g.bin       g, a fixed random weighting of the logits
-  <model>.logits.bin  model(x), float32
-  <model>.grad.bin    d sum(model(x) * g) / dx, float32 autograd
+  <model>.logits.bin  model(x), float32 torch
+  <model>.grad.bin    d sum(model(x) * g) / dx, float32 torch autograd
+  <model>.logits64.bin, <model>.grad64.bin  the same computed in float64 (stored as float32):
+                      the truth to compare with; the float32 files give torch's own
+                      float32 noise floor (for resnet50 and inception_v3 the float32
+                      input gradient is only ~0.9998 cosine-similar to the float64 one:
+                      ReLU decisions near zero flip under float32 rounding)
   <model>.json        shapes, export mode, float32-vs-float64 noise floor, script hash
 A model whose files exist and whose .json names the current script hash is skipped.
 
@@ -108,7 +113,8 @@ def cosine(a, b):
 def make(name, outdir, tag):
     stem = os.path.join(outdir, name)
     meta_path = stem + ".json"
-    files = [stem + s for s in (".onnx", ".input.bin", ".g.bin", ".logits.bin", ".grad.bin")]
+    files = [stem + s for s in (".onnx", ".input.bin", ".g.bin", ".logits.bin", ".grad.bin",
+                                ".logits64.bin", ".grad64.bin")]
     if os.path.exists(meta_path) and all(os.path.exists(f) for f in files):
         with open(meta_path) as f:
             if json.load(f).get("script_hash") == tag:
@@ -136,7 +142,8 @@ def make(name, outdir, tag):
     }
     useful = spread > 1e-3 * peak and torch.isfinite(logits64).all() and float(grad64.abs().max()) > 0
     export(model, x, stem + ".onnx", name in KEEP_BN)
-    for suffix, t in ((".input.bin", x), (".g.bin", g), (".logits.bin", logits), (".grad.bin", grad)):
+    for suffix, t in ((".input.bin", x), (".g.bin", g), (".logits.bin", logits), (".grad.bin", grad),
+                      (".logits64.bin", logits64), (".grad64.bin", grad64)):
         write_bin(stem + suffix, t)
     meta = {
         "model": name, "seed": seed, "opset": 13,

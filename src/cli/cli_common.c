@@ -206,7 +206,7 @@ int cli_preprocess_option(cli_parser *p, cli_preprocess_flags *f)
         nm_error err = { 0 };
         /* refuse a bad spec before any model is loaded */
         if (!p->status && nm_preprocess_parse(f->spec, &check, &err) != NM_OK)
-            p->status = cli_usage_error(p->cmd, "--preprocess: %s", err.msg);
+            p->status = cli_usage_error(p->cmd, "%s", err.msg);
         return 1;
     }
     if (cli_int(p, "--resize", 1, 65535, &v)) f->resize = v, f->has_resize = 1;
@@ -240,7 +240,7 @@ int cli_resolve_preprocess(const char *cmd, const cli_preprocess_flags *f, const
     const char *meta = m ? nm_model_metadata(m, "neuromask.preprocess") : NULL;
     if (f->spec) {
         if (nm_preprocess_parse(f->spec, out, &err) != NM_OK)
-            return cli_usage_error(cmd, "--preprocess: %s", err.msg);
+            return cli_usage_error(cmd, "%s", err.msg);
     } else if (meta) {
         if (nm_preprocess_parse(meta, out, &err) != NM_OK)
             return cli_error("%s: metadata neuromask.preprocess: %s", model_path, err.msg);

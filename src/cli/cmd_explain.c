@@ -37,8 +37,9 @@ static const char explain_help[] =
     "  --baseline NAME    black (the paper's) | blur | mean | noise\n"
     "  --blur-sigma F     pixels, for --baseline blur (5)\n"
     "  --grid N           learn an N x N mask upsampled bilinearly (default: per pixel)\n"
-    "  --tol F            stop an image when its loss changed by less than F (relative)\n"
-    "  --window N         ... over N steps (50)\n"
+    "  --tol F            an image has converged when its loss changed by less than F\n"
+    "  --window N         (relative) over N steps (1e-3 over 50)\n"
+    "  --early-stop       stop each image once it has converged\n"
     "  --seed N           random seed (0); the same seed writes the same files\n"
     "  --batch N          images optimised together (default 1)\n"
     "  --labels FILE      class names, one per line (default: the model's metadata)\n"
@@ -50,7 +51,7 @@ static const char explain_help[] =
 
 typedef struct explain_opts {
     const char *model, *out, *labels, *preset, *optimizer, *baseline;
-    int batch, threads, force, quiet;
+    int batch, threads, force, quiet, early_stop;
     nm_neuromask_options nm;
     /* options given on the command line, applied over the preset */
     int cls, steps, kernel, grid, window, seed;
@@ -105,6 +106,7 @@ static int parse_args(int argc, char **argv, explain_opts *o)
         else if (cli_int(&p, "--threads", 1, 1024, &o->threads)) {}
         else if (cli_flag(&p, "--force")) o->force = 1;
         else if (cli_flag(&p, "--quiet")) o->quiet = 1;
+        else if (cli_flag(&p, "--early-stop")) o->early_stop = 1;
         else if (nm_option(&p, o)) {}
         else if (cli_preprocess_option(&p, &o->pre)) {}
         else cli_unknown(&p);
@@ -157,6 +159,7 @@ static int resolve_nm_options(explain_opts *o, int input_h)
     if (o->has_temperature) n->temperature = o->temperature;
     if (o->has_blur_sigma) n->blur_sigma = o->blur_sigma;
     if (o->has_tol) n->tol = o->tol;
+    n->early_stop = o->early_stop;
     o->preset = preset;
     return CLI_OK;
 }
@@ -237,12 +240,12 @@ static void json_options(FILE *f, const explain_opts *o)
     fprintf(f, "  \"options\": {\"preset\": \"%s\", \"class\": %d, \"steps\": %d, \"lr\": %.6g, "
                "\"l_pred\": %.6g, \"l_sparse\": %.6g, \"l_smooth\": %.6g, \"temperature\": %.6g, "
                "\"init_range\": %.6g, \"kernel\": %d, \"optimizer\": \"%s\", \"baseline\": \"%s\", "
-               "\"blur_sigma\": %.6g, \"grid\": %d, \"tol\": %.6g, \"window\": %d, \"seed\": %llu, "
-               "\"batch\": %d},\n",
+               "\"blur_sigma\": %.6g, \"grid\": %d, \"tol\": %.6g, \"window\": %d, \"early_stop\": %s, "
+               "\"seed\": %llu, \"batch\": %d},\n",
             o->preset, n->target_class, n->steps, (double)n->lr, (double)n->l_pred, (double)n->l_sparse,
             (double)n->l_smooth, (double)n->temperature, (double)n->init_range, n->kernel,
             optimizers[n->optimizer], baselines[n->baseline], (double)n->blur_sigma, n->grid,
-            (double)n->tol, n->window, (unsigned long long)n->seed, o->batch);
+            (double)n->tol, n->window, n->early_stop ? "true" : "false", (unsigned long long)n->seed, o->batch);
 }
 
 static void json_preprocess(FILE *f, const nm_preprocess *p)
@@ -276,8 +279,8 @@ static char *json_record(const explain_opts *o, const explain_run *r, const nm_e
     fprintf(f, ",\n  \"prob_before\": %.6g,\n  \"prob_after\": %.6g,\n  \"kept\": %s,\n  \"top_after\": %d,\n",
             (double)e->prob_before[b], (double)e->prob_after[b], e->top_after[b] == e->target[b] ? "true" : "false",
             e->top_after[b]);
-    fprintf(f, "  \"mask_mean\": %.6g,\n  \"mask_area\": %.6g,\n  \"steps\": %d,\n", (double)mean, (double)area,
-            e->steps[b]);
+    fprintf(f, "  \"mask_mean\": %.6g,\n  \"mask_area\": %.6g,\n  \"steps\": %d,\n  \"converged_at\": %d,\n",
+            (double)mean, (double)area, e->steps[b], e->converged_at[b]);
     float terms[3] = {e->loss_pred[b], e->loss_sparse[b], e->loss_smooth[b]};
     fprintf(f, "  \"loss\": %.6g,\n", (double)(terms[0] + terms[1] + terms[2]));
     json_floats(f, "loss_terms", terms, 3);

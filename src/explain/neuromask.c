@@ -231,10 +231,10 @@ static nm_status step(nm_run *r, nm_model *m, const int *target, nm_error *err)
 static nm_status check_options(const nm_neuromask_options *o, nm_error *err)
 {
     if (o->steps < 0 || o->lr <= 0 || o->temperature <= 0 || (o->kernel != 3 && o->kernel != 5) ||
-        o->grid < 0 || (o->tol > 0 && o->window < 1) ||
+        o->grid < 0 || o->tol < 0 || o->window < 1 ||
         (o->baseline == NM_BASELINE_BLUR && !(o->blur_sigma > 0 && o->blur_sigma < 40)))
         return nm_fail(err, NM_ERR_ARG, "NeuroMask options out of range (steps >= 0, lr > 0, T > 0, kernel 3 or 5, "
-                                        "grid >= 0, window >= 1 with tol, 0 < blur sigma < 40)");
+                                        "grid >= 0, tol >= 0, window >= 1, 0 < blur sigma < 40)");
     return NM_OK;
 }
 
@@ -257,13 +257,14 @@ static nm_status alloc_result(nm_explanation *e, const nm_run *r)
     e->target = malloc(sizeof(int) * B);
     e->top_after = malloc(sizeof(int) * B);
     e->steps = calloc(B, sizeof(int));
+    e->converged_at = malloc(sizeof(int) * B);
     e->prob_before = malloc(sizeof(float) * B);
     e->prob_after = malloc(sizeof(float) * B);
     e->loss_pred = malloc(sizeof(float) * B);
     e->loss_sparse = malloc(sizeof(float) * B);
     e->loss_smooth = malloc(sizeof(float) * B);
     e->history = malloc(sizeof(float) * B * (size_t)(r->o->steps + 1));
-    if (!e->mask || !e->target || !e->top_after || !e->steps || !e->prob_before || !e->prob_after ||
+    if (!e->mask || !e->target || !e->top_after || !e->steps || !e->converged_at || !e->prob_before || !e->prob_after ||
         !e->loss_pred || !e->loss_sparse || !e->loss_smooth || !e->history)
         return NM_ERR_MEMORY;
     return NM_OK;
@@ -271,7 +272,7 @@ static nm_status alloc_result(nm_explanation *e, const nm_run *r)
 
 void nm_explanation_free(nm_explanation *e)
 {
-    void *bufs[] = {e->mask, e->target, e->top_after, e->steps, e->prob_before, e->prob_after,
+    void *bufs[] = {e->mask, e->target, e->top_after, e->steps, e->converged_at, e->prob_before, e->prob_after,
                     e->loss_pred, e->loss_sparse, e->loss_smooth, e->history};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(e, 0, sizeof *e);
@@ -288,11 +289,11 @@ static void init_weights(nm_run *r)
     }
 }
 
-/* An image is done when its loss moved by less than tol (relative) over the window. */
+/* An image has converged when its loss moved by less than tol (relative) over the window. */
 static int converged(const nm_explanation *e, const nm_run *r, int b, int t)
 {
     const nm_neuromask_options *o = r->o;
-    if (o->tol <= 0 || t < o->window) return 0;
+    if (t < o->window) return 0;
     float now = e->history[(size_t)t * r->B + b], then = e->history[(size_t)(t - o->window) * r->B + b];
     return fabsf(now - then) <= o->tol * fabsf(then);
 }
@@ -300,10 +301,11 @@ static int converged(const nm_explanation *e, const nm_run *r, int b, int t)
 static nm_status optimise(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err)
 {
     const nm_neuromask_options *o = r->o;
-    int *done = calloc((size_t)r->B, sizeof(int));
+    int *done = calloc((size_t)(unsigned)r->B, sizeof(int));
     if (!done) return nm_fail(err, NM_ERR_MEMORY, "out of memory");
     int t = 0, remaining = r->B;
     nm_status s = NM_OK;
+    for (int b = 0; b < r->B; b++) e->converged_at[b] = -1;
     for (; t < o->steps && remaining > 0 && !s; t++) {
         s = step(r, m, e->target, err);
         if (s) break;
@@ -312,7 +314,8 @@ static nm_status optimise(nm_run *r, nm_model *m, nm_explanation *e, nm_error *e
             if (done[b]) continue;
             nm_optim_step(&r->opt, r->w, r->dw, (int64_t)b * r->cells, r->cells, t + 1);
             e->steps[b] = t + 1;
-            if (converged(e, r, b, t)) {
+            if (e->converged_at[b] < 0 && converged(e, r, b, t)) e->converged_at[b] = t + 1;
+            if (o->early_stop && e->converged_at[b] > 0) {
                 done[b] = 1;
                 remaining--;
             }
@@ -413,6 +416,7 @@ nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_erro
     o->optimizer = NM_OPT_RMSPROP;
     o->lr = 0.03f;
     o->steps = 2000;
+    o->tol = 1e-3f;
     o->window = 50;
     o->baseline = NM_BASELINE_BLACK;
     o->blur_sigma = 5.f;

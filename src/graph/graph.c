@@ -45,7 +45,7 @@ static void free_tensor(nm_tensor *t)
     free(t->grad);
 }
 
-static void free_node(nm_node *n)
+void nm_node_free(nm_node *n)
 {
     const nm_op_impl *impl = nm_op_get(n->op);
     if (n->state && impl && impl->destroy) impl->destroy(n);
@@ -70,7 +70,7 @@ static void free_node(nm_node *n)
 void nm_graph_free(nm_graph *g)
 {
     if (!g) return;
-    for (int i = 0; i < g->n_nodes; i++) free_node(&g->nodes[i]);
+    for (int i = 0; i < g->n_nodes; i++) nm_node_free(&g->nodes[i]);
     for (int i = 0; i < g->n_t; i++) free_tensor(&g->t[i]);
     for (int i = 0; i < g->n_meta; i++) {
         free(g->meta_key[i]);
@@ -127,7 +127,7 @@ int nm_graph_add_node(nm_graph *g, const char *op_type, const char *name,
     n->in = dup_ints(in, n_in);
     n->out = dup_ints(out, n_out);
     if (!n->op_type || !n->name || !n->in || !n->out) {
-        free_node(n);
+        nm_node_free(n);
         return -1;
     }
     n->n_in = n_in;

@@ -60,6 +60,8 @@ typedef struct nm_graph {
  * g->nodes do not survive further additions. */
 nm_graph *nm_graph_new(const char *source);
 void nm_graph_free(nm_graph *g);
+/* Free what a node owns (its op state, attributes, names), not the node itself. */
+void nm_node_free(nm_node *n);
 int nm_graph_find_tensor(const nm_graph *g, const char *name);   /* -1 if absent */
 int nm_graph_tensor(nm_graph *g, const char *name);               /* find or add; -1 on OOM */
 int nm_graph_add_node(nm_graph *g, const char *op_type, const char *name,

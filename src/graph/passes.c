@@ -45,36 +45,6 @@ static int find_producer(const nm_graph *g, int t)
     return -1;
 }
 
-static void release_tensor(nm_tensor *t)
-{
-    free(t->name);
-    free(t->data);
-    free(t->grad);
-}
-
-/* Frees what a node owns (as graph.c does when the whole graph goes). */
-static void release_node(nm_node *n)
-{
-    const nm_op_impl *impl = nm_op_get(n->op);
-    if (n->state && impl && impl->destroy) impl->destroy(n);
-    for (int i = 0; i < n->n_attrs; i++) {
-        nm_attr *a = &n->attrs[i];
-        free(a->name);
-        free(a->s);
-        free(a->floats);
-        free(a->ints);
-        if (a->t) {
-            release_tensor(a->t);
-            free(a->t);
-        }
-    }
-    free(n->attrs);
-    free(n->name);
-    free(n->op_type);
-    free(n->in);
-    free(n->out);
-}
-
 static void set_producers(nm_graph *g)
 {
     for (int i = 0; i < g->n_t; i++) g->t[i].producer = -1;
@@ -88,7 +58,7 @@ void nm_graph_drop_dead(nm_graph *g)
     int kept = 0;
     for (int k = 0; k < g->n_nodes; k++) {
         if (g->nodes[k].dead) {
-            release_node(&g->nodes[k]);
+            nm_node_free(&g->nodes[k]);
             continue;
         }
         if (kept != k) g->nodes[kept] = g->nodes[k];

@@ -116,8 +116,10 @@ static nm_status parse_item(const char *spec, const char *item, size_t n, nm_pre
         memcpy(name, item, n);
         name[n] = 0;
         nm_preprocess base;
-        if (nm_preprocess_recipe(name, &base, NULL) != NM_OK)
+        if (nm_preprocess_recipe(name, &base, err) != NM_OK) {
+            if (strcmp(spec, name) == 0) return err ? err->code : NM_ERR_ARG;
             return nm_fail(err, NM_ERR_ARG, "preprocessing '%s': unknown recipe '%s'", spec, name);
+        }
         *p = base;
         return NM_OK;
     }
@@ -231,22 +233,37 @@ static unsigned char clip_fixed(int v)
     return (unsigned char)(v >> RESAMPLE_BITS);
 }
 
-/* One separable pass along x (horizontal) or y. */
-static void resample_pass(const u8_image *in, u8_image *out, const taps *t, int horizontal)
+/* The horizontal pass: each output pixel mixes a run of input columns. */
+static void resample_rows(const u8_image *in, u8_image *out, const taps *t)
 {
     int c = in->c;
     for (int y = 0; y < out->h; y++) {
+        const unsigned char *src = in->px + (size_t)y * in->w * c;
+        unsigned char *dst = out->px + (size_t)y * out->w * c;
         for (int x = 0; x < out->w; x++) {
-            int o = horizontal ? x : y;
-            const int *w = t->w + (size_t)o * t->ksize;
+            const int *w = t->w + (size_t)x * t->ksize;
+            const unsigned char *s0 = src + (size_t)t->first[x] * c;
             for (int ch = 0; ch < c; ch++) {
-                int acc = 1 << (RESAMPLE_BITS - 1);
-                for (int j = 0; j < t->count[o]; j++) {
-                    int sx = horizontal ? t->first[o] + j : x, sy = horizontal ? y : t->first[o] + j;
-                    acc += in->px[((size_t)sy * in->w + sx) * c + ch] * w[j];
-                }
-                out->px[((size_t)y * out->w + x) * c + ch] = clip_fixed(acc);
+                int acc = 1 << (RESAMPLE_BITS - 1);   /* rounds the final shift */
+                for (int j = 0; j < t->count[x]; j++) acc += s0[j * c + ch] * w[j];
+                dst[x * c + ch] = clip_fixed(acc);
             }
+        }
+    }
+}
+
+/* The vertical pass: each output row mixes a run of whole input rows. */
+static void resample_columns(const u8_image *in, u8_image *out, const taps *t)
+{
+    size_t row = (size_t)in->w * in->c;
+    for (int y = 0; y < out->h; y++) {
+        const int *w = t->w + (size_t)y * t->ksize;
+        const unsigned char *s0 = in->px + (size_t)t->first[y] * row;
+        unsigned char *dst = out->px + (size_t)y * row;
+        for (size_t i = 0; i < row; i++) {
+            int acc = 1 << (RESAMPLE_BITS - 1);
+            for (int j = 0; j < t->count[y]; j++) acc += s0[j * row + i] * w[j];
+            dst[i] = clip_fixed(acc);
         }
     }
 }
@@ -267,13 +284,13 @@ static nm_status resize_u8(const u8_image *in, int w, int h, u8_image *out, nm_e
     taps t = { 0 };
     if (w != in->w) {
         if (!taps_make(in->w, w, &t) || !u8_alloc(&mid, w, in->h, in->c)) goto oom;
-        resample_pass(in, &mid, &t, 1);
+        resample_rows(in, &mid, &t);
         taps_free(&t);
         src = &mid;
     }
     if (h != in->h) {
         if (!taps_make(in->h, h, &t) || !u8_alloc(out, w, h, in->c)) goto oom;
-        resample_pass(src, out, &t, 0);
+        resample_columns(src, out, &t);
         taps_free(&t);
         free(mid.px);
         return NM_OK;

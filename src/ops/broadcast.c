@@ -116,6 +116,23 @@ static void reduce_elementwise(const nm_bcast *bc, nm_reduce_term term, const fl
         float *d = dx + off[0];
         const float *g = dy + off[2];
         const float *o = other + off[1];
+        /* The common cases as plain loops that vectorise. */
+        if (!div_by && term == NM_TERM_DY) {
+#pragma omp simd
+            for (int64_t k = 0; k < len; k++) d[k] += scale * g[k];
+            continue;
+        }
+        if (!div_by && term == NM_TERM_DY_MUL && so == 1) {
+#pragma omp simd
+            for (int64_t k = 0; k < len; k++) d[k] += scale * g[k] * o[k];
+            continue;
+        }
+        if (!div_by && term == NM_TERM_DY_MUL && so == 0) {
+            float f = scale * o[0];
+#pragma omp simd
+            for (int64_t k = 0; k < len; k++) d[k] += f * g[k];
+            continue;
+        }
         for (int64_t k = 0; k < len; k++) {
             float v = scale * term_value(term, g[k], o[k * so]);
             d[k] += div_by ? v / div_by[off[0] + k] : v;

@@ -19,6 +19,7 @@ typedef struct pool_state {
     int count_include_pad;
     int ceil_mode;
     int want_indices;                /* MaxPool's second output */
+    int col_major;                   /* storage_order 1: Indices count column-major */
     nm_window win;
     int rank;
     int64_t xdims[5], ydims[5];
@@ -141,8 +142,21 @@ static int64_t max_index_f32(const float *xc, const geom3 *q, int64_t o)
     return best;
 }
 
-/* `indices` (may be NULL): flat row-major index of each maximum in X. */
-static void maxpool_forward_f32(const float *x, float *y, int64_t *indices, int64_t nc, const geom3 *q)
+/* Flat index in X of position i of channel c, for MaxPool's Indices output:
+ * spatial axes row-major, or column-major (storage_order 1). */
+static int64_t flat_index(const geom3 *q, int64_t c, int64_t i, int col_major)
+{
+    if (i < 0) return -1;
+    if (col_major) {
+        int64_t i2 = i % q->in[2], i1 = i / q->in[2] % q->in[1], i0 = i / (q->in[2] * q->in[1]);
+        i = (i2 * q->in[1] + i1) * q->in[0] + i0;
+    }
+    return c * q->in_sz + i;
+}
+
+/* `indices` (may be NULL): where each maximum is in X. */
+static void maxpool_forward_f32(const float *x, float *y, int64_t *indices, int col_major, int64_t nc,
+                                const geom3 *q)
 {
 #pragma omp parallel for
     for (int64_t c = 0; c < nc; c++) {
@@ -150,12 +164,13 @@ static void maxpool_forward_f32(const float *x, float *y, int64_t *indices, int6
         for (int64_t o = 0; o < q->out_sz; o++) {
             int64_t i = max_index_f32(xc, q, o);
             y[c * q->out_sz + o] = i >= 0 ? xc[i] : -INFINITY;
-            if (indices) indices[c * q->out_sz + o] = i >= 0 ? c * q->in_sz + i : -1;
+            if (indices) indices[c * q->out_sz + o] = flat_index(q, c, i, col_major);
         }
     }
 }
 
-static void maxpool_forward_i64(const int64_t *x, int64_t *y, int64_t *indices, int64_t nc, const geom3 *q)
+static void maxpool_forward_i64(const int64_t *x, int64_t *y, int64_t *indices, int col_major, int64_t nc,
+                                const geom3 *q)
 {
 #pragma omp parallel for
     for (int64_t c = 0; c < nc; c++) {
@@ -166,7 +181,7 @@ static void maxpool_forward_i64(const int64_t *x, int64_t *y, int64_t *indices, 
                 if (best < 0 || xc[i] > xc[best]) best = i;
             });
             y[c * q->out_sz + o] = best >= 0 ? xc[best] : INT64_MIN;
-            if (indices) indices[c * q->out_sz + o] = best >= 0 ? c * q->in_sz + best : -1;
+            if (indices) indices[c * q->out_sz + o] = flat_index(q, c, best, col_major);
         }
     }
 }
@@ -283,10 +298,6 @@ static nm_status pool_init(nm_graph *g, nm_node *n, pool_kind kind, nm_error *er
     int want_indices = indices && indices->name[0];
     if (n->n_out > 2 || (want_indices && kind != POOL_MAX))
         return nm_fail(err, NM_ERR_PARSE, "%s: %s node '%s': too many outputs", g->source, op, n->name);
-    /* storage_order only changes how Indices count. */
-    if (want_indices && nm_attr_int(n, "storage_order", 0) != 0)
-        return nm_fail(err, NM_ERR_UNSUPPORTED, "%s: %s node '%s': Indices with storage_order 1",
-                       g->source, op, n->name);
     if (!nm_attr_get(n, "kernel_shape"))
         return nm_fail(err, NM_ERR_PARSE, "%s: %s node '%s': kernel_shape missing", g->source, op, n->name);
     nm_status st = nm_window_check_attrs(g, n, 0, err);
@@ -295,6 +306,7 @@ static nm_status pool_init(nm_graph *g, nm_node *n, pool_kind kind, nm_error *er
     if (!s) return nm_fail(err, NM_ERR_MEMORY, "pooling state");
     s->kind = kind;
     s->want_indices = want_indices;
+    s->col_major = nm_attr_int(n, "storage_order", 0) != 0;
     s->ceil_mode = nm_attr_int(n, "ceil_mode", 0) != 0;
     s->count_include_pad = kind == POOL_AVG && nm_attr_int(n, "count_include_pad", 0) != 0;
     n->state = s;
@@ -381,8 +393,8 @@ static nm_status pool_forward(nm_graph *g, nm_node *n)
     int64_t nc = s->xdims[0] * s->xdims[1];
     int64_t *indices = s->want_indices ? nm_out(g, n, 1)->data : NULL;
     if (s->kind == POOL_AVG) avgpool_forward(x->data, y->data, nc, &q, s->count_include_pad);
-    else if (x->dtype == NM_INT64) maxpool_forward_i64(x->data, y->data, indices, nc, &q);
-    else maxpool_forward_f32(x->data, y->data, indices, nc, &q);
+    else if (x->dtype == NM_INT64) maxpool_forward_i64(x->data, y->data, indices, s->col_major, nc, &q);
+    else maxpool_forward_f32(x->data, y->data, indices, s->col_major, nc, &q);
     return NM_OK;
 }
 
