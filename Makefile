@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps test-deps build demo test clean
+.PHONY: all deps test-deps build demo test test-asan clean
 
 all: build
 
@@ -22,6 +22,14 @@ demo: build
 
 test: test-deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) test-asan
+
+# The tests labelled `asan` (bad input, import, operators) again, built with
+# AddressSanitizer + UndefinedBehaviorSanitizer: any report fails.
+test-asan: test-deps
+	cmake -S . -B $(BUILD)-asan -DNM_SANITIZE=ON -DNM_NATIVE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -L "asan|onnx"
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(BUILD)-asan

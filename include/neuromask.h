@@ -201,6 +201,120 @@ void nm_explanation_free(nm_explanation *e);
 nm_status nm_neuromask_explain(nm_model *m, const nm_preprocess *pp, const float *x, int batch,
                                const nm_neuromask_options *o, nm_explanation *out, nm_error *err);
 
+/* ------------------------------------------------------ saliency methods */
+
+/* Every explanation method, NeuroMask included, behind one call that gives a
+ * map at the model's input resolution (higher = more important). */
+typedef enum nm_method {
+    NM_METHOD_GRADIENT = 0,           /* |d logit_c / dx|, max over channels */
+    NM_METHOD_GRADXINPUT,             /* sum over channels of x * d logit_c / dx */
+    NM_METHOD_INTEGRATED_GRADIENTS,
+    NM_METHOD_SMOOTHGRAD,
+    NM_METHOD_GRADCAM,
+    NM_METHOD_OCCLUSION,
+    NM_METHOD_RISE,
+    NM_METHOD_MEANINGFUL_PERTURBATION,
+    NM_METHOD_EXTREMAL_PERTURBATION,
+    NM_METHOD_NEUROMASK,
+    NM_METHOD_COUNT
+} nm_method;
+
+/* "gradient", "gradxinput", "integrated-gradients", "smoothgrad", "gradcam",
+ * "occlusion", "rise", "meaningful-perturbation", "extremal-perturbation",
+ * "neuromask". */
+const char *nm_method_name(nm_method m);
+/* NM_METHOD_COUNT when unknown. */
+nm_method nm_method_from_name(const char *name);
+
+typedef struct nm_saliency_options {
+    int target_class;       /* -1: the predicted class */
+    uint64_t seed;
+    int batch;              /* images per engine call for sampling methods */
+    int ig_steps;           /* integrated gradients: Riemann steps */
+    nm_baseline ig_baseline;
+    int sg_samples;         /* SmoothGrad: noisy samples */
+    float sg_sigma;         /* ... noise std as a fraction of the pixel range */
+    const char *gradcam_layer;  /* NULL: the last spatial tensor */
+    int occ_patch, occ_stride;  /* occlusion: square patch and stride, pixels */
+    nm_baseline occ_fill;
+    int rise_masks, rise_cell;  /* RISE: number of masks, grid cell count per side */
+    float rise_p;               /* ... keep probability */
+    int pert_steps;             /* meaningful / extremal perturbation: optimisation steps */
+    int pert_grid;              /* ... mask resolution (cells per side) */
+    float mp_l1, mp_tv;         /* meaningful perturbation coefficients */
+    float ep_areas[8];          /* extremal perturbation: preserved areas */
+    int ep_n_areas;
+    nm_neuromask_options neuromask;
+} nm_saliency_options;
+
+/* Defaults of every method's parameters (NeuroMask: the "cifar" or
+ * "imagenet" preset by input size is the caller's choice; this sets "cifar"). */
+void nm_saliency_defaults(nm_saliency_options *o);
+
+typedef struct nm_saliency {
+    int h, w;
+    float *map;             /* h x w, owned */
+    int target;
+    float prob;             /* target's softmax probability on the image */
+    int is_mask;            /* the map is a mask in [0,1] (keep = 1) */
+    double completeness_error;  /* IG: sum(attr) - (f(x) - f(baseline)); NaN otherwise */
+    double seconds;
+} nm_saliency;
+void nm_saliency_free(nm_saliency *s);
+
+/* One image `x` (pixel space [0,1], [C,H,W] at the model's input size);
+ * `pp` is the normalisation applied after any perturbation. */
+nm_status nm_explain(nm_model *m, const nm_preprocess *pp, const float *x, nm_method method,
+                     const nm_saliency_options *o, nm_saliency *out, nm_error *err);
+
+/* ------------------------------------------------------------ evaluation */
+
+typedef enum nm_auc_fill {
+    NM_AUC_FILL_BLACK = 0,          /* deleted pixels become 0 in pixel space */
+    NM_AUC_FILL_NORMALIZED_ZERO     /* ... the value that normalises to 0 (the mean colour):
+                                       what RISE's code does on a normalised tensor */
+} nm_auc_fill;
+
+typedef struct nm_auc_options {
+    int steps;              /* perturbation steps, each changing ceil(H*W / steps) pixels
+                               (all channels); the curves have steps + 1 points (default 64) */
+    int blur_kernel;        /* insertion's start image: RISE's Gaussian blur, kernel ... */
+    float blur_sigma;       /* ... and sigma (11 and 5 as in RISE) */
+    int batch;              /* images per engine call (default 16) */
+    nm_auc_fill deletion_fill;  /* default NM_AUC_FILL_BLACK */
+} nm_auc_options;
+void nm_auc_defaults(nm_auc_options *o);
+
+/* Deletion and insertion AUC (Petsiuk et al. 2018) of `map` for class
+ * `target`: pixels ranked by the map (descending, ties by index); deletion
+ * sets them to black in pixel space, insertion reveals them on a blurred
+ * copy (RISE's kernel; the border padded with the pixel value that
+ * normalises to 0, as RISE's zero-padded blur of the normalised tensor);
+ * normalised trapezoid AUC of the target's softmax probability, RISE's
+ * auc(). `x` is [C,H,W] in pixel space, `map` H x W. Curves (steps + 1
+ * values) optional. The model is re-planned for the batch size (which
+ * restores trained weights after nm_model_randomize). */
+nm_status nm_deletion_insertion(nm_model *m, const nm_preprocess *pp, const float *x, const float *map,
+                                int target, const nm_auc_options *o, double *deletion, double *insertion,
+                                float *deletion_curve, float *insertion_curve, nm_error *err);
+
+/* Model-randomisation sanity check (Adebayo et al. 2018): re-initialise the
+ * weights of the last `n_layers` layers with parameters (Conv, Gemm, MatMul)
+ * with Gaussian values of each tensor's own standard deviation (seeded).
+ * Layers are Conv, Gemm and MatMul nodes with a constant float input, in
+ * execution order; every constant float input (weights and bias) is
+ * re-drawn, with a stream per layer, so depth n and n + 1 share their
+ * layers' values. Each call starts from the trained weights (rebuilt from
+ * the model bytes); n_layers <= 0 just restores them, n_layers above the
+ * count randomises all. A new batch size (nm_model_set_batch) also restores
+ * the trained weights. nm_model_layer_count returns the number of layers. */
+int nm_model_layer_count(const nm_model *m);
+nm_status nm_model_randomize(nm_model *m, int n_layers, uint64_t seed, nm_error *err);
+
+/* Spearman rank correlation of two maps of n values (ties get mean ranks);
+ * NaN when either map is constant. */
+double nm_spearman(const float *a, const float *b, int n);
+
 #ifdef __cplusplus
 }
 #endif

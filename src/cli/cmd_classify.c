@@ -101,7 +101,8 @@ static void print_result(const classify_opts *o, const char *path, const float *
             printf("%s{\"class\": %d, \"label\": ", t ? ", " : "", idx[t]);
             if (label) cli_json_string(stdout, label);
             else fputs("null", stdout);
-            printf(", \"prob\": %.6g}", prob[idx[t]]);
+            if (isfinite(prob[idx[t]])) printf(", \"prob\": %.6g}", prob[idx[t]]);
+            else fputs(", \"prob\": null}", stdout);   /* JSON has no NaN */
         }
         fputs("]}\n", stdout);
     } else {
@@ -154,7 +155,13 @@ static int setup(const classify_opts *o, int n_images, classify_run *r)
 {
     nm_error err = { 0 };
     nm_load_options lo = { .batch = o->batch ? o->batch : (n_images < 16 ? n_images : 16) };
-    if (nm_model_load_file(o->model, &lo, &r->model, &err) != NM_OK) return cli_fail(&err);
+    nm_status st = nm_model_load_file(o->model, &lo, &r->model, &err);
+    if (st == NM_ERR_SHAPE && !o->batch && lo.batch > 1) {
+        /* some exported graphs hard-code batch 1 (e.g. in a Reshape) */
+        lo.batch = 1;
+        st = nm_model_load_file(o->model, &lo, &r->model, &err);
+    }
+    if (st != NM_OK) return cli_fail(&err);
     int rc = cli_check_image_model(r->model, o->model, &r->c, &r->h, &r->w);
     if (rc) return rc;
     rc = cli_resolve_preprocess("classify", &o->pre, r->model, o->model, &r->pre);

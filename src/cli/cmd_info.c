@@ -29,10 +29,12 @@ static void print_count(const char *what, double v, const char *unit)
     else printf("%-11s %.0f %s\n", what, v, unit);
 }
 
-/* Metadata values can be long (labels): show the start and the size. */
+/* The metadata keys neuromask reads or writes (the model API looks keys up
+ * by name). Values can be long (labels): show the first 60 characters. */
 static void print_metadata(const nm_model *m)
 {
-    static const char *const keys[] = { "neuromask.preprocess", "neuromask.labels" };
+    static const char *const keys[] = { "neuromask.preprocess", "neuromask.labels",
+                                        "neuromask.dataset", "neuromask.test_accuracy" };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = nm_model_metadata(m, keys[i]);
         if (!v) continue;

@@ -5,16 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph/graph.h"
+#include "graph/model.h"
 #include "onnx/onnx_import.h"
-
-struct nm_model {
-    nm_graph *g;
-    void *bytes;
-    size_t size;
-    char *source;
-    nm_load_options opt;
-};
 
 static nm_status check_classifier_io(nm_graph *g, nm_error *err)
 {
@@ -139,6 +131,11 @@ void nm_model_free(nm_model *m)
     free(m->bytes);
     free(m->source);
     free(m);
+}
+
+nm_status nm_model_rebuild(nm_model *m, nm_error *err)
+{
+    return build_graph(m, (int)m->g->t[m->g->inputs[0]].shape.dims[0], err);
 }
 
 nm_status nm_model_set_batch(nm_model *m, int batch, nm_error *err)

@@ -1,0 +1,240 @@
+/* Deletion and insertion AUC (Petsiuk et al. 2018, "RISE", their
+ * CausalMetric): rank the pixels by the map, change them `pixels_per_step`
+ * at a time from a start image towards a finish image, and integrate the
+ * target's softmax probability over the steps (trapezoid, normalised).
+ *
+ * Deletion: start = x, finish = black (or the normalised zero, option).
+ * Insertion: start = blur(x), finish = x. RISE blurs the normalised tensor
+ * with a zero-padded 'same' convolution; we blur in pixel space with the
+ * border padded by the pixel value that normalises to 0, which is the same
+ * image after normalisation (the kernel sums to 1 and the normalisation is
+ * affine per channel). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "graph/model.h"
+
+void nm_auc_defaults(nm_auc_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->steps = 64;
+    o->blur_kernel = 11;
+    o->blur_sigma = 5.0f;
+    o->batch = 16;
+    o->deletion_fill = NM_AUC_FILL_BLACK;
+}
+
+/* RISE's gkern(klen, nsig): scipy.ndimage.gaussian_filter(delta, nsig) on a
+ * klen x klen array (mode 'reflect', truncate 4). The filter is separable
+ * and so is the delta, so the 2-D kernel is k1 (x) k1 with k1 the filtered
+ * 1-D delta. Fills k1[klen]. */
+static void rise_kernel_1d(int klen, double sigma, double *k1)
+{
+    int radius = (int)(4.0 * sigma + 0.5);
+    double sum = 0;
+    for (int j = -radius; j <= radius; j++) sum += exp(-0.5 * j * j / (sigma * sigma));
+    for (int i = 0; i < klen; i++) k1[i] = 0;
+    for (int i = 0; i < klen; i++)
+        for (int j = -radius; j <= radius; j++) {
+            /* scipy 'reflect' (d c b a | a b c d | d c b a), repeated. */
+            int p = (i + j) % (2 * klen);
+            if (p < 0) p += 2 * klen;
+            if (p >= klen) p = 2 * klen - 1 - p;
+            if (p == klen / 2) k1[i] += exp(-0.5 * j * j / (sigma * sigma)) / sum;
+        }
+}
+
+/* One channel plane blurred with the separable kernel, out-of-image taps
+ * reading `pad`. */
+static void blur_plane(const float *in, float *out, float *tmp, int h, int w, const double *k1, int klen,
+                       float pad)
+{
+    int r = klen / 2;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double s = 0;
+            for (int d = 0; d < klen; d++) {
+                int xx = x + d - r;
+                s += k1[d] * (xx >= 0 && xx < w ? in[y * w + xx] : pad);
+            }
+            tmp[y * w + x] = (float)s;
+        }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double s = 0;
+            for (int d = 0; d < klen; d++) {
+                int yy = y + d - r;
+                s += k1[d] * (yy >= 0 && yy < h ? tmp[yy * w + x] : pad);
+            }
+            out[y * w + x] = (float)s;
+        }
+}
+
+typedef struct ranked_pixel {
+    float v;
+    int i;
+} ranked_pixel;
+
+/* Descending value; ties in index order, so the ranking is reproducible. */
+static int by_value_desc(const void *pa, const void *pb)
+{
+    const ranked_pixel *a = pa, *b = pb;
+    if (a->v != b->v) return a->v > b->v ? -1 : 1;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
+typedef struct auc_run {
+    int c, h, w, hw, steps, pixels_per_step, n_classes, target;
+    const nm_preprocess *pp;
+    const float *x;         /* [C,H,W] pixel space */
+    float *zero;            /* deletion's finish image */
+    float *blurred;         /* insertion's start image */
+    int *order;             /* pixel indices, most important first */
+} auc_run;
+
+/* Pixel-space value that the normalisation maps to 0 in channel ch. */
+static float normalized_zero(const nm_preprocess *pp, int ch)
+{
+    return (pp->mean[ch] - pp->offset) / pp->scale;
+}
+
+/* Image k of the 2 (steps + 1) evaluated: deletion steps first, then
+ * insertion steps; written normalised into dst [C,H,W]. */
+static void make_image(const auc_run *r, int k, float *dst)
+{
+    int insertion = k > r->steps;
+    int step = insertion ? k - r->steps - 1 : k;
+    const float *start = insertion ? r->blurred : r->x, *finish = insertion ? r->x : r->zero;
+    size_t plane = (size_t)r->hw;
+    memcpy(dst, start, sizeof(float) * plane * r->c);
+    long changed = (long)step * r->pixels_per_step;
+    if (changed > r->hw) changed = r->hw;
+    for (long j = 0; j < changed; j++) {
+        int p = r->order[j];
+        for (int ch = 0; ch < r->c; ch++) dst[ch * plane + p] = finish[ch * plane + p];
+    }
+    for (int ch = 0; ch < r->c; ch++) {
+        float scale = r->pp->scale, offset = r->pp->offset, mean = r->pp->mean[ch], std = r->pp->std[ch];
+        float *d = dst + ch * plane;
+        for (size_t i = 0; i < plane; i++) d[i] = (d[i] * scale + offset - mean) / std;   /* as preprocess.c */
+    }
+}
+
+static float target_probability(const float *logits, int k, int target)
+{
+    double mx = logits[0], sum = 0;
+    for (int j = 1; j < k; j++) mx = logits[j] > mx ? logits[j] : mx;
+    for (int j = 0; j < k; j++) sum += exp((double)logits[j] - mx);
+    return (float)(exp((double)logits[target] - mx) / sum);
+}
+
+/* RISE's auc(): (sum - first/2 - last/2) / (points - 1). */
+static double trapezoid_auc(const float *p, int steps)
+{
+    double s = 0;
+    for (int i = 0; i <= steps; i++) s += p[i];
+    return (s - 0.5 * p[0] - 0.5 * p[steps]) / steps;
+}
+
+static nm_status check_args(nm_model *m, const nm_preprocess *pp, const float *map, int target,
+                            const nm_auc_options *o, nm_error *err)
+{
+    nm_shape in = nm_model_input_shape(m), out = nm_model_output_shape(m);
+    if (in.ndim != 4 || in.dims[1] > 3)
+        return nm_fail(err, NM_ERR_UNSUPPORTED, "%s: deletion/insertion needs an image input [N,C,H,W], C <= 3",
+                       m->source);
+    if (out.ndim != 2) return nm_fail(err, NM_ERR_UNSUPPORTED, "%s: output is not [N, classes]", m->source);
+    if (target < 0 || target >= out.dims[1])
+        return nm_fail(err, NM_ERR_ARG, "%s: target class %d outside 0..%lld", m->source, target,
+                       (long long)out.dims[1] - 1);
+    if (o->steps < 1 || o->batch < 1 || o->blur_kernel < 1 || o->blur_kernel % 2 == 0 || !(o->blur_sigma > 0))
+        return nm_fail(err, NM_ERR_ARG, "deletion/insertion: need steps >= 1 (got %d), batch >= 1 (%d), an odd "
+                       "blur kernel (%d) and sigma > 0 (%g)", o->steps, o->batch, o->blur_kernel,
+                       (double)o->blur_sigma);
+    if (pp->scale == 0) return nm_fail(err, NM_ERR_ARG, "deletion/insertion: preprocessing scale is 0");
+    int64_t hw = in.dims[2] * in.dims[3];
+    for (int64_t i = 0; i < hw; i++)
+        if (!isfinite(map[i])) return nm_fail(err, NM_ERR_NUMERIC, "deletion/insertion: the map has a non-finite value");
+    return NM_OK;
+}
+
+static nm_status prepare_run(auc_run *r, const nm_auc_options *o, const float *map, nm_error *err)
+{
+    size_t n = (size_t)r->hw * r->c;
+    ranked_pixel *rank = malloc(sizeof *rank * (size_t)r->hw);
+    double *k1 = malloc(sizeof *k1 * (size_t)o->blur_kernel);
+    float *tmp = malloc(sizeof *tmp * (size_t)r->hw);
+    r->zero = malloc(sizeof(float) * n);
+    r->blurred = malloc(sizeof(float) * n);
+    r->order = malloc(sizeof(int) * (size_t)r->hw);
+    nm_status s = NM_OK;
+    if (!rank || !k1 || !tmp || !r->zero || !r->blurred || !r->order) {
+        s = nm_fail(err, NM_ERR_MEMORY, "deletion/insertion: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < r->hw; i++) rank[i] = (ranked_pixel){map[i], i};
+    qsort(rank, (size_t)r->hw, sizeof *rank, by_value_desc);
+    for (int i = 0; i < r->hw; i++) r->order[i] = rank[i].i;
+    rise_kernel_1d(o->blur_kernel, o->blur_sigma, k1);
+    for (int ch = 0; ch < r->c; ch++) {
+        float z = normalized_zero(r->pp, ch);
+        const float *plane = r->x + (size_t)ch * r->hw;
+        blur_plane(plane, r->blurred + (size_t)ch * r->hw, tmp, r->h, r->w, k1, o->blur_kernel, z);
+        float fill = o->deletion_fill == NM_AUC_FILL_NORMALIZED_ZERO ? z : 0.0f;
+        for (int i = 0; i < r->hw; i++) r->zero[(size_t)ch * r->hw + i] = fill;
+    }
+done:
+    free(rank), free(k1), free(tmp);
+    return s;
+}
+
+/* Every image through the model, `batch` at a time (the last batch padded
+ * with copies of its last image); probabilities into prob[2 (steps + 1)]. */
+static nm_status run_images(nm_model *m, const auc_run *r, int batch, float *prob, nm_error *err)
+{
+    int total = 2 * (r->steps + 1);
+    size_t image = (size_t)r->c * r->hw;
+    float *in = malloc(sizeof(float) * image * batch), *out = malloc(sizeof(float) * (size_t)r->n_classes * batch);
+    nm_status s = in && out ? NM_OK : nm_fail(err, NM_ERR_MEMORY, "deletion/insertion: out of memory");
+    for (int first = 0; !s && first < total; first += batch) {
+        int n = total - first < batch ? total - first : batch;
+        for (int b = 0; b < n; b++) make_image(r, first + b, in + b * image);
+        for (int b = n; b < batch; b++) memcpy(in + b * image, in + (n - 1) * image, sizeof(float) * image);
+        s = nm_model_forward(m, in, out, err);
+        for (int b = 0; !s && b < n; b++)
+            prob[first + b] = target_probability(out + (size_t)b * r->n_classes, r->n_classes, r->target);
+    }
+    free(in), free(out);
+    return s;
+}
+
+nm_status nm_deletion_insertion(nm_model *m, const nm_preprocess *pp, const float *x, const float *map,
+                                int target, const nm_auc_options *opt, double *deletion, double *insertion,
+                                float *deletion_curve, float *insertion_curve, nm_error *err)
+{
+    nm_auc_options o;
+    if (opt) o = *opt;
+    else nm_auc_defaults(&o);
+    nm_status s = check_args(m, pp, map, target, &o, err);
+    if (s) return s;
+    nm_shape in = nm_model_input_shape(m);
+    auc_run r = {.c = (int)in.dims[1], .h = (int)in.dims[2], .w = (int)in.dims[3], .steps = o.steps,
+                 .n_classes = (int)nm_model_output_shape(m).dims[1], .target = target, .pp = pp, .x = x};
+    r.hw = r.h * r.w;
+    r.pixels_per_step = (r.hw + o.steps - 1) / o.steps;
+    int total = 2 * (o.steps + 1), batch = o.batch < total ? o.batch : total;
+    float *prob = malloc(sizeof(float) * (size_t)total);
+    s = prob ? prepare_run(&r, &o, map, err) : nm_fail(err, NM_ERR_MEMORY, "deletion/insertion: out of memory");
+    if (!s) s = nm_model_set_batch(m, batch, err);
+    if (!s) s = run_images(m, &r, batch, prob, err);
+    if (!s) {
+        if (deletion) *deletion = trapezoid_auc(prob, o.steps);
+        if (insertion) *insertion = trapezoid_auc(prob + o.steps + 1, o.steps);
+        if (deletion_curve) memcpy(deletion_curve, prob, sizeof(float) * (size_t)(o.steps + 1));
+        if (insertion_curve) memcpy(insertion_curve, prob + o.steps + 1, sizeof(float) * (size_t)(o.steps + 1));
+    }
+    free(prob), free(r.zero), free(r.blurred), free(r.order);
+    return s;
+}
