@@ -7,7 +7,7 @@
  *   gcc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -march=native -Iinclude -Isrc \
  *       bench/conv_layout.c build/libneuromask.a build/libnm_proto.a \
  *       -lprotobuf-c -ldnnl -lpng -ljpeg -lm -o /tmp/conv_layout
- * Run: /tmp/conv_layout [batch] */
+ * Run: /tmp/conv_layout [batch [name filter]] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +23,8 @@ typedef struct layer {
 static const layer layers[] = {
     {"resnet20 conv1 3->16 32x32", 3, 16, 32, 32, 3, 1, 1, 1},
     {"resnet20 16->16 32x32", 16, 16, 32, 32, 3, 1, 1, 1},
+    {"resnet18 conv1 3->64 7x7 s2", 3, 64, 224, 224, 7, 2, 3, 1},
+    {"vgg conv1 3->64 224x224", 3, 64, 224, 224, 3, 1, 1, 1},
     {"resnet20 16->32 s2 32x32", 16, 32, 32, 32, 3, 2, 1, 1},
     {"resnet20 32->32 16x16", 32, 32, 16, 16, 3, 1, 1, 1},
     {"resnet20 64->64 8x8", 64, 64, 8, 8, 3, 1, 1, 1},
@@ -159,6 +161,7 @@ int main(int argc, char **argv)
     CHECK(nm_dnnl_ready(&g, &err));
     printf("batch %lld; ms per call (best of 15 x 20), forward / backward-data\n", (long long)batch);
     for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+        if (argc > 2 && !strstr(layers[i].name, argv[2])) continue;
         double pf, pb, af, ab;
         char pi[256], ai[256];
         run(&g, &layers[i], batch, 1, &pf, &pb, pi, sizeof pi);

@@ -140,6 +140,11 @@ nm_status nm_preprocess_geometry(const nm_preprocess *p, const nm_image *in, int
 /* Value transform: image in [0,1] -> normalised NCHW planes (c channels). */
 void nm_preprocess_normalize(const nm_preprocess *p, const nm_image *img, int c, float *nchw);
 
+/* Map a map of the model's input (h x w) back onto the original w0 x h0
+ * image: bilinear inside the region the geometry kept, 0 outside. */
+void nm_preprocess_unmap(const nm_preprocess *p, const float *map, int h, int w, int h0, int w0,
+                         float *out);
+
 
 /* ------------------------------------------------------------- NeuroMask */
 
@@ -229,20 +234,24 @@ nm_method nm_method_from_name(const char *name);
 typedef struct nm_saliency_options {
     int target_class;       /* -1: the predicted class */
     uint64_t seed;
-    int batch;              /* images per engine call for sampling methods */
-    int ig_steps;           /* integrated gradients: Riemann steps */
-    nm_baseline ig_baseline;
-    int sg_samples;         /* SmoothGrad: noisy samples */
-    float sg_sigma;         /* ... noise std as a fraction of the pixel range */
-    const char *gradcam_layer;  /* NULL: the last spatial tensor */
-    int occ_patch, occ_stride;  /* occlusion: square patch and stride, pixels */
-    nm_baseline occ_fill;
-    int rise_masks, rise_cell;  /* RISE: number of masks, grid cell count per side */
-    float rise_p;               /* ... keep probability */
-    int pert_steps;             /* meaningful / extremal perturbation: optimisation steps */
-    int pert_grid;              /* ... mask resolution (cells per side) */
-    float mp_l1, mp_tv;         /* meaningful perturbation coefficients */
-    float ep_areas[8];          /* extremal perturbation: preserved areas */
+    int batch;              /* images per engine call for sampling methods (16) */
+    int ig_steps;           /* integrated gradients: midpoint Riemann steps (32) */
+    nm_baseline ig_baseline;    /* black (default), blur, mean or noise */
+    int sg_samples;         /* SmoothGrad: noisy samples (32) */
+    float sg_sigma;         /* ... noise std as a fraction of the image's pixel range (0.15) */
+    const char *gradcam_layer;  /* NULL: the last spatial tensor with more than 1x1 */
+    int occ_patch, occ_stride;  /* occlusion: square patch and stride, pixels
+                                   (0: patch = round(min(H,W) / 8) >= 2, stride = patch / 2) */
+    nm_baseline occ_fill;       /* what fills the patch (black) */
+    int rise_masks, rise_cell;  /* RISE: number of masks (2000), grid cells per side (7) */
+    float rise_p;               /* ... keep probability (0.5) */
+    int pert_steps;             /* meaningful / extremal perturbation: optimisation steps (300) */
+    int pert_grid;              /* ... mask cells per side (0: min(H,W) / 4 within [2, 28]) */
+    float pert_lr;              /* ... Adam learning rate (0: 0.1 meaningful, 0.05 extremal) */
+    float blur_sigma;           /* Gaussian blur in pixels for every blur baseline and the
+                                   perturbation methods (0: 10 * min(H,W) / 224, at least 1) */
+    float mp_l1, mp_tv;         /* meaningful perturbation coefficients (mean-normalised) */
+    float ep_areas[8];          /* extremal perturbation: preserved areas (0.05, 0.1, 0.2) */
     int ep_n_areas;
     nm_neuromask_options neuromask;
 } nm_saliency_options;

@@ -19,7 +19,8 @@ static const char explain_help[] =
     "Usage: neuromask explain --model M.onnx --out DIR [options] IMAGE|DIR...\n"
     "Learn a NeuroMask (Alzantot et al. 2019) for each image: the sparse, smooth mask of\n"
     "pixels that keeps the model's class. For each image NAME it writes, in DIR,\n"
-    "NAME.mask.png, NAME.mask.npy, NAME.overlay.png, NAME.panel.png and NAME.json.\n"
+    "NAME.mask.png (at the image's own size), NAME.mask.npy (the learned mask at the\n"
+    "model's input size), NAME.overlay.png, NAME.panel.png and NAME.json.\n"
     "Existing files are never overwritten unless --force is given.\n"
     "\n"
     "Options:\n"
@@ -171,6 +172,7 @@ typedef struct explain_run {
     int c, h, w, k, batch;
     float *x;               /* batch x C x H x W, pixel space [0,1] */
     nm_image *geo;          /* the images as the model sees them, for the pictures */
+    int *orig_w, *orig_h;   /* the images' own sizes, for the mask PNG */
     int done, total;        /* images finished, images in all */
     double t0;
     int tty;
@@ -290,15 +292,30 @@ static char *json_record(const explain_opts *o, const explain_run *r, const nm_e
     return buf;
 }
 
+/* The mask PNG at the image's own resolution (0 where the crop cut). */
+static nm_status write_mask_png(const explain_run *r, int b, const char *dir, const char *image,
+                                const float *mask, nm_error *err)
+{
+    char path[4096];
+    int w0 = r->orig_w[b], h0 = r->orig_h[b];
+    float *full = malloc(sizeof(float) * (size_t)w0 * (size_t)h0);
+    if (!full) return nm_fail(err, NM_ERR_MEMORY, "out of memory");
+    nm_preprocess_unmap(&r->pre, mask, r->h, r->w, h0, w0, full);
+    nm_image pic = {0};
+    nm_status s = nm_render_mask(full, w0, h0, &pic, err);
+    output_path(dir, image, "mask.png", path, sizeof path);
+    if (!s) s = nm_image_write_png(path, &pic, err);
+    nm_image_free(&pic);
+    free(full);
+    return s;
+}
+
 static nm_status write_pictures(const char *dir, const char *image, const nm_image *geo, const float *mask,
                                 const char *const *caption, nm_error *err)
 {
     char path[4096];
     nm_image pic = {0};
-    nm_status s = nm_render_mask(mask, geo->w, geo->h, &pic, err);
-    output_path(dir, image, "mask.png", path, sizeof path);
-    if (!s) s = nm_image_write_png(path, &pic, err);
-    nm_image_free(&pic);
+    nm_status s = NM_OK;
     if (!s) s = nm_render_overlay(geo, mask, 0.5f, "turbo", &pic, err);
     output_path(dir, image, "overlay.png", path, sizeof path);
     if (!s) s = nm_image_write_png(path, &pic, err);
@@ -326,6 +343,7 @@ static int write_outputs(const explain_opts *o, const explain_run *r, const nm_e
     int64_t dims[2] = {r->h, r->w};
     output_path(o->out, image, "mask.npy", path, sizeof path);
     nm_status s = nm_npy_write_f32(path, mask, 2, dims, &err);
+    if (!s) s = write_mask_png(r, b, o->out, image, mask, &err);
     if (!s) s = write_pictures(o->out, image, &r->geo[b], mask, caption, &err);
     size_t len = 0;
     char *json = s ? NULL : json_record(o, r, e, b, image, &len);
@@ -349,6 +367,8 @@ static nm_status load_image(explain_run *r, const char *path, int b, nm_error *e
     nm_status s = nm_image_load(path, &img, err);
     if (s) return s;
     nm_image_free(&r->geo[b]);
+    r->orig_w[b] = img.w;
+    r->orig_h[b] = img.h;
     s = nm_preprocess_geometry(&r->pre, &img, r->h, r->w, &r->geo[b], err);
     nm_image_free(&img);
     if (s) {
@@ -406,7 +426,9 @@ static int setup(explain_opts *o, explain_run *r, int n_images)
     r->batch = o->batch < n_images ? o->batch : n_images;
     r->x = malloc(sizeof(float) * (size_t)r->batch * r->c * r->h * r->w);
     r->geo = calloc((size_t)r->batch, sizeof *r->geo);
-    if (!r->x || !r->geo) return cli_error("out of memory");
+    r->orig_w = calloc((size_t)r->batch, sizeof *r->orig_w);
+    r->orig_h = calloc((size_t)r->batch, sizeof *r->orig_h);
+    if (!r->x || !r->geo || !r->orig_w || !r->orig_h) return cli_error("out of memory");
     if (mkdir(o->out, 0755) != 0 && errno != EEXIST) return cli_error("%s: cannot create: %s", o->out, strerror(errno));
     r->total = n_images;
     r->t0 = now_seconds();
@@ -435,6 +457,8 @@ static void run_free(explain_run *r)
 {
     for (int b = 0; r->geo && b < r->batch; b++) nm_image_free(&r->geo[b]);
     free(r->geo);
+    free(r->orig_w);
+    free(r->orig_h);
     free(r->x);
     cli_labels_free(&r->labels);
     nm_model_free(r->model);

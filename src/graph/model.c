@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "graph/model.h"
 #include "onnx/onnx_import.h"
@@ -84,6 +85,8 @@ nm_status nm_model_load_memory(const void *bytes, size_t size, const char *name,
 
 static nm_status read_file(const char *path, void **bytes, size_t *size, nm_error *err)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return nm_fail(err, NM_ERR_IO, "%s: is a directory", path);
     FILE *f = fopen(path, "rb");
     if (!f) return nm_fail(err, NM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;

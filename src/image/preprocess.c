@@ -477,3 +477,64 @@ void nm_preprocess_normalize(const nm_preprocess *p, const nm_image *img, int c,
         }
     }
 }
+
+/* ----------------------------------------------------------------- unmap */
+
+/* The rectangle of the original image (x, y, width, height, in original
+ * pixels) that the geometry turns into the model's input: the same steps as
+ * geometry_u8, tracked as coordinates instead of pixels. */
+static void kept_region(const nm_preprocess *p, int w0, int h0, double r[4])
+{
+    double x0 = 0, y0 = 0, sx = 1, sy = 1;
+    int iw = w0, ih = h0;
+    if (p->crop_fraction > 0 && p->crop_fraction < 1) {
+        int top = (int)((ih - ih * (double)p->crop_fraction) / 2);
+        int left = (int)((iw - iw * (double)p->crop_fraction) / 2);
+        if (ih - 2 * top > 0 && iw - 2 * left > 0) {
+            x0 += left, y0 += top;
+            iw -= 2 * left, ih -= 2 * top;
+        }
+    }
+    if (p->resize_short > 0) {
+        int rs = p->resize_short;
+        int nw = iw <= ih ? rs : (int)((double)rs * iw / ih);
+        int nh = iw <= ih ? (int)((double)rs * ih / iw) : rs;
+        nw = nw < 1 ? 1 : nw;
+        nh = nh < 1 ? 1 : nh;
+        sx = (double)nw / iw, sy = (double)nh / ih;
+        iw = nw, ih = nh;
+    }
+    if (p->crop > 0 && (p->crop != iw || p->crop != ih)) {
+        x0 += centre_offset(iw, p->crop) / sx;
+        y0 += centre_offset(ih, p->crop) / sy;
+        iw = ih = p->crop;
+    }
+    r[0] = x0, r[1] = y0, r[2] = iw / sx, r[3] = ih / sy;
+}
+
+/* Bilinear sample of map (h x w) at continuous pixel coordinates (u, v). */
+static float sample_bilinear(const float *map, int h, int w, double u, double v)
+{
+    u = u < 0 ? 0 : (u > w - 1 ? w - 1 : u);
+    v = v < 0 ? 0 : (v > h - 1 ? h - 1 : v);
+    int x = (int)u, y = (int)v;
+    int x1 = x + 1 < w ? x + 1 : x, y1 = y + 1 < h ? y + 1 : y;
+    double fx = u - x, fy = v - y;
+    double top = map[y * w + x] * (1 - fx) + map[y * w + x1] * fx;
+    double bot = map[y1 * w + x] * (1 - fx) + map[y1 * w + x1] * fx;
+    return (float)(top * (1 - fy) + bot * fy);
+}
+
+void nm_preprocess_unmap(const nm_preprocess *p, const float *map, int h, int w, int h0, int w0,
+                         float *out)
+{
+    double r[4];
+    kept_region(p, w0, h0, r);
+    for (int y = 0; y < h0; y++)
+        for (int x = 0; x < w0; x++) {
+            double cx = x + 0.5 - r[0], cy = y + 0.5 - r[1];
+            int inside = cx >= 0 && cy >= 0 && cx < r[2] && cy < r[3];
+            out[(size_t)y * w0 + x] =
+                inside ? sample_bilinear(map, h, w, cx / r[2] * w - 0.5, cy / r[3] * h - 0.5) : 0.f;
+        }
+}
