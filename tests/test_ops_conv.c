@@ -494,6 +494,8 @@ static void test_conv_cases(void)
 
     p = conv_spec(2, 2, 16, 8, 1, (int64_t[]){5, 5}, (int64_t[]){1, 1});
     run_case(&p, 32);                                          /* pointwise */
+    p = conv_spec(2, 2, 16, 8, 1, (int64_t[]){28, 28}, (int64_t[]){1, 1});
+    run_case(&p, 16);                                          /* pointwise, large map: plain layout */
 
     p = conv_spec(2, 1, 16, 16, 1, (int64_t[]){32, 32}, (int64_t[]){3, 3});
     memcpy(p.pads, (int64_t[]){1, 1, 1, 1}, sizeof(int64_t) * 4);

@@ -7,6 +7,7 @@
 #include "cli_common.h"
 
 int cmd_classify(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 
@@ -18,6 +19,7 @@ typedef struct cli_command {
 
 static const cli_command commands[] = {
     { "classify", cmd_classify, "top-k classes of images" },
+    { "eval", cmd_eval, "score explanation methods: deletion/insertion AUC, sanity, gallery" },
     { "explain", cmd_explain, "learn a NeuroMask per image: mask, overlay, panel, JSON" },
     { "info", cmd_info, "inputs, outputs, ops, parameters and FLOPs of a model" },
 };

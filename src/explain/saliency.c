@@ -261,11 +261,20 @@ int sal_pert_grid(const sal_ctx *s)
     return g < 2 ? 2 : (g > 28 ? 28 : g);
 }
 
-int sal_occ_patch(const sal_ctx *s)
+int sal_occ_windows(const sal_ctx *s, int *patch, int *stride, int *ny, int *nx)
 {
-    if (s->o->occ_patch > 0) return s->o->occ_patch;
-    int p = ((s->H < s->W ? s->H : s->W) + 4) / 8;   /* round(side / 8) */
-    return p < 2 ? 2 : p;
+    int p = s->o->occ_patch;
+    if (p <= 0) {
+        p = ((s->H < s->W ? s->H : s->W) + 4) / 8;   /* round(side / 8) */
+        p = p < 2 ? 2 : p;
+        p = p > s->H ? s->H : (p > s->W ? s->W : p);
+    }
+    int st = s->o->occ_stride > 0 ? s->o->occ_stride : (p / 2 > 0 ? p / 2 : 1);
+    *patch = p;
+    *stride = st;
+    *ny = (s->H - p + st - 1) / st + 1;
+    *nx = (s->W - p + st - 1) / st + 1;
+    return *ny * *nx;
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -318,7 +327,10 @@ static int first_batch(const sal_ctx *s, nm_method method)
     switch (method) {
     case NM_METHOD_INTEGRATED_GRADIENTS: return sal_batch_for(o, o->ig_steps + 1);
     case NM_METHOD_SMOOTHGRAD: return sal_batch_for(o, o->sg_samples);
-    case NM_METHOD_OCCLUSION: return sal_batch_for(o, 1 << 30);
+    case NM_METHOD_OCCLUSION: {
+        int p, st, ny, nx;
+        return sal_batch_for(o, sal_occ_windows(s, &p, &st, &ny, &nx));
+    }
     case NM_METHOD_RISE: return sal_batch_for(o, o->rise_masks);
     case NM_METHOD_EXTREMAL_PERTURBATION: return o->ep_n_areas;
     default: return 1;

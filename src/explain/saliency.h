@@ -62,7 +62,10 @@ void sal_rise_mask(uint64_t *state, int cell, float p, int h, int w, float *scra
 size_t sal_rise_scratch(int cell, int h, int w);
 
 int sal_pert_grid(const sal_ctx *s);
-int sal_occ_patch(const sal_ctx *s);
+/* Occlusion geometry: patch, stride and window positions per axis
+ * (ceil((side - patch) / stride) + 1, the last windows clipped at the
+ * border, as Captum's Occlusion). Returns the number of windows. */
+int sal_occ_windows(const sal_ctx *s, int *patch, int *stride, int *ny, int *nx);
 
 nm_status sal_gradient(sal_ctx *s, nm_method method, nm_saliency *out, nm_error *err);
 nm_status sal_integrated_gradients(sal_ctx *s, nm_saliency *out, nm_error *err);

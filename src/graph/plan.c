@@ -90,12 +90,36 @@ static nm_status check_inputs_known(nm_graph *g, const nm_node *n, nm_error *err
     return NM_OK;
 }
 
-static nm_status infer_shapes(nm_graph *g, nm_error *err)
+/* Gradient flags flow forward in execution order, so each op's reshape
+ * already knows which of its inputs want gradients (and builds its backward
+ * primitives once, there). */
+static void mark_inputs_grad(nm_graph *g, unsigned grad_inputs)
+{
+    for (int i = 0; i < g->n_inputs && i < 32; i++) {
+        nm_tensor *t = &g->t[g->inputs[i]];
+        t->requires_grad = (grad_inputs >> i & 1u) && t->dtype == NM_FLOAT;
+    }
+}
+
+static void mark_outputs_grad(nm_graph *g, const nm_node *n)
+{
+    int any = 0;
+    for (int k = 0; k < n->n_in; k++)
+        if (nm_in(g, n, k) && nm_in(g, n, k)->requires_grad) any = 1;
+    if (!nm_op_get(n->op)->backward) any = 0;
+    for (int k = 0; k < n->n_out; k++) {
+        nm_tensor *t = nm_out(g, n, k);
+        if (t) t->requires_grad = any && t->dtype == NM_FLOAT && !t->is_const;
+    }
+}
+
+static nm_status infer_shapes(nm_graph *g, unsigned grad_inputs, nm_error *err)
 {
     for (int i = 0; i < g->n_inputs; i++) {
         nm_status s = check_tensor_size(g, &g->t[g->inputs[i]], err);
         if (s) return s;
     }
+    mark_inputs_grad(g, grad_inputs);
     for (int i = 0; i < g->n_nodes; i++) {
         nm_node *n = &g->nodes[i];
         nm_status s = check_inputs_known(g, n, err);
@@ -104,28 +128,10 @@ static nm_status infer_shapes(nm_graph *g, nm_error *err)
             if (nm_out(g, n, k)) s = check_tensor_size(g, nm_out(g, n, k), err);
         if (!s && node_is_foldable(g, n)) s = fold_node(g, n, err);
         if (s) return s;
+        mark_outputs_grad(g, n);
     }
     nm_graph_drop_dead(g);
     return NM_OK;
-}
-
-static void mark_requires_grad(nm_graph *g, unsigned grad_inputs)
-{
-    for (int i = 0; i < g->n_inputs && i < 32; i++) {
-        nm_tensor *t = &g->t[g->inputs[i]];
-        t->requires_grad = (grad_inputs >> i & 1u) && t->dtype == NM_FLOAT;
-    }
-    for (int i = 0; i < g->n_nodes; i++) {
-        const nm_node *n = &g->nodes[i];
-        int any = 0;
-        for (int k = 0; k < n->n_in; k++)
-            if (nm_in(g, n, k) && nm_in(g, n, k)->requires_grad) any = 1;
-        if (!nm_op_get(n->op)->backward) any = 0;
-        for (int k = 0; k < n->n_out; k++) {
-            nm_tensor *t = nm_out(g, n, k);
-            if (t) t->requires_grad = any && t->dtype == NM_FLOAT;
-        }
-    }
 }
 
 static nm_status allocate(nm_graph *g, nm_error *err)
@@ -166,8 +172,6 @@ nm_status nm_graph_prepare(nm_graph *g, unsigned grad_inputs, nm_error *err)
 {
     nm_status s = ensure_engine(g, err);
     if (!s) s = init_ops(g, err);
-    if (!s) s = infer_shapes(g, err);
-    if (s) return s;
-    mark_requires_grad(g, grad_inputs);
-    return allocate(g, err);
+    if (!s) s = infer_shapes(g, grad_inputs, err);
+    return s ? s : allocate(g, err);
 }

@@ -1,0 +1,671 @@
+/* neuromask eval: run explanation methods over images and score them:
+ * deletion / insertion AUC (RISE's protocol), keep rate and mask area of
+ * mask methods, and optionally the model-randomisation sanity check. Writes
+ * results.csv, summary.md and index.html (with overlays under img/). */
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli_common.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "eval/report.h"
+#include "image/render.h"
+
+static const char eval_help[] =
+    "Usage: neuromask eval --model M.onnx --methods A,B,... --out DIR [options] [IMAGE|DIR...]\n"
+    "Explain each image with each method and score the maps: deletion and insertion AUC\n"
+    "(Petsiuk et al. 2018: pixels removed / revealed in the map's order, area under the\n"
+    "target's probability), keep rate and mask area for mask methods, seconds, and with\n"
+    "--sanity the Spearman correlation between the map on the trained model and on the\n"
+    "model with every layer re-initialised (Adebayo et al. 2018). Writes DIR/results.csv,\n"
+    "DIR/summary.md, DIR/index.html and DIR/img/*.png (refreshed as it goes).\n"
+    "\n"
+    "Methods: gradient, gradxinput, integrated-gradients, smoothgrad, gradcam, occlusion,\n"
+    "rise, meaningful-perturbation, extremal-perturbation, neuromask.\n"
+    "\n"
+    "Options:\n"
+    "  --model FILE         the ONNX classifier (input [N,C,H,W], C = 1 or 3)\n"
+    "  --methods LIST       comma-separated method names\n"
+    "  --out DIR            output folder (created if missing)\n"
+    "  --images DIR         the images of DIR (besides any given as arguments)\n"
+    "  --labels CSV         'file,label,...' with a header: true classes by file name;\n"
+    "                       adds top-1 correctness (a 'class' or 'name' column names classes)\n"
+    "  --limit N            only N images: the first N, or with --spread N spread evenly\n"
+    "  --spread             pick the --limit images evenly over the sorted list\n"
+    "  --class C            explain class C (default: the predicted class)\n"
+    "  --steps N            deletion / insertion steps (64); each moves ceil(H*W/N) pixels\n"
+    "  --deletion-fill F    black (default) | mean: deleted pixels become the value that\n"
+    "                       normalises to 0 (RISE's code on a normalised tensor)\n"
+    "  --curves             also write DIR/curves.csv (deletion and insertion curves)\n"
+    "  --sanity             model-randomisation check (every layer re-initialised)\n"
+    "  --sanity-cascade     ... and per cascade depth (top 1, 2, ... layers) into\n"
+    "                       DIR/sanity_cascade.csv (one explanation per depth: slow)\n"
+    "  --seed N             seed of the sampling methods and the randomisation (0)\n"
+    "  --batch N            images per engine call (16)\n"
+    "  --class-names FILE   class names, one per line (default: model metadata, --labels)\n"
+    "  --threads N          threads (default: all cores)\n"
+    "  --force              overwrite existing results\n"
+    "  --quiet              no progress lines\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Method options (defaults as the library's nm_saliency_defaults):\n"
+    "  --ig-steps N, --ig-baseline black|blur|mean|noise    integrated gradients\n"
+    "  --sg-samples N, --sg-sigma F                         SmoothGrad\n"
+    "  --gradcam-layer NAME                                 Grad-CAM tensor\n"
+    "  --occ-patch N, --occ-stride N, --occ-fill NAME       occlusion\n"
+    "  --rise-masks N, --rise-cell N, --rise-p F            RISE\n"
+    "  --pert-steps N, --pert-grid N, --blur-sigma F        perturbation methods\n"
+    "  --preset cifar|imagenet   NeuroMask preset (default: cifar up to 64 pixels)\n"
+    "  --nm-steps N, --early-stop   NeuroMask steps; stop once converged\n"
+    "\n";
+
+typedef struct eval_opts {
+    const char *model, *out, *images_dir, *labels_csv, *methods, *preset, *fill, *class_names;
+    const char *ig_baseline, *occ_fill;
+    int limit, spread, steps, batch, threads, force, quiet, sanity, cascade, curves, seed, cls, nm_steps, early_stop;
+    nm_saliency_options so;     /* method options given on the command line */
+    cli_preprocess_flags pre;
+    char **inputs;
+    int n_inputs;
+} eval_opts;
+
+static int method_option(cli_parser *p, eval_opts *o)
+{
+    nm_saliency_options *s = &o->so;
+    return cli_int(p, "--ig-steps", 1, 100000, &s->ig_steps) || cli_string(p, "--ig-baseline", &o->ig_baseline) ||
+           cli_int(p, "--sg-samples", 1, 100000, &s->sg_samples) || cli_float(p, "--sg-sigma", &s->sg_sigma) ||
+           cli_string(p, "--gradcam-layer", &s->gradcam_layer) ||
+           cli_int(p, "--occ-patch", 1, 4096, &s->occ_patch) || cli_int(p, "--occ-stride", 1, 4096, &s->occ_stride) ||
+           cli_string(p, "--occ-fill", &o->occ_fill) || cli_int(p, "--rise-masks", 1, 1000000, &s->rise_masks) ||
+           cli_int(p, "--rise-cell", 1, 1024, &s->rise_cell) || cli_float(p, "--rise-p", &s->rise_p) ||
+           cli_int(p, "--pert-steps", 1, 1000000, &s->pert_steps) || cli_int(p, "--pert-grid", 1, 4096, &s->pert_grid) ||
+           cli_float(p, "--blur-sigma", &s->blur_sigma) || cli_string(p, "--preset", &o->preset) ||
+           cli_int(p, "--nm-steps", 1, 1000000, &o->nm_steps);
+}
+
+static int parse_args(int argc, char **argv, eval_opts *o)
+{
+    cli_parser p = cli_parser_start("eval", argc, argv);
+    o->inputs = calloc((size_t)argc + 1, sizeof *o->inputs);
+    if (!o->inputs) return cli_error("out of memory");
+    nm_saliency_defaults(&o->so);
+    while (cli_next(&p)) {
+        if (cli_positional(&p)) o->inputs[o->n_inputs++] = (char *)p.arg;
+        else if (cli_string(&p, "--model", &o->model) || cli_string(&p, "--out", &o->out) ||
+                 cli_string(&p, "--methods", &o->methods) || cli_string(&p, "--images", &o->images_dir) ||
+                 cli_string(&p, "--labels", &o->labels_csv) || cli_string(&p, "--deletion-fill", &o->fill) ||
+                 cli_string(&p, "--class-names", &o->class_names)) {}
+        else if (cli_int(&p, "--limit", 1, 1 << 30, &o->limit) || cli_int(&p, "--steps", 1, 1 << 20, &o->steps) ||
+                 cli_int(&p, "--class", 0, 1 << 24, &o->cls) || cli_int(&p, "--seed", 0, 1 << 30, &o->seed) ||
+                 cli_int(&p, "--batch", 1, 1024, &o->batch) || cli_int(&p, "--threads", 1, 1024, &o->threads)) {}
+        else if (cli_flag(&p, "--spread")) o->spread = 1;
+        else if (cli_flag(&p, "--curves")) o->curves = 1;
+        else if (cli_flag(&p, "--sanity")) o->sanity = 1;
+        else if (cli_flag(&p, "--sanity-cascade")) o->sanity = o->cascade = 1;
+        else if (cli_flag(&p, "--early-stop")) o->early_stop = 1;
+        else if (cli_flag(&p, "--force")) o->force = 1;
+        else if (cli_flag(&p, "--quiet")) o->quiet = 1;
+        else if (method_option(&p, o)) {}
+        else if (cli_preprocess_option(&p, &o->pre)) {}
+        else cli_unknown(&p);
+    }
+    if (p.help) {
+        fputs(eval_help, stdout);
+        fputs(cli_preprocess_help, stdout);
+        return -1;
+    }
+    if (p.status) return p.status;
+    if (!o->model) return cli_usage_error("eval", "--model is required (see --help)");
+    if (!o->out) return cli_usage_error("eval", "--out is required (see --help)");
+    if (!o->methods) return cli_usage_error("eval", "--methods is required (see --help)");
+    if (o->fill && strcmp(o->fill, "black") && strcmp(o->fill, "mean"))
+        return cli_usage_error("eval", "--deletion-fill must be black or mean (got '%s')", o->fill);
+    if (o->images_dir) o->inputs[o->n_inputs++] = (char *)o->images_dir;
+    if (o->n_inputs == 0) return cli_usage_error("eval", "no images given (--images DIR or IMAGE...)");
+    return CLI_OK;
+}
+
+/* ------------------------------------------------------------ the run */
+
+typedef struct eval_run {
+    nm_model *model;
+    nm_preprocess pre;
+    int c, h, w, k;
+    int n_methods;
+    nm_method methods[NM_METHOD_COUNT];
+    const char *method_names[NM_METHOD_COUNT];
+    nm_auc_options auc;
+    cli_labels class_labels;    /* names from --class-names or the model */
+    char **csv_names;           /* or from the labels CSV: k entries, may be NULL */
+    char **label_files;         /* labels CSV: base names and classes */
+    int *label_classes, n_label_rows;
+    char **images;
+    int n_images;
+    nm_eval_image *image_info;
+    nm_eval_row *rows;
+    int n_rows;
+    char **strings;             /* owned picture / overlay paths */
+    int n_strings;
+    float *x, *xn, *logits, *scratch, *rmap;    /* pixel image; normalised batch; logits; mask work */
+    float *del_curve, *ins_curve;
+    FILE *curves, *cascade;
+    char curves_tmp[4096], cascade_tmp[4096];
+} eval_run;
+
+static int parse_methods(const char *list, eval_run *r)
+{
+    char *copy = strdup(list), *save = NULL;
+    if (!copy) return cli_error("out of memory");
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        nm_method m = nm_method_from_name(t);
+        if (m == NM_METHOD_COUNT) {
+            int rc = cli_usage_error("eval", "unknown method '%s' (see --help)", t);
+            free(copy);
+            return rc;
+        }
+        int dup = 0;
+        for (int i = 0; i < r->n_methods; i++) dup |= r->methods[i] == m;
+        if (!dup) r->method_names[r->n_methods] = nm_method_name(m), r->methods[r->n_methods++] = m;
+    }
+    free(copy);
+    return r->n_methods ? CLI_OK : cli_usage_error("eval", "--methods names no method");
+}
+
+static int pick_baseline(const char *value, nm_baseline *out)
+{
+    static const char *const names[] = {"black", "blur", "mean", "noise"};
+    for (int i = 0; value && i < 4; i++)
+        if (!strcmp(value, names[i])) return *out = (nm_baseline)i, CLI_OK;
+    return value ? cli_usage_error("eval", "unknown baseline '%s' (black, blur, mean, noise)", value) : CLI_OK;
+}
+
+static int resolve_method_options(eval_opts *o, const eval_run *r)
+{
+    nm_error err = {0};
+    nm_saliency_options *s = &o->so;
+    const char *preset = o->preset ? o->preset : (r->h <= 64 ? "cifar" : "imagenet");
+    if (nm_neuromask_preset(preset, &s->neuromask, &err)) return cli_usage_error("eval", "%s", err.msg);
+    if (o->nm_steps) s->neuromask.steps = o->nm_steps;
+    s->neuromask.early_stop = o->early_stop;
+    s->target_class = o->cls;
+    if (o->batch) s->batch = o->batch;
+    int rc = pick_baseline(o->ig_baseline, &s->ig_baseline);
+    if (!rc) rc = pick_baseline(o->occ_fill, &s->occ_fill);
+    if (!rc && o->cls >= r->k)
+        rc = cli_usage_error("eval", "--class %d, but the model has %d classes", o->cls, r->k);
+    return rc;
+}
+
+/* ------------------------------------------------------------- labels */
+
+/* Split a CSV line (no quoting) into at most cap fields, in place. */
+static int split_fields(char *line, char **fields, int cap)
+{
+    line[strcspn(line, "\r\n")] = '\0';
+    int n = 0;
+    for (char *s = line; n < cap;) {
+        fields[n++] = s;
+        char *comma = strchr(s, ',');
+        if (!comma) break;
+        *comma = '\0';
+        s = comma + 1;
+    }
+    return n;
+}
+
+static int column(char **fields, int n, const char *a, const char *b)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(fields[i], a) || (b && !strcmp(fields[i], b))) return i;
+    return -1;
+}
+
+static int add_label_row(eval_run *r, const char *file, int label, int *cap)
+{
+    if (r->n_label_rows == *cap) {
+        *cap = *cap ? 2 * *cap : 256;
+        char **nf = realloc(r->label_files, sizeof *nf * (size_t)*cap);
+        if (nf) r->label_files = nf;
+        int *nc = realloc(r->label_classes, sizeof *nc * (size_t)*cap);
+        if (nc) r->label_classes = nc;
+        if (!nf || !nc) return cli_error("out of memory");
+    }
+    r->label_files[r->n_label_rows] = strdup(file);
+    r->label_classes[r->n_label_rows++] = label;
+    return r->label_files[r->n_label_rows - 1] ? CLI_OK : cli_error("out of memory");
+}
+
+/* The 'file' and 'label' columns (and 'class' or 'name' for class names). */
+static int load_label_csv(const char *path, eval_run *r)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return cli_error("%s: cannot open: %s", path, strerror(errno));
+    char line[4096], *fields[64];
+    int n = fgets(line, sizeof line, f) ? split_fields(line, fields, 64) : 0, cap = 0, rc = CLI_OK;
+    int col_file = column(fields, n, "file", NULL), col_label = column(fields, n, "label", NULL);
+    int col_name = column(fields, n, "class", "name");
+    if (col_file < 0 || col_label < 0) rc = cli_error("%s: needs a header with 'file' and 'label' columns", path);
+    r->csv_names = calloc((size_t)r->k, sizeof *r->csv_names);
+    if (!r->csv_names) rc = cli_error("out of memory");
+    while (rc == CLI_OK && fgets(line, sizeof line, f)) {
+        n = split_fields(line, fields, 64);
+        if (n <= col_file || !*fields[col_file]) continue;
+        char *end = NULL;
+        long label = n > col_label ? strtol(fields[col_label], &end, 10) : -1;
+        if (!end || end == fields[col_label] || label < 0 || label >= r->k) {
+            rc = cli_error("%s: '%s' has no class index in 0..%d in column 'label'", path, fields[col_file], r->k - 1);
+            break;
+        }
+        rc = add_label_row(r, fields[col_file], (int)label, &cap);
+        if (col_name >= 0 && n > col_name && *fields[col_name] && !r->csv_names[label])
+            r->csv_names[label] = strdup(fields[col_name]);
+    }
+    fclose(f);
+    return rc;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static int label_of(const eval_run *r, const char *image)
+{
+    for (int i = 0; i < r->n_label_rows; i++)
+        if (!strcmp(r->label_files[i], base_name(image))) return r->label_classes[i];
+    return -1;
+}
+
+/* ------------------------------------------------------------- engine */
+
+/* Logits of one pixel-space image (every slot of the current batch holds it). */
+static nm_status predict(eval_run *r, const float *pix, float *logits, nm_error *err)
+{
+    nm_shape in = nm_model_input_shape(r->model);
+    int batch = (int)in.dims[0];
+    size_t plane = (size_t)r->h * r->w;
+    for (int ch = 0; ch < r->c; ch++) {
+        const nm_preprocess *p = &r->pre;
+        for (size_t i = 0; i < plane; i++)
+            r->xn[ch * plane + i] = (pix[ch * plane + i] * p->scale + p->offset - p->mean[ch]) / p->std[ch];
+    }
+    size_t image = (size_t)r->c * plane;
+    float *in_buf = malloc(sizeof(float) * image * batch), *out = malloc(sizeof(float) * (size_t)r->k * batch);
+    nm_status s = in_buf && out ? NM_OK : nm_fail(err, NM_ERR_MEMORY, "out of memory");
+    for (int b = 0; !s && b < batch; b++) memcpy(in_buf + b * image, r->xn, sizeof(float) * image);
+    if (!s) s = nm_model_forward(r->model, in_buf, out, err);
+    if (!s) memcpy(logits, out, sizeof(float) * (size_t)r->k);
+    free(in_buf), free(out);
+    return s;
+}
+
+static int argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+/* ------------------------------------------------------------- outputs */
+
+static const char *keep_string(eval_run *r, char *s)
+{
+    char **more = s ? realloc(r->strings, sizeof *more * (size_t)(r->n_strings + 1)) : NULL;
+    if (!more) {
+        free(s);
+        return NULL;
+    }
+    r->strings = more;
+    r->strings[r->n_strings++] = s;
+    return s;
+}
+
+/* "img/NNNN_stem[.suffix].png" with the stem made URL- and file-safe. */
+static char *picture_name(int index, const char *image, const char *suffix)
+{
+    char stem[200];
+    const char *b = base_name(image), *dot = strrchr(b, '.');
+    int len = dot && dot != b ? (int)(dot - b) : (int)strlen(b);
+    if (len > (int)sizeof stem - 1) len = (int)sizeof stem - 1;
+    for (int i = 0; i < len; i++) {
+        char ch = b[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+        stem[i] = ok ? ch : '_';
+    }
+    stem[len] = '\0';
+    char *out = NULL;
+    if (asprintf(&out, "img/%04d_%s%s%s.png", index, stem, suffix ? "." : "", suffix ? suffix : "") < 0) return NULL;
+    return out;
+}
+
+static nm_status write_png(const char *dir, const char *rel, const nm_image *img, nm_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    return nm_image_write_png(path, img, err);
+}
+
+/* The map scaled to [0,1] (a mask is used as it is) for overlays and area. */
+static void unit_map(const float *map, int n, int is_mask, float *out)
+{
+    float lo = map[0], hi = map[0];
+    for (int i = 1; i < n; i++) lo = map[i] < lo ? map[i] : lo, hi = map[i] > hi ? map[i] : hi;
+    if (is_mask) lo = 0, hi = 1;
+    float span = hi - lo;
+    for (int i = 0; i < n; i++) {
+        float v = span > 0 ? (map[i] - lo) / span : 0.0f;
+        out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+    }
+}
+
+static nm_status write_reports(const eval_opts *o, eval_run *r, int done_images, nm_error *err)
+{
+    const char *const *names = r->class_labels.n ? (const char *const *)r->class_labels.names
+                                                 : (const char *const *)r->csv_names;
+    nm_eval_report rep = {.model = o->model, .steps = r->auc.steps, .sanity = o->sanity,
+                          .deletion_fill = r->auc.deletion_fill == NM_AUC_FILL_BLACK ? "black" : "mean",
+                          .has_labels = o->labels_csv != NULL, .n_methods = r->n_methods,
+                          .methods = r->method_names, .n_images = done_images, .images = r->image_info,
+                          .n_rows = r->n_rows, .rows = r->rows, .class_names = names, .n_classes = r->k};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/results.csv", o->out);
+    nm_status s = nm_eval_write_csv(&rep, path, err);
+    snprintf(path, sizeof path, "%s/summary.md", o->out);
+    if (!s) s = nm_eval_write_summary(&rep, path, err);
+    snprintf(path, sizeof path, "%s/index.html", o->out);
+    if (!s) s = nm_eval_write_html(&rep, path, err);
+    return s;
+}
+
+static void write_curve(FILE *f, const char *image, const char *method, const char *kind, const float *v, int n)
+{
+    fprintf(f, "%s,%s,%s", image, method, kind);
+    for (int i = 0; i < n; i++) fprintf(f, ",%.6g", (double)v[i]);
+    fputc('\n', f);
+}
+
+/* ------------------------------------------------------------ sanity */
+
+/* The map for `target` on the model with its top `layers` layers
+ * re-initialised. A method may re-plan the model for another batch size,
+ * which restores the trained weights: a probe forward before and after the
+ * explanation detects that, and the explanation runs once more (the model
+ * is then at the method's batch size already). */
+static nm_status randomised_map(const eval_opts *o, eval_run *r, nm_method method, int target, int layers,
+                                float *map, nm_error *err)
+{
+    nm_saliency_options so = o->so;
+    so.target_class = target;
+    so.neuromask.target_class = target;
+    float *probe = r->logits + r->k, *after = probe + r->k;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        nm_saliency sal;
+        nm_status s = nm_model_randomize(r->model, layers, (uint64_t)o->seed, err);
+        if (!s) s = predict(r, r->x, probe, err);
+        if (!s) s = nm_explain(r->model, &r->pre, r->x, method, &so, &sal, err);
+        if (s) return s;
+        memcpy(map, sal.map, sizeof(float) * (size_t)r->h * r->w);
+        nm_saliency_free(&sal);
+        s = predict(r, r->x, after, err);
+        if (s) return s;
+        double diff = 0, scale = 1e-6;
+        for (int i = 0; i < r->k; i++) diff = fmax(diff, fabs(probe[i] - after[i])), scale = fmax(scale, fabs(probe[i]));
+        if (diff <= 1e-3 * scale) return NM_OK;
+    }
+    return nm_fail(err, NM_ERR_INTERNAL, "%s kept restoring the trained weights during the sanity check",
+                   nm_method_name(method));
+}
+
+static nm_status sanity(const eval_opts *o, eval_run *r, int image, nm_method method, const float *map, int target,
+                        double *rho, nm_error *err)
+{
+    int pixels = r->h * r->w, layers = nm_model_layer_count(r->model);
+    nm_status s = randomised_map(o, r, method, target, layers, r->rmap, err);
+    if (!s) *rho = nm_spearman(map, r->rmap, pixels);
+    for (int d = 1; !s && o->cascade && d <= layers; d++) {
+        s = randomised_map(o, r, method, target, d, r->rmap, err);
+        if (!s) fprintf(r->cascade, "%s,%s,%d,%.6g\n", r->images[image], nm_method_name(method), d,
+                        nm_spearman(map, r->rmap, pixels));
+    }
+    nm_error restore_err = {0};
+    nm_status s2 = nm_model_randomize(r->model, 0, 0, &restore_err);
+    if (!s && s2) *err = restore_err, s = s2;
+    return s;
+}
+
+/* --------------------------------------------------------- per image */
+
+static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_method method, int mi,
+                              const nm_image *geo, nm_eval_row *row, nm_error *err)
+{
+    nm_saliency sal;
+    nm_saliency_options so = o->so;
+    so.seed = (uint64_t)o->seed + (uint64_t)image;
+    so.neuromask.seed = so.seed;
+    nm_status s = nm_explain(r->model, &r->pre, r->x, method, &so, &sal, err);
+    if (s) return s;
+    int pixels = r->h * r->w;
+    *row = (nm_eval_row){.image = image, .method = mi, .target = sal.target, .prob = sal.prob, .kept = -1,
+                         .spearman = NAN, .seconds = sal.seconds};
+    if (o->sanity) s = sanity(o, r, image, method, sal.map, sal.target, &row->spearman, err);
+    if (!s) s = nm_deletion_insertion(r->model, &r->pre, r->x, sal.map, sal.target, &r->auc, &row->deletion,
+                                      &row->insertion, r->del_curve, r->ins_curve, err);
+    float *unit = r->scratch;
+    unit_map(sal.map, pixels, sal.is_mask, unit);
+    double area = 0;
+    for (int i = 0; i < pixels; i++) area += sal.is_mask ? (sal.map[i] > 0.5f) : unit[i];
+    row->mask_area = area / pixels;
+    if (!s && sal.is_mask) {
+        float *masked = r->scratch + pixels, *logits = r->logits + r->k;
+        for (int ch = 0; ch < r->c; ch++)
+            for (int i = 0; i < pixels; i++) masked[ch * pixels + i] = r->x[ch * pixels + i] * sal.map[i];
+        s = predict(r, masked, logits, err);
+        if (!s) row->kept = argmax(logits, r->k) == sal.target;
+    }
+    nm_image pic = {0};
+    row->overlay = s ? NULL : keep_string(r, picture_name(image, r->images[image], nm_method_name(method)));
+    if (!s && !row->overlay) s = nm_fail(err, NM_ERR_MEMORY, "out of memory");
+    if (!s) s = nm_render_overlay(geo, unit, 0.5f, "turbo", &pic, err);
+    if (!s) s = write_png(o->out, row->overlay, &pic, err);
+    nm_image_free(&pic);
+    if (!s && r->curves) {
+        write_curve(r->curves, r->images[image], nm_method_name(method), "deletion", r->del_curve, r->auc.steps + 1);
+        write_curve(r->curves, r->images[image], nm_method_name(method), "insertion", r->ins_curve, r->auc.steps + 1);
+    }
+    nm_saliency_free(&sal);
+    return s;
+}
+
+static nm_status load_image(eval_run *r, const char *path, nm_image *geo, nm_error *err)
+{
+    static const nm_preprocess identity = {.scale = 1.f, .std = {1.f, 1.f, 1.f}};
+    nm_image img;
+    nm_status s = nm_image_load(path, &img, err);
+    if (s) return s;
+    s = nm_preprocess_geometry(&r->pre, &img, r->h, r->w, geo, err);
+    nm_image_free(&img);
+    if (s) {
+        char msg[sizeof err->msg];   /* geometry messages do not know the file */
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return nm_fail(err, s, "%s: %s", path, msg);
+    }
+    nm_preprocess_normalize(&identity, geo, r->c, r->x);
+    return NM_OK;
+}
+
+static int eval_image(const eval_opts *o, eval_run *r, int i)
+{
+    nm_error err = {0};
+    nm_image geo = {0};
+    nm_eval_image *info = &r->image_info[i];
+    info->path = r->images[i];
+    info->label = o->labels_csv ? label_of(r, r->images[i]) : -1;
+    nm_status s = load_image(r, r->images[i], &geo, &err);
+    if (!s) s = predict(r, r->x, r->logits, &err);
+    if (!s) info->pred = argmax(r->logits, r->k);
+    info->picture = s ? NULL : keep_string(r, picture_name(i, r->images[i], NULL));
+    if (!s && !info->picture) s = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
+    if (!s) s = write_png(o->out, info->picture, &geo, &err);
+    for (int m = 0; !s && m < r->n_methods; m++) {
+        nm_eval_row *row = &r->rows[r->n_rows];
+        s = score_method(o, r, i, r->methods[m], m, &geo, row, &err);
+        if (s) {
+            char msg[sizeof err.msg];
+            snprintf(msg, sizeof msg, "%s", err.msg);
+            nm_fail(&err, s, "%s: %s: %s", r->images[i], r->method_names[m], msg);
+            break;
+        }
+        r->n_rows++;
+        if (!o->quiet)
+            fprintf(stderr, "[%d/%d] %s %s: class %d p %.3f deletion %.4f insertion %.4f%s %.2fs\n", i + 1,
+                    r->n_images, base_name(r->images[i]), r->method_names[m], row->target, (double)row->prob,
+                    row->deletion, row->insertion, row->kept < 0 ? "" : row->kept ? " kept" : " lost",
+                    row->seconds);
+    }
+    nm_image_free(&geo);
+    if (s) return cli_fail(&err);
+    return CLI_OK;
+}
+
+/* ------------------------------------------------------------- setup */
+
+static int open_side_file(const eval_opts *o, const char *name, const char *header, FILE **f, char *tmp)
+{
+    char path[4096];
+    nm_error err = {0};
+    snprintf(path, sizeof path, "%s/%s", o->out, name);
+    *f = nm_atomic_open(path, tmp, 4096, &err);
+    if (!*f) return cli_fail(&err);
+    fputs(header, *f);
+    return CLI_OK;
+}
+
+static int check_outputs(const eval_opts *o)
+{
+    static const char *const files[] = {"results.csv", "summary.md", "index.html", "curves.csv", "sanity_cascade.csv"};
+    char path[4096];
+    struct stat st;
+    if (mkdir(o->out, 0755) != 0 && errno != EEXIST) return cli_error("%s: cannot create: %s", o->out, strerror(errno));
+    snprintf(path, sizeof path, "%s/img", o->out);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) return cli_error("%s: cannot create: %s", path, strerror(errno));
+    for (int i = 0; !o->force && i < 5; i++) {
+        snprintf(path, sizeof path, "%s/%s", o->out, files[i]);
+        if (stat(path, &st) == 0) return cli_error("%s: exists (use --force to overwrite)", path);
+    }
+    return CLI_OK;
+}
+
+/* --limit N: the first N images, or N spread evenly with --spread. */
+static void apply_limit(const eval_opts *o, eval_run *r)
+{
+    if (!o->limit || o->limit >= r->n_images) return;
+    for (int i = 0; i < o->limit; i++) {
+        int from = o->spread ? (int)((long long)i * r->n_images / o->limit) : i;
+        char *keep = r->images[from];
+        r->images[from] = r->images[i];
+        r->images[i] = keep;
+    }
+    for (int i = o->limit; i < r->n_images; i++) free(r->images[i]);
+    r->n_images = o->limit;
+}
+
+static int setup(eval_opts *o, eval_run *r)
+{
+    nm_error err = {0};
+    int rc = parse_methods(o->methods, r);
+    if (!rc) rc = cli_collect_images(o->inputs, o->n_inputs, &r->images, &r->n_images);
+    if (rc) return rc;
+    if (!r->n_images) return cli_error("no images found");
+    apply_limit(o, r);
+    if (nm_model_load_file(o->model, NULL, &r->model, &err)) return cli_fail(&err);
+    rc = cli_check_image_model(r->model, o->model, &r->c, &r->h, &r->w);
+    if (!rc) rc = cli_resolve_preprocess("eval", &o->pre, r->model, o->model, &r->pre);
+    if (rc) return rc;
+    nm_shape out = nm_model_output_shape(r->model);
+    if (out.ndim != 2) return cli_error("%s: output '%s' is not [N, classes]", o->model, nm_model_output_name(r->model));
+    r->k = (int)out.dims[1];
+    rc = resolve_method_options(o, r);
+    if (!rc) rc = cli_labels_load(o->class_names, r->model, o->model, r->k, &r->class_labels);
+    if (!rc && o->labels_csv) rc = load_label_csv(o->labels_csv, r);
+    if (rc) return rc;
+    nm_auc_defaults(&r->auc);
+    if (o->steps) r->auc.steps = o->steps;
+    if (o->batch) r->auc.batch = o->batch;
+    if (o->fill && !strcmp(o->fill, "mean")) r->auc.deletion_fill = NM_AUC_FILL_NORMALIZED_ZERO;
+    size_t pixels = (size_t)r->h * r->w, image = pixels * r->c;
+    r->x = malloc(sizeof(float) * image);
+    r->xn = malloc(sizeof(float) * image);
+    r->scratch = malloc(sizeof(float) * (pixels + image));
+    r->rmap = malloc(sizeof(float) * pixels);
+    r->logits = malloc(sizeof(float) * 3 * (size_t)r->k);
+    r->del_curve = malloc(sizeof(float) * (size_t)(r->auc.steps + 1));
+    r->ins_curve = malloc(sizeof(float) * (size_t)(r->auc.steps + 1));
+    r->image_info = calloc((size_t)r->n_images, sizeof *r->image_info);
+    r->rows = calloc((size_t)r->n_images * r->n_methods, sizeof *r->rows);
+    if (!r->x || !r->xn || !r->scratch || !r->rmap || !r->logits || !r->del_curve || !r->ins_curve ||
+        !r->image_info || !r->rows)
+        return cli_error("out of memory");
+    rc = check_outputs(o);
+    if (!rc && o->curves) rc = open_side_file(o, "curves.csv", "image,method,curve,p...\n", &r->curves, r->curves_tmp);
+    if (!rc && o->cascade)
+        rc = open_side_file(o, "sanity_cascade.csv", "image,method,layers_randomized,spearman\n", &r->cascade,
+                            r->cascade_tmp);
+    return rc;
+}
+
+static int finish_side_file(const eval_opts *o, const char *name, FILE *f, const char *tmp, int ok)
+{
+    if (!f) return CLI_OK;
+    if (!ok) {
+        nm_atomic_abort(f, tmp);
+        return CLI_OK;
+    }
+    char path[4096];
+    nm_error err = {0};
+    snprintf(path, sizeof path, "%s/%s", o->out, name);
+    return nm_atomic_commit(f, tmp, path, &err) ? cli_fail(&err) : CLI_OK;
+}
+
+static void run_free(eval_run *r)
+{
+    if (r->label_files)
+        for (int i = 0; i < r->n_label_rows; i++) free(r->label_files[i]);
+    if (r->csv_names)
+        for (int i = 0; i < r->k; i++) free(r->csv_names[i]);
+    for (int i = 0; i < r->n_strings; i++) free(r->strings[i]);
+    free(r->label_files), free(r->label_classes), free(r->csv_names), free(r->strings);
+    free(r->x), free(r->xn), free(r->scratch), free(r->rmap), free(r->logits), free(r->del_curve), free(r->ins_curve);
+    free(r->image_info), free(r->rows);
+    cli_free_list(r->images, r->n_images);
+    cli_labels_free(&r->class_labels);
+    nm_model_free(r->model);
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    eval_opts o = {.cls = -1};
+    eval_run r = {0};
+    int rc = parse_args(argc, argv, &o);
+    if (rc == CLI_OK && o.threads) omp_set_num_threads(o.threads);
+    if (rc == CLI_OK) rc = setup(&o, &r);
+    int done = 0;
+    for (; rc == CLI_OK && done < r.n_images; done++) {
+        rc = eval_image(&o, &r, done);
+        nm_error err = {0};
+        if (rc == CLI_OK && write_reports(&o, &r, done + 1, &err)) rc = cli_fail(&err);
+    }
+    int side = finish_side_file(&o, "curves.csv", r.curves, r.curves_tmp, rc == CLI_OK);
+    if (!side) side = finish_side_file(&o, "sanity_cascade.csv", r.cascade, r.cascade_tmp, rc == CLI_OK);
+    if (rc == CLI_OK) rc = side;
+    if (rc == CLI_OK && !o.quiet) fprintf(stderr, "wrote %s/results.csv, summary.md, index.html\n", o.out);
+    run_free(&r);
+    free(o.inputs);
+    return rc < 0 ? CLI_OK : rc;
+}

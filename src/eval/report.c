@@ -1,0 +1,301 @@
+/* Writers of the evaluation report: results.csv, summary.md, index.html.
+ * Each file is composed in memory and written atomically. */
+#include "eval/report.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+typedef void (*compose_fn)(const nm_eval_report *r, FILE *f);
+
+static nm_status write_composed(const nm_eval_report *r, const char *path, compose_fn compose, nm_error *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", path);
+    compose(r, f);
+    int bad = ferror(f);
+    fclose(f);
+    nm_status s = bad ? nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", path) : nm_write_file_atomic(path, buf, len, err);
+    free(buf);
+    return s;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* ------------------------------------------------------------ results.csv */
+
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void csv_number(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, ",%.6g", v);
+    else fputc(',', f);
+}
+
+static void compose_csv(const nm_eval_report *r, FILE *f)
+{
+    fputs("image,method,target_class,label,correct,prob,deletion_auc,insertion_auc,kept,mask_area,"
+          "spearman_random,seconds\n", f);
+    for (int i = 0; i < r->n_rows; i++) {
+        const nm_eval_row *w = &r->rows[i];
+        const nm_eval_image *im = &r->images[w->image];
+        csv_field(f, im->path);
+        fprintf(f, ",%s,%d,", r->methods[w->method], w->target);
+        if (im->label >= 0) fprintf(f, "%d,%d", im->label, im->pred == im->label);
+        else fputc(',', f);
+        csv_number(f, w->prob);
+        csv_number(f, w->deletion);
+        csv_number(f, w->insertion);
+        if (w->kept >= 0) fprintf(f, ",%d", w->kept);
+        else fputc(',', f);
+        csv_number(f, w->mask_area);
+        csv_number(f, w->spearman);
+        csv_number(f, w->seconds);
+        fputc('\n', f);
+    }
+}
+
+nm_status nm_eval_write_csv(const nm_eval_report *r, const char *path, nm_error *err)
+{
+    return write_composed(r, path, compose_csv, err);
+}
+
+/* ------------------------------------------------------------- summary.md */
+
+typedef struct method_stats {
+    int images, masks, kept, n_rho;
+    double del, ins, area, rho, sec;
+} method_stats;
+
+static method_stats stats_of(const nm_eval_report *r, int method)
+{
+    method_stats s = {0};
+    for (int i = 0; i < r->n_rows; i++) {
+        const nm_eval_row *w = &r->rows[i];
+        if (w->method != method) continue;
+        s.images++;
+        s.del += w->deletion, s.ins += w->insertion, s.area += w->mask_area, s.sec += w->seconds;
+        if (w->kept >= 0) s.masks++, s.kept += w->kept;
+        if (isfinite(w->spearman)) s.n_rho++, s.rho += w->spearman;
+    }
+    return s;
+}
+
+static void compose_summary(const nm_eval_report *r, FILE *f)
+{
+    int labelled = 0, correct = 0;
+    for (int i = 0; i < r->n_images; i++)
+        if (r->images[i].label >= 0) labelled++, correct += r->images[i].pred == r->images[i].label;
+    fprintf(f, "# neuromask eval\n\nModel `%s`, %d image%s", r->model, r->n_images, r->n_images == 1 ? "" : "s");
+    if (labelled) fprintf(f, " (top-1 accuracy %.1f %% on the %d labelled)", 100.0 * correct / labelled, labelled);
+    fprintf(f, ". Deletion and insertion: RISE's protocol, %d steps, deleted pixels %s, insertion from "
+               "a blurred copy (kernel 11, sigma 5); AUC of the target's softmax probability.%s\n\n",
+            r->steps, r->deletion_fill, r->sanity ? " Sanity: Spearman rank correlation between the map "
+            "on the trained model and on the model with every layer re-initialised (lower is better)." : "");
+    fputs("| method | images | deletion AUC (lower better) | insertion AUC (higher better) | insertion - deletion "
+          "| keep rate | mask area | sanity Spearman | seconds per image |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", f);
+    for (int m = 0; m < r->n_methods; m++) {
+        method_stats s = stats_of(r, m);
+        if (!s.images) continue;
+        double n = s.images;
+        fprintf(f, "| %s | %d | %.4f | %.4f | %.4f | ", r->methods[m], s.images, s.del / n, s.ins / n,
+                (s.ins - s.del) / n);
+        if (s.masks) fprintf(f, "%.1f %% | ", 100.0 * s.kept / s.masks);
+        else fputs("- | ", f);
+        fprintf(f, "%.4f | ", s.area / n);
+        if (s.n_rho) fprintf(f, "%.4f | ", s.rho / s.n_rho);
+        else fputs("- | ", f);
+        fprintf(f, "%.3f |\n", s.sec / n);
+    }
+    fputs("\nMask area: the fraction of the mask above 0.5 for mask methods, else the mean of the map scaled "
+          "to [0, 1]. Keep rate (mask methods): the masked image's top-1 class is the target.\n", f);
+}
+
+nm_status nm_eval_write_summary(const nm_eval_report *r, const char *path, nm_error *err)
+{
+    return write_composed(r, path, compose_summary, err);
+}
+
+/* ------------------------------------------------------------- index.html */
+
+static void html_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+static void html_number_attr(FILE *f, const char *key, double v)
+{
+    if (isfinite(v)) fprintf(f, " data-%s=\"%.6g\"", key, v);
+}
+
+static const char html_head[] =
+    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>neuromask eval</title>\n<style>\n"
+    "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}\n"
+    "td,th{border:1px solid #ccc;padding:4px;text-align:center;vertical-align:top}\n"
+    "td img{width:112px;height:112px;object-fit:contain;image-rendering:pixelated}\n"
+    "th span{cursor:pointer;color:#0645ad;font-weight:normal;font-size:80%;margin:0 3px}\n"
+    "th span:hover{text-decoration:underline}.m{font-size:80%;white-space:nowrap}\n"
+    "</style></head><body>\n";
+
+/* Sort the rows by the data-KEY attribute of column C; a second click
+ * reverses. Rows without the value go last. */
+static const char html_script[] =
+    "<script>\n"
+    "function sortBy(el){var c=+el.dataset.c,k=el.dataset.k,dir=el.dataset.dir==='1'?-1:1;\n"
+    " el.dataset.dir=dir===1?'1':'-1';var tb=document.querySelector('#t tbody');\n"
+    " var rows=Array.prototype.slice.call(tb.rows);\n"
+    " rows.sort(function(a,b){var x=a.cells[c].dataset[k],y=b.cells[c].dataset[k];\n"
+    "  if(x===undefined||y===undefined)return x===y?0:(x===undefined?1:-1);\n"
+    "  var nx=parseFloat(x),ny=parseFloat(y);\n"
+    "  if(isNaN(nx)||isNaN(ny))return x.localeCompare(y)*dir;return (nx-ny)*dir;});\n"
+    " rows.forEach(function(r){tb.appendChild(r);});}\n"
+    "Array.prototype.forEach.call(document.querySelectorAll('th span[data-k]'),\n"
+    " function(s){s.onclick=function(){sortBy(s);};});\n"
+    "</script>\n";
+
+static const char *class_name(const nm_eval_report *r, int c)
+{
+    return r->class_names && c >= 0 && c < r->n_classes ? r->class_names[c] : NULL;
+}
+
+static void html_class(FILE *f, const nm_eval_report *r, const char *what, int c)
+{
+    const char *name = class_name(r, c);
+    fprintf(f, "<div class=\"m\">%s %d", what, c);
+    if (name) fputc(' ', f), html_text(f, name);
+    fputs("</div>", f);
+}
+
+static void html_header(const nm_eval_report *r, FILE *f)
+{
+    fputs("<table id=\"t\"><thead><tr><th>image<br><span data-c=\"0\" data-k=\"name\">name</span>"
+          "<span data-c=\"0\" data-k=\"prob\">prob</span>", f);
+    if (r->has_labels) fputs("<span data-c=\"0\" data-k=\"correct\">correct</span>", f);
+    fputs("</th>", f);
+    for (int m = 0; m < r->n_methods; m++) {
+        int c = m + 1;
+        fprintf(f, "<th>%s<br><span data-c=\"%d\" data-k=\"del\">deletion</span><span data-c=\"%d\" "
+                   "data-k=\"ins\">insertion</span><span data-c=\"%d\" data-k=\"diff\">ins-del</span><br>"
+                   "<span data-c=\"%d\" data-k=\"area\">area</span>",
+                r->methods[m], c, c, c, c);
+        if (r->sanity) fprintf(f, "<span data-c=\"%d\" data-k=\"rho\">sanity</span>", c);
+        fprintf(f, "<span data-c=\"%d\" data-k=\"sec\">seconds</span></th>", c);
+    }
+    fputs("</tr></thead>\n<tbody>\n", f);
+}
+
+/* cell[image * n_methods + method]: the row, or NULL. */
+static const nm_eval_row **row_table(const nm_eval_report *r)
+{
+    const nm_eval_row **cell = calloc((size_t)r->n_images * r->n_methods + 1, sizeof *cell);
+    for (int i = 0; cell && i < r->n_rows; i++) {
+        const nm_eval_row *w = &r->rows[i];
+        if (w->image >= 0 && w->image < r->n_images && w->method >= 0 && w->method < r->n_methods)
+            cell[w->image * r->n_methods + w->method] = w;
+    }
+    return cell;
+}
+
+static void html_image_cell(const nm_eval_report *r, FILE *f, int i, const nm_eval_row *const *cells)
+{
+    const nm_eval_image *im = &r->images[i];
+    const nm_eval_row *any = NULL;
+    for (int m = 0; m < r->n_methods && !any; m++) any = cells[m];
+    fputs("<td data-name=\"", f);
+    html_text(f, base_name(im->path));
+    fputc('"', f);
+    if (any) html_number_attr(f, "prob", any->prob);
+    if (im->label >= 0) fprintf(f, " data-correct=\"%d\"", im->pred == im->label);
+    fputs(">", f);
+    if (im->picture) fputs("<img src=\"", f), html_text(f, im->picture), fputs("\" alt=\"\">", f);
+    fputs("<div class=\"m\">", f);
+    html_text(f, base_name(im->path));
+    fputs("</div>", f);
+    html_class(f, r, "top-1", im->pred);
+    if (im->label >= 0) html_class(f, r, im->label == im->pred ? "label (correct)" : "label (wrong)", im->label);
+    if (any) fprintf(f, "<div class=\"m\">target %d, p %.3f</div>", any->target, (double)any->prob);
+    fputs("</td>", f);
+}
+
+static void html_method_cell(FILE *f, const nm_eval_row *w)
+{
+    if (!w) {
+        fputs("<td>-</td>", f);
+        return;
+    }
+    fputs("<td", f);
+    html_number_attr(f, "del", w->deletion);
+    html_number_attr(f, "ins", w->insertion);
+    html_number_attr(f, "diff", w->insertion - w->deletion);
+    html_number_attr(f, "area", w->mask_area);
+    html_number_attr(f, "rho", w->spearman);
+    html_number_attr(f, "sec", w->seconds);
+    fputs(">", f);
+    if (w->overlay) fputs("<img src=\"", f), html_text(f, w->overlay), fputs("\" alt=\"\">", f);
+    fprintf(f, "<div class=\"m\">del %.3f ins %.3f</div><div class=\"m\">area %.3f", w->deletion, w->insertion,
+            w->mask_area);
+    if (w->kept >= 0) fputs(w->kept ? " kept" : " lost", f);
+    fputs("</div>", f);
+    if (isfinite(w->spearman)) fprintf(f, "<div class=\"m\">sanity %.3f</div>", w->spearman);
+    fprintf(f, "<div class=\"m\">%.2f s</div></td>", w->seconds);
+}
+
+static void compose_html(const nm_eval_report *r, FILE *f)
+{
+    fputs(html_head, f);
+    fputs("<h1>neuromask eval</h1>\n<p>Model <code>", f);
+    html_text(f, r->model);
+    fprintf(f, "</code>, %d images. Deletion / insertion AUC: RISE's protocol, %d steps, deleted pixels %s. "
+               "Overlays: the map scaled to [0, 1] over the image (turbo). Click a metric under a column "
+               "header to sort by it; click again to reverse.</p>\n",
+            r->n_images, r->steps, r->deletion_fill);
+    html_header(r, f);
+    const nm_eval_row **cell = row_table(r);
+    for (int i = 0; cell && i < r->n_images; i++) {
+        fputs("<tr>", f);
+        html_image_cell(r, f, i, cell + i * r->n_methods);
+        for (int m = 0; m < r->n_methods; m++) html_method_cell(f, cell[i * r->n_methods + m]);
+        fputs("</tr>\n", f);
+    }
+    if (!cell) fputs("out of memory", f);   /* visible rather than an empty table */
+    free(cell);
+    fputs("</tbody></table>\n", f);
+    fputs(html_script, f);
+    fputs("</body></html>\n", f);
+}
+
+nm_status nm_eval_write_html(const nm_eval_report *r, const char *path, nm_error *err)
+{
+    return write_composed(r, path, compose_html, err);
+}

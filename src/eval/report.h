@@ -1,0 +1,50 @@
+/* The files of `neuromask eval`: results.csv (one row per image and
+ * method), summary.md (a markdown table, one row per method) and index.html
+ * (a self-contained gallery, sortable by any metric). Each is written to a
+ * temporary name and renamed into place. */
+#ifndef NM_EVAL_REPORT_H
+#define NM_EVAL_REPORT_H
+
+#include "neuromask.h"
+
+typedef struct nm_eval_row {
+    int image;              /* index into nm_eval_report.images */
+    int method;             /* index into nm_eval_report.methods */
+    int target;             /* explained class */
+    float prob;             /* the target's softmax probability on the image */
+    double deletion, insertion;
+    int kept;               /* mask methods: top-1 of image * mask is the target (1/0); else -1 */
+    double mask_area;       /* mask methods: fraction of the mask > 0.5; else mean of the map scaled to [0,1] */
+    double spearman;        /* map on the trained vs the randomised model; NaN when not measured */
+    double seconds;         /* the explanation alone */
+    const char *overlay;    /* overlay PNG, relative to the output folder; NULL when none */
+} nm_eval_row;
+
+typedef struct nm_eval_image {
+    const char *path;       /* as given */
+    const char *picture;    /* the image as the model sees it, PNG relative to the output folder */
+    int label;              /* -1: unknown */
+    int pred;               /* top-1 class */
+} nm_eval_image;
+
+typedef struct nm_eval_report {
+    const char *model;
+    int steps;              /* deletion / insertion steps */
+    const char *deletion_fill;  /* "black" or "mean" */
+    int sanity;             /* the spearman column was measured */
+    int has_labels;
+    int n_methods;
+    const char *const *methods;     /* names */
+    int n_images;
+    const nm_eval_image *images;
+    int n_rows;
+    const nm_eval_row *rows;
+    const char *const *class_names; /* NULL or n_classes names */
+    int n_classes;
+} nm_eval_report;
+
+nm_status nm_eval_write_csv(const nm_eval_report *r, const char *path, nm_error *err);
+nm_status nm_eval_write_summary(const nm_eval_report *r, const char *path, nm_error *err);
+nm_status nm_eval_write_html(const nm_eval_report *r, const char *path, nm_error *err);
+
+#endif

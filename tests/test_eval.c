@@ -1,0 +1,222 @@
+/* Evaluation: deletion/insertion AUC against tools/eval_ref.py (RISE's
+ * CausalMetric on PyTorch), Spearman rank correlation, and cascading model
+ * randomisation.
+ *   test_eval auc REFDIR RECIPE MODEL   (MODEL "shared:REL" = under ../shared)
+ *   test_eval units MODEL LAYERS        (spearman; randomize on MODEL with LAYERS layers) */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/model.h"
+#include "testutil.h"
+
+#define AUC_TOL 1e-4
+
+static float *read_floats(const char *path, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+    float *v = malloc(n * sizeof(float));
+    size_t got = f && v ? fread(v, sizeof(float), n, f) : 0;
+    if (f) fclose(f);
+    if (got != n) {
+        printf("FAIL: cannot read %zu floats from %s\n", n, path);
+        exit(1);
+    }
+    return v;
+}
+
+static nm_model *load_model(const char *spec)
+{
+    char buf[1024];
+    const char *path = strncmp(spec, "shared:", 7) == 0 ? nm_test_shared(spec + 7, buf, sizeof buf) : spec;
+    nm_model *m = NULL;
+    nm_error err = {0};
+    if (nm_model_load_file(path, NULL, &m, &err)) {
+        printf("FAIL: %s\n", err.msg);
+        exit(1);
+    }
+    return m;
+}
+
+static double max_diff(const float *a, const float *b, int n)
+{
+    double worst = 0;
+    for (int i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
+    return worst;
+}
+
+/* One line of ref.txt against nm_deletion_insertion, at two engine batch sizes. */
+static void check_case(nm_model *m, const nm_preprocess *pp, const float *x, const char *dir, const char *line)
+{
+    char name[64], map_path[1024], fill[16], path[1200];
+    int steps, target;
+    double ref_del, ref_ins;
+    if (sscanf(line, "case %63s %1023s %15s %d %d %lf %lf", name, map_path, fill, &steps, &target, &ref_del,
+               &ref_ins) != 7) {
+        nm_check(0, "ref.txt line '%s' parses", line);
+        return;
+    }
+    nm_shape in = nm_model_input_shape(m);
+    int hw = (int)(in.dims[2] * in.dims[3]);
+    float *map = read_floats(map_path, (size_t)hw);
+    snprintf(path, sizeof path, "%s/%s.del.bin", dir, name);
+    float *ref_dc = read_floats(path, (size_t)steps + 1);
+    snprintf(path, sizeof path, "%s/%s.ins.bin", dir, name);
+    float *ref_ic = read_floats(path, (size_t)steps + 1);
+    float *dc = malloc(sizeof(float) * (size_t)(steps + 1)), *ic = malloc(sizeof(float) * (size_t)(steps + 1));
+
+    nm_auc_options o;
+    nm_auc_defaults(&o);
+    o.steps = steps;
+    o.deletion_fill = strcmp(fill, "zero") == 0 ? NM_AUC_FILL_NORMALIZED_ZERO : NM_AUC_FILL_BLACK;
+    double del = NAN, ins = NAN, del7 = NAN, ins7 = NAN;
+    nm_error err = {0};
+    nm_status s = nm_deletion_insertion(m, pp, x, map, target, &o, &del, &ins, dc, ic, &err);
+    nm_check(s == NM_OK, "%s: nm_deletion_insertion: %s", name, err.msg);
+    o.batch = 7;   /* 2 (steps + 1) is not a multiple: the last batch is padded */
+    s = nm_deletion_insertion(m, pp, x, map, target, &o, &del7, &ins7, NULL, NULL, &err);
+    nm_check(s == NM_OK, "%s: nm_deletion_insertion (batch 7): %s", name, err.msg);
+    printf("%-12s steps %3d fill %-5s: deletion %.6f (ref %.6f) insertion %.6f (ref %.6f); curves max diff %.2e %.2e\n",
+           name, steps, fill, del, ref_del, ins, ref_ins, max_diff(dc, ref_dc, steps + 1),
+           max_diff(ic, ref_ic, steps + 1));
+    nm_check(fabs(del - ref_del) <= AUC_TOL, "%s: deletion AUC %.6f == reference %.6f", name, del, ref_del);
+    nm_check(fabs(ins - ref_ins) <= AUC_TOL, "%s: insertion AUC %.6f == reference %.6f", name, ins, ref_ins);
+    nm_check(max_diff(dc, ref_dc, steps + 1) <= AUC_TOL, "%s: deletion curve within %g", name, AUC_TOL);
+    nm_check(max_diff(ic, ref_ic, steps + 1) <= AUC_TOL, "%s: insertion curve within %g", name, AUC_TOL);
+    nm_check(fabs(del7 - del) <= 1e-5 && fabs(ins7 - ins) <= 1e-5, "%s: batch 7 gives the same AUCs", name);
+    free(map), free(ref_dc), free(ref_ic), free(dc), free(ic);
+}
+
+static int run_auc(const char *dir, const char *recipe, const char *model_spec)
+{
+    nm_model *m = load_model(model_spec);
+    nm_shape in = nm_model_input_shape(m);
+    nm_preprocess pp;
+    nm_error err = {0};
+    if (nm_preprocess_recipe(recipe, &pp, &err)) return printf("FAIL: %s\n", err.msg), 1;
+    char path[1024], line[2048];
+    snprintf(path, sizeof path, "%s/x.bin", dir);
+    float *x = read_floats(path, (size_t)(in.dims[1] * in.dims[2] * in.dims[3]));
+    snprintf(path, sizeof path, "%s/ref.txt", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return printf("FAIL: cannot open %s (run tools/eval_ref.py first)\n", path), 1;
+    int cases = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "case ", 5) == 0) check_case(m, &pp, x, dir, line), cases++;
+    fclose(f);
+    nm_check(cases >= 4, "ref.txt has cases (%d)", cases);
+
+    /* Bad arguments are errors, not crashes. */
+    float *map = calloc((size_t)(in.dims[2] * in.dims[3]), sizeof(float));
+    nm_check(nm_deletion_insertion(m, &pp, x, map, -1, NULL, NULL, NULL, NULL, NULL, &err) == NM_ERR_ARG,
+             "target -1 refused");
+    map[3] = NAN;
+    nm_check(nm_deletion_insertion(m, &pp, x, map, 0, NULL, NULL, NULL, NULL, NULL, &err) == NM_ERR_NUMERIC,
+             "NaN in the map refused");
+    free(map), free(x);
+    nm_model_free(m);
+    return nm_test_summary();
+}
+
+static void check_spearman(void)
+{
+    float a[6] = {0.1f, 0.5f, 0.2f, 0.9f, 0.7f, 0.3f}, cube[6], neg[6];
+    for (int i = 0; i < 6; i++) cube[i] = a[i] * a[i] * a[i], neg[i] = -a[i];
+    nm_check(fabs(nm_spearman(a, a, 6) - 1) < 1e-12, "spearman(a, a) = 1");
+    nm_check(fabs(nm_spearman(a, cube, 6) - 1) < 1e-12, "spearman(a, a^3) = 1 (monotone)");
+    nm_check(fabs(nm_spearman(a, neg, 6) + 1) < 1e-12, "spearman(a, -a) = -1");
+    float t[4] = {1, 2, 2, 3}, u[4] = {1, 2, 3, 4};
+    double r = nm_spearman(t, u, 4);   /* scipy.stats.spearmanr: 0.9486832980505138 */
+    nm_check(fabs(r - 0.9486832980505138) < 1e-12, "spearman with ties %.16f", r);
+    float v[5] = {3, 1, 3, 3, 2}, w[5] = {5, 4, 3, 2, 1};
+    r = nm_spearman(v, w, 5);          /* ranks (4,1,4,4,2) vs (5..1): 1 / sqrt(80) */
+    nm_check(fabs(r - 0.11180339887498948) < 1e-12, "spearman with a triple tie %.16f", r);
+    float c[4] = {2, 2, 2, 2};
+    nm_check(isnan(nm_spearman(c, u, 4)), "spearman of a constant map is NaN");
+}
+
+static void logits(nm_model *m, const float *x, float *out)
+{
+    nm_error err = {0};
+    nm_check(nm_model_forward(m, x, out, &err) == NM_OK, "forward: %s", err.msg);
+}
+
+static double std_of(const nm_tensor *t)
+{
+    const float *v = nm_f32(t);
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < t->numel; i++) mean += v[i];
+    mean /= (double)t->numel;
+    for (int64_t i = 0; i < t->numel; i++) var += (v[i] - mean) * (v[i] - mean);
+    return sqrt(var / (double)t->numel);
+}
+
+/* Weight tensor (input 1) of the last layer node. */
+static const nm_tensor *last_weight(nm_model *m)
+{
+    for (int i = m->g->n_nodes - 1; i >= 0; i--) {
+        const nm_node *n = &m->g->nodes[i];
+        if (n->op == NM_OP_CONV || n->op == NM_OP_GEMM || n->op == NM_OP_MATMUL) return nm_in(m->g, n, 1);
+    }
+    return NULL;
+}
+
+static void check_randomize(const char *model_spec, int want_layers)
+{
+    nm_model *m = load_model(model_spec);
+    nm_shape in = nm_model_input_shape(m);
+    int k = (int)nm_model_output_shape(m).dims[1];
+    size_t n = (size_t)(in.dims[0] * in.dims[1] * in.dims[2] * in.dims[3]);
+    float *x = malloc(sizeof(float) * n), *l0 = malloc(sizeof(float) * 4 * (size_t)k);
+    float *l1 = l0 + k, *l2 = l1 + k, *l3 = l2 + k;
+    uint64_t state = 42;
+    nm_test_rand_fill(x, (int64_t)n, -1.f, 1.f, &state);
+    nm_error err = {0};
+    int layers = nm_model_layer_count(m);
+    nm_check(layers == want_layers, "%s: %d layers with parameters (want %d)", model_spec, layers, want_layers);
+    logits(m, x, l0);
+    double std0 = std_of(last_weight(m));
+
+    nm_check(nm_model_randomize(m, layers, 7, &err) == NM_OK, "randomize all: %s", err.msg);
+    logits(m, x, l1);
+    double std1 = std_of(last_weight(m));
+    nm_check(max_diff(l0, l1, k) > 1e-3, "randomised logits differ (max diff %.3g)", max_diff(l0, l1, k));
+    nm_check(fabs(std1 / std0 - 1) < 0.2, "randomised top weights keep their std (%.4g vs %.4g)", std1, std0);
+
+    nm_check(nm_model_randomize(m, 0, 0, &err) == NM_OK, "restore: %s", err.msg);
+    logits(m, x, l2);
+    nm_check(max_diff(l0, l2, k) == 0, "restored logits are identical (max diff %.3g)", max_diff(l0, l2, k));
+
+    nm_check(nm_model_randomize(m, layers + 5, 7, &err) == NM_OK, "randomize all again: %s", err.msg);
+    logits(m, x, l3);
+    nm_check(max_diff(l1, l3, k) == 0, "same seed, same randomised logits (max diff %.3g)", max_diff(l1, l3, k));
+
+    nm_check(nm_model_randomize(m, 1, 7, &err) == NM_OK, "randomize the top layer: %s", err.msg);
+    logits(m, x, l3);
+    nm_check(max_diff(l0, l3, k) > 1e-4 && max_diff(l1, l3, k) > 1e-4, "top layer only: differs from both");
+
+    /* The backward pass still works on randomised weights (saliency needs it). */
+    nm_check(nm_model_randomize(m, layers, 3, &err) == NM_OK, "randomize: %s", err.msg);
+    float *dx = malloc(sizeof(float) * n), *dy = calloc((size_t)(in.dims[0] * k), sizeof(float));
+    dy[0] = 1;
+    logits(m, x, l3);
+    nm_check(nm_model_backward(m, dy, dx, &err) == NM_OK, "backward after randomize: %s", err.msg);
+    nm_check(nm_model_randomize(m, 0, 0, &err) == NM_OK, "restore: %s", err.msg);
+    logits(m, x, l2);
+    nm_check(max_diff(l0, l2, k) == 0, "restored again: identical logits");
+    free(x), free(l0), free(dx), free(dy);
+    nm_model_free(m);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 5 && !strcmp(argv[1], "auc")) return run_auc(argv[2], argv[3], argv[4]);
+    if (argc == 4 && !strcmp(argv[1], "units")) {
+        check_spearman();
+        check_randomize(argv[2], atoi(argv[3]));
+        return nm_test_summary();
+    }
+    printf("usage: %s auc REFDIR RECIPE MODEL | units MODEL LAYERS\n", argv[0]);
+    return 2;
+}
