@@ -7,10 +7,12 @@
  *
  * The truth is PyTorch in float64. Float32 rounding flips ReLU decisions near
  * zero, which moves the input gradient of deep networks visibly: torch's own
- * float32 gradient of resnet50 is only ~0.9998 cosine-similar to the float64
- * one. So the gradient bound is cosine >= 0.9999, relaxed to four times torch's
- * own float32 distance where that is larger; the logits bound is max abs error
- * <= 1e-4 x max|logit| (relaxed the same way). */
+ * float32 input gradients of resnet50 are only 0.9996-0.9998 cosine-similar to
+ * the float64 one, depending on threads and memory format. MODEL.noise.txt
+ * holds the worst of four such float32 runs (logit error, 1 - cosine). The
+ * bounds are: logits max abs error <= 1e-4 x max|logit| and gradient cosine
+ * >= 0.9999, each relaxed to three times torch's own worst float32 distance
+ * where that is larger. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,7 @@
 
 #define LOGIT_TOL 1e-4
 #define GRAD_COS_MIN 0.9999
-#define NOISE_FACTOR 4.0
+#define NOISE_FACTOR 3.0
 
 /* Reads exactly n floats from `dir/model.suffix`; NULL (with a message) otherwise. */
 static float *read_floats(const char *dir, const char *model, const char *suffix, size_t n)
@@ -101,6 +103,18 @@ static void refs_free(refs *r)
     free(r->grad64);
 }
 
+/* Torch's float32 noise floor: worst logit error and worst 1 - gradient cosine. */
+static int read_noise(const char *dir, const char *model, double *logits, double *grad)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.noise.txt", dir, model);
+    FILE *f = fopen(path, "r");
+    int ok = f && fscanf(f, "%lf %lf", logits, grad) == 2 && *logits >= 0 && *grad >= 0;
+    if (f) fclose(f);
+    if (!ok) printf("FAIL: cannot read two non-negative numbers from %s\n", path);
+    return ok;
+}
+
 static int refs_load(const char *dir, const char *model, size_t n_in, size_t n_out, refs *r)
 {
     r->input = read_floats(dir, model, ".input.bin", n_in);
@@ -114,21 +128,21 @@ static int refs_load(const char *dir, const char *model, size_t n_in, size_t n_o
 
 /* Compares the engine's logits and gradient with the references; 1 = pass. */
 static int compare(const char *model, const refs *r, const float *logits, const float *grad,
-                   size_t n_in, size_t n_out)
+                   size_t n_in, size_t n_out, double noise_logits, double noise_grad)
 {
     double torch_logit_err = rel_max_err(r->logits32, r->logits64, n_out);
     double torch_cos = cosine(r->grad32, r->grad64, n_in);
-    double logit_tol = fmax(LOGIT_TOL, NOISE_FACTOR * torch_logit_err);
-    double cos_min = fmin(GRAD_COS_MIN, 1.0 - NOISE_FACTOR * (1.0 - torch_cos));
+    double logit_tol = fmax(LOGIT_TOL, NOISE_FACTOR * noise_logits);
+    double cos_min = fmin(GRAD_COS_MIN, 1.0 - NOISE_FACTOR * noise_grad);
 
     double logit_err = rel_max_err(logits, r->logits64, n_out);
     double cos = cosine(grad, r->grad64, n_in);
     printf("%s: logits max abs err / max|logit| = %.3g (bound %.3g; vs torch float32 %.3g; "
-           "torch float32 itself %.3g)\n", model, logit_err, logit_tol,
-           rel_max_err(logits, r->logits32, n_out), torch_logit_err);
+           "torch float32 itself %.3g, worst %.3g)\n", model, logit_err, logit_tol,
+           rel_max_err(logits, r->logits32, n_out), torch_logit_err, noise_logits);
     printf("%s: input-gradient cosine = %.7f (bound %.7f; vs torch float32 %.7f; "
-           "torch float32 itself %.7f)\n", model, cos, cos_min, cosine(grad, r->grad32, n_in),
-           torch_cos);
+           "torch float32 itself %.7f, worst %.7f)\n", model, cos, cos_min,
+           cosine(grad, r->grad32, n_in), torch_cos, 1.0 - noise_grad);
     int ok = 1;
     if (!(logit_err <= logit_tol)) {
         printf("FAIL: %s logits differ from PyTorch\n", model);
@@ -163,7 +177,9 @@ int main(int argc, char **argv)
     size_t n_in = shape_numel(nm_model_input_shape(m)), n_out = shape_numel(nm_model_output_shape(m));
     refs r = { 0 };
     float *logits = malloc(n_out * sizeof *logits), *grad = malloc(n_in * sizeof *grad);
-    int ok = logits && grad && refs_load(dir, name, n_in, n_out, &r);
+    double noise_logits = 0, noise_grad = 0;
+    int ok = logits && grad && refs_load(dir, name, n_in, n_out, &r) &&
+             read_noise(dir, name, &noise_logits, &noise_grad);
 
     double t_fwd = 0, t_bwd = 0;
     if (ok) {
@@ -181,7 +197,7 @@ int main(int argc, char **argv)
     if (ok) {
         printf("%s: load %.0f ms, first forward %.1f ms, first backward %.1f ms\n", name, t_load,
                t_fwd, t_bwd);
-        ok = compare(name, &r, logits, grad, n_in, n_out);
+        ok = compare(name, &r, logits, grad, n_in, n_out, noise_logits, noise_grad);
     }
     refs_free(&r);
     free(logits);

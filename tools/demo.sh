@@ -5,5 +5,5 @@ set -e
 build=${1:-build}
 out=out/demo
 image=data/fashion/0_Ankle_boot.png
-"$build/neuromask" explain --model models/fashion_cnn.onnx --steps 300 --force --out "$out" "$image"
+"$build/neuromask" explain --model models/fashion_cnn.onnx --force --out "$out" "$image"
 echo "demo: outputs in $out/ (mask .png/.npy, overlay, panel, json)"

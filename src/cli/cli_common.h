@@ -109,6 +109,10 @@ void cli_labels_free(cli_labels *labels);
 /* The label of class i, or NULL. */
 const char *cli_label(const cli_labels *labels, int i);
 
+/* Create a folder and its missing parents (mkdir -p). Returns CLI_OK or
+ * prints the error and returns CLI_FAIL. */
+int cli_mkdir_p(const char *path);
+
 /* A JSON string literal of s. */
 void cli_json_string(FILE *f, const char *s);
 

@@ -429,7 +429,8 @@ static int setup(explain_opts *o, explain_run *r, int n_images)
     r->orig_w = calloc((size_t)r->batch, sizeof *r->orig_w);
     r->orig_h = calloc((size_t)r->batch, sizeof *r->orig_h);
     if (!r->x || !r->geo || !r->orig_w || !r->orig_h) return cli_error("out of memory");
-    if (mkdir(o->out, 0755) != 0 && errno != EEXIST) return cli_error("%s: cannot create: %s", o->out, strerror(errno));
+    rc = cli_mkdir_p(o->out);
+    if (rc) return rc;
     r->total = n_images;
     r->t0 = now_seconds();
     r->tty = !o->quiet && isatty(2);
