@@ -398,10 +398,10 @@ static void write_curve(FILE *f, const char *image, const char *method, const ch
  * which restores the trained weights: a probe forward before and after the
  * explanation detects that, and the explanation runs once more (the model
  * is then at the method's batch size already). */
-static nm_status randomised_map(const eval_opts *o, eval_run *r, nm_method method, int target, int layers,
-                                float *map, nm_error *err)
+static nm_status randomised_map(const eval_opts *o, eval_run *r, const nm_saliency_options *base, nm_method method,
+                                int target, int layers, float *map, nm_error *err)
 {
-    nm_saliency_options so = o->so;
+    nm_saliency_options so = *base;   /* the trained run's options and seeds */
     so.target_class = target;
     so.neuromask.target_class = target;
     float *probe = r->logits + r->k, *after = probe + r->k;
@@ -423,14 +423,14 @@ static nm_status randomised_map(const eval_opts *o, eval_run *r, nm_method metho
                    nm_method_name(method));
 }
 
-static nm_status sanity(const eval_opts *o, eval_run *r, int image, nm_method method, const float *map, int target,
-                        double *rho, nm_error *err)
+static nm_status sanity(const eval_opts *o, eval_run *r, const nm_saliency_options *so, int image, nm_method method,
+                        const float *map, int target, double *rho, nm_error *err)
 {
     int pixels = r->h * r->w, layers = nm_model_layer_count(r->model);
-    nm_status s = randomised_map(o, r, method, target, layers, r->rmap, err);
+    nm_status s = randomised_map(o, r, so, method, target, layers, r->rmap, err);
     if (!s) *rho = nm_spearman(map, r->rmap, pixels);
     for (int d = 1; !s && o->cascade && d <= layers; d++) {
-        s = randomised_map(o, r, method, target, d, r->rmap, err);
+        s = randomised_map(o, r, so, method, target, d, r->rmap, err);
         if (!s) fprintf(r->cascade, "%s,%s,%d,%.6g\n", r->images[image], nm_method_name(method), d,
                         nm_spearman(map, r->rmap, pixels));
     }
@@ -454,7 +454,7 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
     int pixels = r->h * r->w;
     *row = (nm_eval_row){.image = image, .method = mi, .target = sal.target, .prob = sal.prob, .kept = -1,
                          .spearman = NAN, .seconds = sal.seconds};
-    if (o->sanity) s = sanity(o, r, image, method, sal.map, sal.target, &row->spearman, err);
+    if (o->sanity) s = sanity(o, r, &so, image, method, sal.map, sal.target, &row->spearman, err);
     if (!s) s = nm_deletion_insertion(r->model, &r->pre, r->x, sal.map, sal.target, &r->auc, &row->deletion,
                                       &row->insertion, r->del_curve, r->ins_curve, err);
     float *unit = r->scratch;

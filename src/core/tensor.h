@@ -2,6 +2,7 @@
 #ifndef NM_CORE_TENSOR_H
 #define NM_CORE_TENSOR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "neuromask.h"
@@ -28,6 +29,7 @@ typedef struct nm_tensor {
     unsigned is_output : 1;      /* graph output */
 } nm_tensor;
 
+static inline size_t nm_dtype_size(nm_dtype d) { return d == NM_INT64 ? 8 : 4; }
 static inline float *nm_f32(const nm_tensor *t) { return (float *)t->data; }
 static inline int64_t *nm_i64(const nm_tensor *t) { return (int64_t *)t->data; }
 

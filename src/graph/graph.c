@@ -1,6 +1,8 @@
 /* Building and freeing graphs; attribute look-up. */
 #include "graph/graph.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,4 +227,14 @@ int nm_attr_ints(const nm_node *n, const char *name, int64_t *vals, int cap)
     if (!a || a->type != NM_ATTR_INTS) return -1;
     for (int i = 0; i < a->n && i < cap; i++) vals[i] = a->ints[i];
     return a->n;
+}
+
+nm_status nm_node_fail(const nm_graph *g, const nm_node *n, nm_error *err, nm_status code, const char *fmt, ...)
+{
+    char what[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return nm_fail(err, code, "%s: %s node '%s': %s", g->source, n->op_type, n->name, what);
 }

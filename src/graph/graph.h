@@ -82,6 +82,9 @@ static inline nm_tensor *nm_out(nm_graph *g, const nm_node *n, int i)
 {
     return (i < n->n_out && n->out[i] >= 0) ? &g->t[n->out[i]] : NULL;
 }
+/* An operator's error: "<source>: <op> node '<name>': <message>". */
+nm_status nm_node_fail(const nm_graph *g, const nm_node *n, nm_error *err, nm_status code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 const nm_attr *nm_attr_get(const nm_node *n, const char *name);
 int64_t nm_attr_int(const nm_node *n, const char *name, int64_t def);
 float nm_attr_float(const nm_node *n, const char *name, float def);

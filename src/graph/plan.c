@@ -9,8 +9,6 @@
 #define NM_DEFAULT_MAX_BYTES ((int64_t)8 << 30)
 #define NM_ALIGN 64
 
-static size_t dtype_size(nm_dtype d) { return d == NM_INT64 ? 8 : 4; }
-
 static nm_status check_tensor_size(nm_graph *g, nm_tensor *t, nm_error *err)
 {
     char buf[160];
@@ -67,7 +65,7 @@ static nm_status fold_node(nm_graph *g, nm_node *n, nm_error *err)
     for (int i = 0; i < n->n_out; i++) {
         nm_tensor *t = nm_out(g, n, i);
         if (!t) continue;
-        t->data = alloc_buffer(t->numel, dtype_size(t->dtype));
+        t->data = alloc_buffer(t->numel, nm_dtype_size(t->dtype));
         if (!t->data) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory folding node '%s'", g->source, n->name);
     }
     if (nm_op_get(n->op)->forward(g, n) != NM_OK)
@@ -141,7 +139,7 @@ static nm_status allocate(nm_graph *g, nm_error *err)
     for (int i = 0; i < g->n_t; i++) {
         const nm_tensor *t = &g->t[i];
         if (t->dtype == NM_UNDEFINED) continue;
-        int64_t per = (int64_t)dtype_size(t->dtype) * (t->is_const ? 0 : 1) + (t->requires_grad ? 4 : 0);
+        int64_t per = (int64_t)nm_dtype_size(t->dtype) * (t->is_const ? 0 : 1) + (t->requires_grad ? 4 : 0);
         total += per * t->numel;
     }
     g->planned_bytes = total;
@@ -151,7 +149,7 @@ static nm_status allocate(nm_graph *g, nm_error *err)
     for (int i = 0; i < g->n_t; i++) {
         nm_tensor *t = &g->t[i];
         if (t->dtype == NM_UNDEFINED) continue;
-        if (!t->is_const && !t->data) t->data = alloc_buffer(t->numel, dtype_size(t->dtype));
+        if (!t->is_const && !t->data) t->data = alloc_buffer(t->numel, nm_dtype_size(t->dtype));
         if (t->requires_grad && !t->grad) t->grad = alloc_buffer(t->numel, sizeof(float));
         if ((!t->is_const && !t->data) || (t->requires_grad && !t->grad))
             return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory for tensor '%s'", g->source, t->name);

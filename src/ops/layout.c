@@ -10,25 +10,10 @@
 
 #define PAR_MIN 32768
 
-static nm_status node_fail(const nm_graph *g, const nm_node *n, nm_error *err, nm_status code,
-                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static nm_status node_fail(const nm_graph *g, const nm_node *n, nm_error *err, nm_status code,
-                           const char *fmt, ...)
-{
-    char what[384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    return nm_fail(err, code, "%s: %s node '%s': %s", g->source, n->op_type, n->name, what);
-}
-
-static size_t dtype_size(nm_dtype d) { return d == NM_INT64 ? 8 : 4; }
-
 static nm_status check_value_dtype(nm_graph *g, const nm_node *n, const nm_tensor *t, nm_error *err)
 {
     if (t->dtype != NM_FLOAT && t->dtype != NM_INT64)
-        return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "tensor '%s' has element type %d (float or int64 expected)",
+        return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "tensor '%s' has element type %d (float or int64 expected)",
                          t->name, (int)t->dtype);
     return NM_OK;
 }
@@ -73,7 +58,7 @@ typedef struct transpose_state {
 static nm_status transpose_init(nm_graph *g, nm_node *n, nm_error *err)
 {
     if (n->n_in != 1 || !nm_in(g, n, 0) || n->n_out != 1 || !nm_out(g, n, 0))
-        return node_fail(g, n, err, NM_ERR_PARSE, "needs 1 input and 1 output");
+        return nm_node_fail(g, n, err, NM_ERR_PARSE, "needs 1 input and 1 output");
     return alloc_state(g, n, sizeof(transpose_state), err);
 }
 
@@ -90,13 +75,13 @@ static nm_status transpose_reshape(nm_graph *g, nm_node *n, nm_error *err)
     if (k < 0) {
         for (int i = 0; i < r; i++) perm[i] = r - 1 - i;
     } else if (k != r) {
-        return node_fail(g, n, err, NM_ERR_SHAPE, "perm has %d entries for rank %d", k, r);
+        return nm_node_fail(g, n, err, NM_ERR_SHAPE, "perm has %d entries for rank %d", k, r);
     }
     for (int i = 0; i < r; i++) in_stride[i] = dims_product(&x->shape, i + 1, r);
     nm_shape out = {.ndim = r};
     for (int i = 0; i < r; i++) {
         int p = nm_axis(perm[i], r);
-        if (p < 0 || seen[p]) return node_fail(g, n, err, NM_ERR_SHAPE, "perm is not a permutation");
+        if (p < 0 || seen[p]) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "perm is not a permutation");
         seen[p] = 1;
         out.dims[i] = x->shape.dims[p];
         st->src_stride[i] = in_stride[p];
@@ -156,7 +141,7 @@ static void transpose_backward(const transpose_state *st, const float *dy, float
 static nm_status transpose_op_forward(nm_graph *g, nm_node *n)
 {
     nm_tensor *x = nm_in(g, n, 0), *y = nm_out(g, n, 0);
-    transpose_forward(n->state, x->data, y->data, dtype_size(x->dtype));
+    transpose_forward(n->state, x->data, y->data, nm_dtype_size(x->dtype));
     return NM_OK;
 }
 
@@ -181,10 +166,10 @@ typedef struct join_state {
 static nm_status concat_init(nm_graph *g, nm_node *n, nm_error *err)
 {
     if (n->n_in < 1 || n->n_out != 1 || !nm_out(g, n, 0))
-        return node_fail(g, n, err, NM_ERR_PARSE, "needs at least 1 input and 1 output");
+        return nm_node_fail(g, n, err, NM_ERR_PARSE, "needs at least 1 input and 1 output");
     for (int i = 0; i < n->n_in; i++)
-        if (!nm_in(g, n, i)) return node_fail(g, n, err, NM_ERR_PARSE, "input %d is missing", i);
-    if (!nm_attr_get(n, "axis")) return node_fail(g, n, err, NM_ERR_PARSE, "the axis attribute is missing");
+        if (!nm_in(g, n, i)) return nm_node_fail(g, n, err, NM_ERR_PARSE, "input %d is missing", i);
+    if (!nm_attr_get(n, "axis")) return nm_node_fail(g, n, err, NM_ERR_PARSE, "the axis attribute is missing");
     return alloc_state(g, n, sizeof(join_state) + sizeof(int64_t) * (size_t)n->n_in, err);
 }
 
@@ -197,7 +182,7 @@ static nm_status concat_reshape(nm_graph *g, nm_node *n, nm_error *err)
     char s0[128], si[128];
     nm_status s = check_value_dtype(g, n, x0, err);
     if (s) return s;
-    if (axis < 0) return node_fail(g, n, err, NM_ERR_SHAPE, "axis out of range for rank %d", r);
+    if (axis < 0) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "axis out of range for rank %d", r);
     nm_shape out = x0->shape;
     out.dims[axis] = 0;
     int64_t inner = dims_product(&x0->shape, axis + 1, r);
@@ -206,7 +191,7 @@ static nm_status concat_reshape(nm_graph *g, nm_node *n, nm_error *err)
         int same = x->dtype == x0->dtype && x->shape.ndim == r;
         for (int d = 0; same && d < r; d++) same = d == axis || x->shape.dims[d] == x0->shape.dims[d];
         if (!same)
-            return node_fail(g, n, err, NM_ERR_SHAPE, "input '%s' %s does not match '%s' %s along axes other than %d",
+            return nm_node_fail(g, n, err, NM_ERR_SHAPE, "input '%s' %s does not match '%s' %s along axes other than %d",
                              x->name, nm_shape_str(&x->shape, si, sizeof si), x0->name,
                              nm_shape_str(&x0->shape, s0, sizeof s0), axis);
         out.dims[axis] += x->shape.dims[axis];
@@ -283,7 +268,7 @@ static nm_status concat_op_forward(nm_graph *g, nm_node *n)
     const void *parts[st->n_parts];
     for (int p = 0; p < st->n_parts; p++) parts[p] = nm_in(g, n, p)->data;
     nm_tensor *y = nm_out(g, n, 0);
-    concat_forward(st, parts, y->data, dtype_size(y->dtype));
+    concat_forward(st, parts, y->data, nm_dtype_size(y->dtype));
     return NM_OK;
 }
 
@@ -304,7 +289,7 @@ static nm_status concat_op_backward(nm_graph *g, nm_node *n)
 static nm_status split_init(nm_graph *g, nm_node *n, nm_error *err)
 {
     if (n->n_in < 1 || n->n_in > 2 || !nm_in(g, n, 0) || n->n_out < 1)
-        return node_fail(g, n, err, NM_ERR_PARSE, "needs 1 or 2 inputs and at least 1 output");
+        return nm_node_fail(g, n, err, NM_ERR_PARSE, "needs 1 or 2 inputs and at least 1 output");
     return alloc_state(g, n, sizeof(join_state) + sizeof(int64_t) * (size_t)n->n_out, err);
 }
 
@@ -318,31 +303,31 @@ static nm_status split_sizes(nm_graph *g, nm_node *n, int64_t dim, int64_t *size
         int64_t tmp[1];
         k = nm_attr_ints(n, "split", tmp, 0);
         if (k >= 0) {
-            if (k != n->n_out) return node_fail(g, n, err, NM_ERR_SHAPE, "split has %d entries for %d outputs", k, n->n_out);
+            if (k != n->n_out) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "split has %d entries for %d outputs", k, n->n_out);
             nm_attr_ints(n, "split", sizes, n->n_out);
         }
     } else if (t) {
         if (!t->is_const)
-            return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "split input '%s' is not constant", t->name);
+            return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "split input '%s' is not constant", t->name);
         if (t->dtype != NM_INT64 || t->numel != n->n_out)
-            return node_fail(g, n, err, NM_ERR_SHAPE, "split input '%s' needs %d integers", t->name, n->n_out);
+            return nm_node_fail(g, n, err, NM_ERR_SHAPE, "split input '%s' needs %d integers", t->name, n->n_out);
         k = n->n_out;
         for (int i = 0; i < k; i++) sizes[i] = nm_i64(t)[i];
     }
     if (k < 0) {
         if (dim % n->n_out)
-            return node_fail(g, n, err, NM_ERR_SHAPE, "dimension %lld does not split into %d equal parts",
+            return nm_node_fail(g, n, err, NM_ERR_SHAPE, "dimension %lld does not split into %d equal parts",
                              (long long)dim, n->n_out);
         for (int i = 0; i < n->n_out; i++) sizes[i] = dim / n->n_out;
         return NM_OK;
     }
     int64_t sum = 0;
     for (int i = 0; i < k; i++) {
-        if (sizes[i] < 0) return node_fail(g, n, err, NM_ERR_SHAPE, "negative split size");
+        if (sizes[i] < 0) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "negative split size");
         sum += sizes[i];
     }
     if (sum != dim)
-        return node_fail(g, n, err, NM_ERR_SHAPE, "split sizes add up to %lld, the axis has %lld", (long long)sum,
+        return nm_node_fail(g, n, err, NM_ERR_SHAPE, "split sizes add up to %lld, the axis has %lld", (long long)sum,
                          (long long)dim);
     return NM_OK;
 }
@@ -355,7 +340,7 @@ static nm_status split_reshape(nm_graph *g, nm_node *n, nm_error *err)
     int axis = nm_axis(nm_attr_int(n, "axis", 0), r);
     nm_status s = check_value_dtype(g, n, x, err);
     if (s) return s;
-    if (axis < 0) return node_fail(g, n, err, NM_ERR_SHAPE, "axis out of range for rank %d", r);
+    if (axis < 0) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "axis out of range for rank %d", r);
     int64_t inner = dims_product(&x->shape, axis + 1, r);
     s = split_sizes(g, n, x->shape.dims[axis], st->chunk, err);
     if (s) return s;
@@ -377,7 +362,7 @@ static nm_status split_op_forward(nm_graph *g, nm_node *n)
     void *parts[st->n_parts];
     for (int p = 0; p < st->n_parts; p++) parts[p] = nm_out(g, n, p) ? nm_out(g, n, p)->data : NULL;
     nm_tensor *x = nm_in(g, n, 0);
-    split_forward(st, x->data, parts, dtype_size(x->dtype));
+    split_forward(st, x->data, parts, nm_dtype_size(x->dtype));
     return NM_OK;
 }
 
@@ -402,7 +387,7 @@ typedef struct gather_state {
 static nm_status gather_init(nm_graph *g, nm_node *n, nm_error *err)
 {
     if (n->n_in != 2 || !nm_in(g, n, 0) || !nm_in(g, n, 1) || n->n_out != 1 || !nm_out(g, n, 0))
-        return node_fail(g, n, err, NM_ERR_PARSE, "needs 2 inputs and 1 output");
+        return nm_node_fail(g, n, err, NM_ERR_PARSE, "needs 2 inputs and 1 output");
     return alloc_state(g, n, sizeof(gather_state), err);
 }
 
@@ -414,9 +399,9 @@ static nm_status gather_reshape(nm_graph *g, nm_node *n, nm_error *err)
     int axis = nm_axis(nm_attr_int(n, "axis", 0), r);
     nm_status s = check_value_dtype(g, n, x, err);
     if (s) return s;
-    if (idx->dtype != NM_INT64) return node_fail(g, n, err, NM_ERR_PARSE, "indices are not integers");
-    if (axis < 0) return node_fail(g, n, err, NM_ERR_SHAPE, "axis out of range for rank %d", r);
-    if (r - 1 + q > NM_MAX_DIMS) return node_fail(g, n, err, NM_ERR_LIMIT, "output rank above %d", NM_MAX_DIMS);
+    if (idx->dtype != NM_INT64) return nm_node_fail(g, n, err, NM_ERR_PARSE, "indices are not integers");
+    if (axis < 0) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "axis out of range for rank %d", r);
+    if (r - 1 + q > NM_MAX_DIMS) return nm_node_fail(g, n, err, NM_ERR_LIMIT, "output rank above %d", NM_MAX_DIMS);
     st->outer = dims_product(&x->shape, 0, axis);
     st->dim = x->shape.dims[axis];
     st->inner = dims_product(&x->shape, axis + 1, r);
@@ -425,7 +410,7 @@ static nm_status gather_reshape(nm_graph *g, nm_node *n, nm_error *err)
         for (int64_t i = 0; i < idx->numel; i++) {
             int64_t v = nm_i64(idx)[i];
             if (v < -st->dim || v >= st->dim)
-                return node_fail(g, n, err, NM_ERR_SHAPE, "index %lld out of range for a dimension of %lld",
+                return nm_node_fail(g, n, err, NM_ERR_SHAPE, "index %lld out of range for a dimension of %lld",
                                  (long long)v, (long long)st->dim);
         }
     }
@@ -475,7 +460,7 @@ static nm_status gather_op_forward(nm_graph *g, nm_node *n)
     const gather_state *st = n->state;
     nm_tensor *x = nm_in(g, n, 0), *idx = nm_in(g, n, 1), *y = nm_out(g, n, 0);
     if (!gather_indices_ok(st, nm_i64(idx))) return NM_ERR_SHAPE;
-    gather_forward(st, x->data, nm_i64(idx), y->data, dtype_size(x->dtype));
+    gather_forward(st, x->data, nm_i64(idx), y->data, nm_dtype_size(x->dtype));
     return NM_OK;
 }
 
@@ -514,8 +499,8 @@ static nm_status pad_init(nm_graph *g, nm_node *n, nm_error *err)
 {
     int max_in = g->opset >= 11 ? 3 : 1;
     if (n->n_in < 1 || n->n_in > max_in || !nm_in(g, n, 0) || n->n_out != 1 || !nm_out(g, n, 0))
-        return node_fail(g, n, err, NM_ERR_PARSE, "needs 1..%d inputs and 1 output", max_in);
-    if (g->opset >= 11 && !nm_in(g, n, 1)) return node_fail(g, n, err, NM_ERR_PARSE, "the pads input is missing");
+        return nm_node_fail(g, n, err, NM_ERR_PARSE, "needs 1..%d inputs and 1 output", max_in);
+    if (g->opset >= 11 && !nm_in(g, n, 1)) return nm_node_fail(g, n, err, NM_ERR_PARSE, "the pads input is missing");
     nm_status s = alloc_state(g, n, sizeof(pad_state), err);
     if (s) return s;
     pad_state *st = n->state;
@@ -523,7 +508,7 @@ static nm_status pad_init(nm_graph *g, nm_node *n, nm_error *err)
     if (!strcmp(mode, "constant")) st->mode = PAD_CONSTANT;
     else if (!strcmp(mode, "reflect")) st->mode = PAD_REFLECT;
     else if (!strcmp(mode, "edge")) st->mode = PAD_EDGE;
-    else return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "mode '%s' is not supported", mode);
+    else return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "mode '%s' is not supported", mode);
     st->value_f32 = nm_attr_float(n, "value", 0.0f);
     return NM_OK;
 }
@@ -547,13 +532,13 @@ static nm_status pad_read_pads(nm_graph *g, nm_node *n, int r, int64_t *pads, nm
 {
     if (g->opset < 11) {
         int k = nm_attr_ints(n, "pads", pads, 2 * NM_MAX_DIMS);
-        if (k != 2 * r) return node_fail(g, n, err, NM_ERR_SHAPE, "pads has %d entries for rank %d", k, r);
+        if (k != 2 * r) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "pads has %d entries for rank %d", k, r);
         return NM_OK;
     }
     const nm_tensor *t = nm_in(g, n, 1);
-    if (!t->is_const) return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "pads input '%s' is not constant", t->name);
+    if (!t->is_const) return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "pads input '%s' is not constant", t->name);
     if (t->dtype != NM_INT64 || t->numel != 2 * r)
-        return node_fail(g, n, err, NM_ERR_SHAPE, "pads input '%s' needs %d integers", t->name, 2 * r);
+        return nm_node_fail(g, n, err, NM_ERR_SHAPE, "pads input '%s' needs %d integers", t->name, 2 * r);
     for (int i = 0; i < 2 * r; i++) pads[i] = nm_i64(t)[i];
     return NM_OK;
 }
@@ -568,14 +553,14 @@ static nm_status pad_reshape(nm_graph *g, nm_node *n, nm_error *err)
     if (!s) s = pad_read_pads(g, n, r, pads, err);
     if (s) return s;
     if (cv && (cv->dtype != x->dtype || cv->numel > 1))
-        return node_fail(g, n, err, NM_ERR_SHAPE, "constant_value must be a scalar of the data's type");
+        return nm_node_fail(g, n, err, NM_ERR_SHAPE, "constant_value must be a scalar of the data's type");
     nm_shape out = {.ndim = r};
     int64_t total = 0;
     for (int d = 0; d < r; d++) {
         out.dims[d] = x->shape.dims[d] + pads[d] + pads[r + d];
-        if (out.dims[d] < 0) return node_fail(g, n, err, NM_ERR_SHAPE, "axis %d would have negative size", d);
+        if (out.dims[d] < 0) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "axis %d would have negative size", d);
         if (st->mode != PAD_CONSTANT && x->shape.dims[d] == 0 && out.dims[d] > 0)
-            return node_fail(g, n, err, NM_ERR_SHAPE, "cannot %s-pad an empty axis", st->mode == PAD_EDGE ? "edge" : "reflect");
+            return nm_node_fail(g, n, err, NM_ERR_SHAPE, "cannot %s-pad an empty axis", st->mode == PAD_EDGE ? "edge" : "reflect");
         total += out.dims[d];
     }
     free(st->maps);
@@ -626,7 +611,7 @@ static void pad_forward(const pad_state *st, const void *x, void *y, nm_dtype dt
 {
     int r = st->rank;
     if (r == 0) {
-        memcpy(y, x, dtype_size(dtype));
+        memcpy(y, x, nm_dtype_size(dtype));
         return;
     }
     int64_t len = st->out_dims[r - 1], rows = 1;

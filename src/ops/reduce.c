@@ -17,19 +17,6 @@ typedef struct reduce_state {
     int64_t *red_off;       /* n_red offsets added to a base */
 } reduce_state;
 
-static nm_status node_fail(const nm_graph *g, const nm_node *n, nm_error *err, nm_status code,
-                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static nm_status node_fail(const nm_graph *g, const nm_node *n, nm_error *err, nm_status code,
-                           const char *fmt, ...)
-{
-    char what[384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    return nm_fail(err, code, "%s: %s node '%s': %s", g->source, n->op_type, n->name, what);
-}
-
 static void reduce_destroy(nm_node *n)
 {
     reduce_state *st = n->state;
@@ -44,7 +31,7 @@ static void reduce_destroy(nm_node *n)
 static nm_status reduce_init(nm_graph *g, nm_node *n, nm_error *err)
 {
     if (n->n_in < 1 || n->n_in > 2 || !nm_in(g, n, 0) || n->n_out != 1 || !nm_out(g, n, 0))
-        return node_fail(g, n, err, NM_ERR_PARSE, "needs 1 input (and optional axes) and 1 output");
+        return nm_node_fail(g, n, err, NM_ERR_PARSE, "needs 1 input (and optional axes) and 1 output");
     n->state = calloc(1, sizeof(reduce_state));
     return n->state ? NM_OK : nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
 }
@@ -56,14 +43,14 @@ static nm_status reduce_axes(nm_graph *g, nm_node *n, int r, unsigned char *redu
     int k;
     const nm_tensor *t = nm_in(g, n, 1);
     if (t) {
-        if (!t->is_const) return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "axes input '%s' is not constant", t->name);
+        if (!t->is_const) return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "axes input '%s' is not constant", t->name);
         if (t->dtype != NM_INT64 || t->numel > NM_MAX_DIMS)
-            return node_fail(g, n, err, NM_ERR_SHAPE, "axes input '%s' is not a short integer list", t->name);
+            return nm_node_fail(g, n, err, NM_ERR_SHAPE, "axes input '%s' is not a short integer list", t->name);
         k = (int)t->numel;
         for (int i = 0; i < k; i++) axes[i] = nm_i64(t)[i];
     } else {
         k = nm_attr_ints(n, "axes", axes, NM_MAX_DIMS);
-        if (k > NM_MAX_DIMS) return node_fail(g, n, err, NM_ERR_LIMIT, "%d axes (at most %d)", k, NM_MAX_DIMS);
+        if (k > NM_MAX_DIMS) return nm_node_fail(g, n, err, NM_ERR_LIMIT, "%d axes (at most %d)", k, NM_MAX_DIMS);
     }
     if (k <= 0 && !(t && nm_attr_int(n, "noop_with_empty_axes", 0))) {
         memset(reduced, 1, (size_t)r);   /* no axes: all of them */
@@ -72,7 +59,7 @@ static nm_status reduce_axes(nm_graph *g, nm_node *n, int r, unsigned char *redu
     memset(reduced, 0, (size_t)r);
     for (int i = 0; i < k; i++) {
         int a = nm_axis(axes[i], r);
-        if (a < 0) return node_fail(g, n, err, NM_ERR_SHAPE, "axis %lld out of range for rank %d", (long long)axes[i], r);
+        if (a < 0) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "axis %lld out of range for rank %d", (long long)axes[i], r);
         reduced[a] = 1;
     }
     return NM_OK;
@@ -102,7 +89,7 @@ static nm_status reduce_reshape(nm_graph *g, nm_node *n, nm_error *err)
     int r = x->shape.ndim, keep = (int)nm_attr_int(n, "keepdims", 1);
     unsigned char reduced[NM_MAX_DIMS];
     int64_t stride[NM_MAX_DIMS];
-    if (x->dtype != NM_FLOAT) return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "only float tensors are supported");
+    if (x->dtype != NM_FLOAT) return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "only float tensors are supported");
     nm_status s = reduce_axes(g, n, r, reduced, err);
     if (s) return s;
     nm_shape out = {0};

@@ -53,19 +53,6 @@ typedef struct resize_state {
     int64_t tmp_numel[NM_MAX_DIMS];
 } resize_state;
 
-static nm_status node_fail(const nm_graph *g, const nm_node *n, nm_error *err, nm_status code,
-                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static nm_status node_fail(const nm_graph *g, const nm_node *n, nm_error *err, nm_status code,
-                           const char *fmt, ...)
-{
-    char what[384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    return nm_fail(err, code, "%s: %s node '%s': %s", g->source, n->op_type, n->name, what);
-}
-
 /* ------------------------------------------------------------ tap tables */
 
 /* Input coordinate of output coordinate x along an axis (ONNX
@@ -260,7 +247,7 @@ static nm_status parse_params(nm_graph *g, nm_node *n, resize_params *p, nm_erro
     if (!strcmp(mode, "nearest")) p->interp = INTERP_NEAREST;
     else if (!strcmp(mode, "linear") || (legacy && !strcmp(mode, "bilinear"))) p->interp = INTERP_LINEAR;
     else if (!strcmp(mode, "cubic") && !legacy) p->interp = INTERP_CUBIC;
-    else return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "mode '%s' is not supported", mode);
+    else return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "mode '%s' is not supported", mode);
     if (legacy) {   /* Upsample and Resize-10: x / scale, nearest rounds down */
         p->coord = COORD_ASYMMETRIC;
         p->nearest = NEAREST_FLOOR;
@@ -276,8 +263,8 @@ static nm_status parse_params(nm_graph *g, nm_node *n, resize_params *p, nm_erro
         if (!strcmp(coord, coords[i])) c = i;
     for (int i = 0; i < 4; i++)
         if (!strcmp(nearest, nearests[i])) k = i;
-    if (c < 0) return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "coordinate_transformation_mode '%s' is not supported", coord);
-    if (k < 0) return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "nearest_mode '%s' is not supported", nearest);
+    if (c < 0) return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "coordinate_transformation_mode '%s' is not supported", coord);
+    if (k < 0) return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "nearest_mode '%s' is not supported", nearest);
     p->coord = (coord_mode)c;
     p->nearest = (nearest_mode)k;
     p->cubic_a = nm_attr_float(n, "cubic_coeff_a", -0.75f);
@@ -295,7 +282,7 @@ static nm_status resize_init(nm_graph *g, nm_node *n, nm_error *err)
     else if (g->opset < 11) min_in = max_in = 2;
     else min_in = g->opset >= 13 ? 1 : 3, max_in = 4;
     if (n->n_in < min_in || n->n_in > max_in || !nm_in(g, n, 0) || n->n_out != 1 || !nm_out(g, n, 0))
-        return node_fail(g, n, err, NM_ERR_PARSE, "needs %d..%d inputs and 1 output", min_in, max_in);
+        return nm_node_fail(g, n, err, NM_ERR_PARSE, "needs %d..%d inputs and 1 output", min_in, max_in);
     resize_state *st = calloc(1, sizeof *st);
     if (!st) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
     n->state = st;
@@ -312,9 +299,9 @@ static const nm_tensor *given_input(nm_graph *g, const nm_node *n, int i)
 static nm_status require_const(nm_graph *g, const nm_node *n, const nm_tensor *t, nm_dtype dtype, int64_t count,
                                const char *what, nm_error *err)
 {
-    if (!t->is_const) return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "%s input '%s' is not constant", what, t->name);
+    if (!t->is_const) return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "%s input '%s' is not constant", what, t->name);
     if (t->dtype != dtype || t->numel != count)
-        return node_fail(g, n, err, NM_ERR_SHAPE, "%s input '%s' needs %lld %s values", what, t->name,
+        return nm_node_fail(g, n, err, NM_ERR_SHAPE, "%s input '%s' needs %lld %s values", what, t->name,
                          (long long)count, dtype == NM_FLOAT ? "float" : "integer");
     return NM_OK;
 }
@@ -333,40 +320,40 @@ static nm_status resize_geometry(nm_graph *g, nm_node *n, const resize_params *p
     for (int d = 0; d < r; d++) roi[d] = 0.0, roi[r + d] = 1.0;
     if (p->coord == COORD_TF_CROP_AND_RESIZE) {
         const nm_tensor *t = given_input(g, n, 1);
-        if (!t) return node_fail(g, n, err, NM_ERR_PARSE, "tf_crop_and_resize needs the roi input");
+        if (!t) return nm_node_fail(g, n, err, NM_ERR_PARSE, "tf_crop_and_resize needs the roi input");
         if ((s = require_const(g, n, t, NM_FLOAT, 2 * r, "roi", err))) return s;
         for (int i = 0; i < 2 * r; i++) roi[i] = nm_f32(t)[i];
     }
     if (n->op == NM_OP_UPSAMPLE && g->opset < 9) {
         const nm_attr *a = nm_attr_get(n, "scales");
         if (!a || a->type != NM_ATTR_FLOATS || a->n != r)
-            return node_fail(g, n, err, NM_ERR_PARSE, "the scales attribute needs %d values", r);
+            return nm_node_fail(g, n, err, NM_ERR_PARSE, "the scales attribute needs %d values", r);
         for (int d = 0; d < r; d++) attr_scales[d] = a->floats[d];
         sv = attr_scales;
     } else if (scales && sizes) {
-        return node_fail(g, n, err, NM_ERR_PARSE, "both scales and sizes are given");
+        return nm_node_fail(g, n, err, NM_ERR_PARSE, "both scales and sizes are given");
     } else if (scales) {
         if ((s = require_const(g, n, scales, NM_FLOAT, r, "scales", err))) return s;
         sv = nm_f32(scales);
     } else if (sizes) {
         if ((s = require_const(g, n, sizes, NM_INT64, r, "sizes", err))) return s;
     } else {
-        return node_fail(g, n, err, NM_ERR_PARSE, "neither scales nor sizes is given");
+        return nm_node_fail(g, n, err, NM_ERR_PARSE, "neither scales nor sizes is given");
     }
     out->ndim = r;
     for (int d = 0; d < r; d++) {
         if (sv) {
-            if (!(sv[d] > 0)) return node_fail(g, n, err, NM_ERR_SHAPE, "scale %g is not positive", (double)sv[d]);
+            if (!(sv[d] > 0)) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "scale %g is not positive", (double)sv[d]);
             scale[d] = sv[d];
             out->dims[d] = (int64_t)floor((double)in->dims[d] * (roi[r + d] - roi[d]) * scale[d]);
         } else {
             out->dims[d] = nm_i64(sizes)[d];
             if (out->dims[d] < 0)
-                return node_fail(g, n, err, NM_ERR_SHAPE, "cannot resize axis %d to %lld", d, (long long)out->dims[d]);
+                return nm_node_fail(g, n, err, NM_ERR_SHAPE, "cannot resize axis %d to %lld", d, (long long)out->dims[d]);
             scale[d] = in->dims[d] ? (double)out->dims[d] / (double)in->dims[d] : 1.0;
         }
         if (out->dims[d] > 0 && in->dims[d] == 0)
-            return node_fail(g, n, err, NM_ERR_SHAPE, "cannot resize an empty axis %d", d);
+            return nm_node_fail(g, n, err, NM_ERR_SHAPE, "cannot resize an empty axis %d", d);
     }
     return NM_OK;
 }
@@ -377,7 +364,7 @@ static nm_status resize_reshape(nm_graph *g, nm_node *n, nm_error *err)
     const nm_tensor *x = nm_in(g, n, 0);
     double scale[NM_MAX_DIMS], roi[2 * NM_MAX_DIMS];
     nm_shape out;
-    if (x->dtype != NM_FLOAT) return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "only float tensors are supported");
+    if (x->dtype != NM_FLOAT) return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "only float tensors are supported");
     resize_clear(st);
     nm_status s = resize_geometry(g, n, &st->p, &x->shape, scale, &out, roi, err);
     if (s) return s;

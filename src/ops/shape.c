@@ -12,39 +12,24 @@
 
 #define PAR_MIN 32768
 
-static nm_status node_fail(const nm_graph *g, const nm_node *n, nm_error *err, nm_status code,
-                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static nm_status node_fail(const nm_graph *g, const nm_node *n, nm_error *err, nm_status code,
-                           const char *fmt, ...)
-{
-    char what[384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    return nm_fail(err, code, "%s: %s node '%s': %s", g->source, n->op_type, n->name, what);
-}
-
-static size_t dtype_size(nm_dtype d) { return d == NM_INT64 ? 8 : 4; }
-
 /* Inputs [min_in, max_in] with the first `need_in` present; outputs likewise. */
 static nm_status check_arity(nm_graph *g, const nm_node *n, int min_in, int max_in, int min_out,
                              int max_out, nm_error *err)
 {
     if (n->n_in < min_in || n->n_in > max_in || n->n_out < min_out || n->n_out > max_out)
-        return node_fail(g, n, err, NM_ERR_PARSE, "takes %d..%d inputs and %d..%d outputs, has %d and %d",
+        return nm_node_fail(g, n, err, NM_ERR_PARSE, "takes %d..%d inputs and %d..%d outputs, has %d and %d",
                          min_in, max_in, min_out, max_out, n->n_in, n->n_out);
     for (int i = 0; i < min_in; i++)
-        if (!nm_in(g, n, i)) return node_fail(g, n, err, NM_ERR_PARSE, "input %d is missing", i);
+        if (!nm_in(g, n, i)) return nm_node_fail(g, n, err, NM_ERR_PARSE, "input %d is missing", i);
     for (int i = 0; i < min_out; i++)
-        if (!nm_out(g, n, i)) return node_fail(g, n, err, NM_ERR_PARSE, "output %d is missing", i);
+        if (!nm_out(g, n, i)) return nm_node_fail(g, n, err, NM_ERR_PARSE, "output %d is missing", i);
     return NM_OK;
 }
 
 static nm_status check_value_dtype(nm_graph *g, const nm_node *n, const nm_tensor *t, nm_error *err)
 {
     if (t->dtype != NM_FLOAT && t->dtype != NM_INT64)
-        return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "tensor '%s' has element type %d (float or int64 expected)",
+        return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "tensor '%s' has element type %d (float or int64 expected)",
                          t->name, (int)t->dtype);
     return NM_OK;
 }
@@ -55,11 +40,11 @@ static nm_status const_ints(nm_graph *g, const nm_node *n, int idx, const char *
 {
     const nm_tensor *t = nm_in(g, n, idx);
     if (!t->is_const)
-        return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "%s input '%s' is not constant", what, t->name);
+        return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "%s input '%s' is not constant", what, t->name);
     if (t->dtype != NM_INT64)
-        return node_fail(g, n, err, NM_ERR_PARSE, "%s input '%s' is not an integer tensor", what, t->name);
+        return nm_node_fail(g, n, err, NM_ERR_PARSE, "%s input '%s' is not an integer tensor", what, t->name);
     if (t->numel > cap)
-        return node_fail(g, n, err, NM_ERR_LIMIT, "%s input '%s' has %lld values (at most %d)", what, t->name,
+        return nm_node_fail(g, n, err, NM_ERR_LIMIT, "%s input '%s' has %lld values (at most %d)", what, t->name,
                          (long long)t->numel, cap);
     for (int64_t i = 0; i < t->numel; i++) vals[i] = nm_i64(t)[i];
     *count = (int)t->numel;
@@ -72,7 +57,7 @@ static nm_status read_axes(nm_graph *g, const nm_node *n, int64_t *axes, int *co
     *count = -1;
     if (g->opset < 13) {
         int k = nm_attr_ints(n, "axes", axes, NM_MAX_DIMS);
-        if (k > NM_MAX_DIMS) return node_fail(g, n, err, NM_ERR_LIMIT, "%d axes (at most %d)", k, NM_MAX_DIMS);
+        if (k > NM_MAX_DIMS) return nm_node_fail(g, n, err, NM_ERR_LIMIT, "%d axes (at most %d)", k, NM_MAX_DIMS);
         *count = k;
         return NM_OK;
     }
@@ -105,7 +90,7 @@ static nm_status view_forward(nm_graph *g, nm_node *n)
 {
     const nm_tensor *x = nm_in(g, n, 0);
     nm_tensor *y = nm_out(g, n, 0);
-    copy_forward(x->data, y->data, (size_t)y->numel * dtype_size(y->dtype));
+    copy_forward(x->data, y->data, (size_t)y->numel * nm_dtype_size(y->dtype));
     return NM_OK;
 }
 
@@ -128,7 +113,7 @@ static nm_status flatten_reshape(nm_graph *g, nm_node *n, nm_error *err)
     nm_status s = check_value_dtype(g, n, x, err);
     if (s) return s;
     if (axis < 0) axis += r;
-    if (axis < 0 || axis > r) return node_fail(g, n, err, NM_ERR_SHAPE, "axis out of range for rank %d", r);
+    if (axis < 0 || axis > r) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "axis out of range for rank %d", r);
     nm_shape out = {.ndim = 2, .dims = {1, 1}};
     for (int i = 0; i < r; i++) out.dims[i < axis ? 0 : 1] *= x->shape.dims[i];
     set_output(nm_out(g, n, 0), x->dtype, &out);
@@ -155,27 +140,27 @@ static nm_status reshape_reshape(nm_graph *g, nm_node *n, nm_error *err)
         int64_t v = want[i];
         if (v == 0 && !allowzero) {
             if (i >= x->shape.ndim)
-                return node_fail(g, n, err, NM_ERR_SHAPE, "0 at position %d copies a dimension %s lacks", i,
+                return nm_node_fail(g, n, err, NM_ERR_SHAPE, "0 at position %d copies a dimension %s lacks", i,
                                  nm_shape_str(&x->shape, sx, sizeof sx));
             v = x->shape.dims[i];
         }
         if (v == -1) {
-            if (infer >= 0) return node_fail(g, n, err, NM_ERR_SHAPE, "more than one -1 in the shape");
+            if (infer >= 0) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "more than one -1 in the shape");
             infer = i;
             continue;
         }
         if (v < 0 || !nm_mul_i64(known, v, &known))
-            return node_fail(g, n, err, NM_ERR_SHAPE, "invalid dimension %lld", (long long)v);
+            return nm_node_fail(g, n, err, NM_ERR_SHAPE, "invalid dimension %lld", (long long)v);
         out.dims[i] = v;
     }
     if (infer >= 0) {
         if (known == 0 || x->numel % known)
-            return node_fail(g, n, err, NM_ERR_SHAPE, "cannot infer the -1 dimension reshaping %s",
+            return nm_node_fail(g, n, err, NM_ERR_SHAPE, "cannot infer the -1 dimension reshaping %s",
                              nm_shape_str(&x->shape, sx, sizeof sx));
         out.dims[infer] = x->numel / known;
     }
     if (nm_shape_numel(&out) != x->numel)
-        return node_fail(g, n, err, NM_ERR_SHAPE, "cannot reshape %s into %s",
+        return nm_node_fail(g, n, err, NM_ERR_SHAPE, "cannot reshape %s into %s",
                          nm_shape_str(&x->shape, sx, sizeof sx), nm_shape_str(&out, sw, sizeof sw));
     set_output(nm_out(g, n, 0), x->dtype, &out);
     return NM_OK;
@@ -199,9 +184,9 @@ static nm_status squeeze_reshape(nm_graph *g, nm_node *n, nm_error *err)
     }
     for (int i = 0; i < k; i++) {
         int a = nm_axis(axes[i], r);
-        if (a < 0) return node_fail(g, n, err, NM_ERR_SHAPE, "axis %lld out of range for rank %d", (long long)axes[i], r);
+        if (a < 0) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "axis %lld out of range for rank %d", (long long)axes[i], r);
         if (x->shape.dims[a] != 1)
-            return node_fail(g, n, err, NM_ERR_SHAPE, "axis %d has size %lld, not 1", a, (long long)x->shape.dims[a]);
+            return nm_node_fail(g, n, err, NM_ERR_SHAPE, "axis %d has size %lld, not 1", a, (long long)x->shape.dims[a]);
         drop[a] = 1;
     }
     nm_shape out = {0};
@@ -220,13 +205,13 @@ static nm_status unsqueeze_reshape(nm_graph *g, nm_node *n, nm_error *err)
     nm_status s = check_value_dtype(g, n, x, err);
     if (!s) s = read_axes(g, n, axes, &k, err);
     if (s) return s;
-    if (k < 0) return node_fail(g, n, err, NM_ERR_PARSE, "axes are missing");
+    if (k < 0) return nm_node_fail(g, n, err, NM_ERR_PARSE, "axes are missing");
     int r = x->shape.ndim + k;
-    if (r > NM_MAX_DIMS) return node_fail(g, n, err, NM_ERR_LIMIT, "output rank %d above %d", r, NM_MAX_DIMS);
+    if (r > NM_MAX_DIMS) return nm_node_fail(g, n, err, NM_ERR_LIMIT, "output rank %d above %d", r, NM_MAX_DIMS);
     for (int i = 0; i < k; i++) {
         int a = nm_axis(axes[i], r);
         if (a < 0 || added[a])
-            return node_fail(g, n, err, NM_ERR_SHAPE, "axis %lld out of range or repeated", (long long)axes[i]);
+            return nm_node_fail(g, n, err, NM_ERR_SHAPE, "axis %lld out of range or repeated", (long long)axes[i]);
         added[a] = 1;
     }
     nm_shape out = {.ndim = r};
@@ -341,7 +326,7 @@ static nm_status constant_init(nm_graph *g, nm_node *n, nm_error *err)
             return NM_OK;
         }
     }
-    return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "no tensor, float or int value (sparse and string constants are not supported)");
+    return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "no tensor, float or int value (sparse and string constants are not supported)");
 }
 
 static nm_status constant_reshape(nm_graph *g, nm_node *n, nm_error *err)
@@ -355,7 +340,7 @@ static nm_status constant_forward(nm_graph *g, nm_node *n)
 {
     const constant_state *st = n->state;
     nm_tensor *y = nm_out(g, n, 0);
-    copy_forward(st->value.data, y->data, (size_t)y->numel * dtype_size(y->dtype));
+    copy_forward(st->value.data, y->data, (size_t)y->numel * nm_dtype_size(y->dtype));
     return NM_OK;
 }
 
@@ -368,7 +353,7 @@ static nm_status constantofshape_init(nm_graph *g, nm_node *n, nm_error *err)
     const nm_attr *a = nm_attr_get(n, "value");
     if (!a) return NM_OK;
     if (a->type != NM_ATTR_TENSOR || !a->t || a->t->numel != 1)
-        return node_fail(g, n, err, NM_ERR_PARSE, "value must be a one-element tensor");
+        return nm_node_fail(g, n, err, NM_ERR_PARSE, "value must be a one-element tensor");
     return check_value_dtype(g, n, a->t, err);
 }
 
@@ -381,7 +366,7 @@ static nm_status constantofshape_reshape(nm_graph *g, nm_node *n, nm_error *err)
     if (s) return s;
     nm_shape out = {.ndim = k};
     for (int i = 0; i < k; i++) {
-        if (dims[i] < 0) return node_fail(g, n, err, NM_ERR_SHAPE, "negative dimension %lld", (long long)dims[i]);
+        if (dims[i] < 0) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "negative dimension %lld", (long long)dims[i]);
         out.dims[i] = dims[i];
     }
     set_output(nm_out(g, n, 0), a ? a->t->dtype : NM_FLOAT, &out);
@@ -409,7 +394,7 @@ static nm_status dropout_init(nm_graph *g, nm_node *n, nm_error *err)
     nm_status s = check_arity(g, n, 1, 3, 1, 2, err);
     if (s) return s;
     if (nm_out(g, n, 1))
-        return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "the mask output is not supported");
+        return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "the mask output is not supported");
     return NM_OK;
 }
 
@@ -421,12 +406,12 @@ static nm_status dropout_reshape(nm_graph *g, nm_node *n, nm_error *err)
     if (s) return s;
     if (train) {
         if (!train->is_const || train->numel != 1)
-            return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "training_mode must be a constant scalar");
+            return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "training_mode must be a constant scalar");
         int training = train->dtype == NM_FLOAT ? nm_f32(train)[0] != 0 : nm_i64(train)[0] != 0;
         int zero_ratio = ratio && ratio->is_const && ratio->dtype == NM_FLOAT && ratio->numel == 1 &&
                          nm_f32(ratio)[0] == 0.0f;
         if (training && !zero_ratio)
-            return node_fail(g, n, err, NM_ERR_UNSUPPORTED, "training mode (random dropout) is not supported");
+            return nm_node_fail(g, n, err, NM_ERR_UNSUPPORTED, "training mode (random dropout) is not supported");
     }
     set_output(nm_out(g, n, 0), x->dtype, &x->shape);
     return NM_OK;
