@@ -301,8 +301,7 @@ void nm_auc_defaults(nm_auc_options *o);
  * normalises to 0, as RISE's zero-padded blur of the normalised tensor);
  * normalised trapezoid AUC of the target's softmax probability, RISE's
  * auc(). `x` is [C,H,W] in pixel space, `map` H x W. Curves (steps + 1
- * values) optional. The model is re-planned for the batch size (which
- * restores trained weights after nm_model_randomize). */
+ * values) optional. The model is re-planned for o->batch. */
 nm_status nm_deletion_insertion(nm_model *m, const nm_preprocess *pp, const float *x, const float *map,
                                 int target, const nm_auc_options *o, double *deletion, double *insertion,
                                 float *deletion_curve, float *insertion_curve, nm_error *err);
@@ -315,8 +314,8 @@ nm_status nm_deletion_insertion(nm_model *m, const nm_preprocess *pp, const floa
  * re-drawn, with a stream per layer, so depth n and n + 1 share their
  * layers' values. Each call starts from the trained weights (rebuilt from
  * the model bytes); n_layers <= 0 just restores them, n_layers above the
- * count randomises all. A new batch size (nm_model_set_batch) also restores
- * the trained weights. nm_model_layer_count returns the number of layers. */
+ * count randomises all. The randomisation is kept when a new batch size
+ * re-plans the model. nm_model_layer_count returns the number of layers. */
 int nm_model_layer_count(const nm_model *m);
 nm_status nm_model_randomize(nm_model *m, int n_layers, uint64_t seed, nm_error *err);
 

@@ -1,7 +1,8 @@
 # Saliency methods (nm_explain) against the PyTorch reference
 # tools/saliency_ref.py, which writes x, the maps and their parameters.
+# (No ';' inside the sh -c strings: CMake would split the argument there.)
 set(NM_SALREF ${CMAKE_BINARY_DIR}/saliency_ref)
-nm_add_script_test(saliency_ref_resnet20 sh -c "test -n \"$NEUROMASK_SHARED\" || exit 77; \
+nm_add_script_test(saliency_ref_resnet20 sh -c "test -n \"$NEUROMASK_SHARED\" || exit 77 && \
   ${NM_PYTHON} ${CMAKE_SOURCE_DIR}/tools/saliency_ref.py --model $NEUROMASK_SHARED/models/cifar10_resnet20.onnx \
   --image $NEUROMASK_SHARED/images/cifar10_test_jpg/dog_0000.jpg --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 \
   --ig-steps 32 --occ-patch 4 --occ-stride 2 --rise-masks 512 --rise-cell 7 --outdir ${NM_SALREF}/resnet20")
@@ -9,8 +10,8 @@ nm_add_script_test(saliency_ref_fashion ${NM_PYTHON} ${CMAKE_SOURCE_DIR}/tools/s
   --model ${CMAKE_SOURCE_DIR}/models/fashion_cnn.onnx --image ${CMAKE_SOURCE_DIR}/data/fashion/0_Ankle_boot.png
   --mean 0.2860 --std 0.3530 --ig-steps 32 --occ-patch 4 --occ-stride 2 --rise-masks 512 --rise-cell 7
   --outdir ${NM_SALREF}/fashion)
-nm_add_c_test(saliency_resnet20 test_saliency.c ${NM_SALREF}/resnet20 shared)
-add_test(NAME saliency_fashion COMMAND saliency_resnet20 ${NM_SALREF}/fashion)
+nm_add_c_test(saliency_resnet20 test_saliency.c ${NM_SALREF}/resnet20 64 shared)
+add_test(NAME saliency_fashion COMMAND saliency_resnet20 ${NM_SALREF}/fashion 128)
 set_tests_properties(saliency_fashion PROPERTIES SKIP_RETURN_CODE 77
   ENVIRONMENT "NEUROMASK_SHARED=${NEUROMASK_SHARED};NM_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 set_tests_properties(saliency_ref_resnet20 PROPERTIES FIXTURES_SETUP salref20)

@@ -184,6 +184,12 @@ static void check_randomize(const char *model_spec, int want_layers)
     nm_check(max_diff(l0, l1, k) > 1e-3, "randomised logits differ (max diff %.3g)", max_diff(l0, l1, k));
     nm_check(fabs(std1 / std0 - 1) < 0.2, "randomised top weights keep their std (%.4g vs %.4g)", std1, std0);
 
+    /* A new batch size re-plans the model; the randomisation must survive it. */
+    nm_check(nm_model_set_batch(m, 2, &err) == NM_OK && nm_model_set_batch(m, (int)in.dims[0], &err) == NM_OK,
+             "re-plan: %s", err.msg);
+    logits(m, x, l2);
+    nm_check(max_diff(l1, l2, k) == 0, "randomisation kept across re-planning (max diff %.3g)", max_diff(l1, l2, k));
+
     nm_check(nm_model_randomize(m, 0, 0, &err) == NM_OK, "restore: %s", err.msg);
     logits(m, x, l2);
     nm_check(max_diff(l0, l2, k) == 0, "restored logits are identical (max diff %.3g)", max_diff(l0, l2, k));

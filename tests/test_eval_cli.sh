@@ -1,0 +1,69 @@
+#!/bin/sh
+# neuromask eval end to end on two bundled Fashion-MNIST images with two
+# cheap methods: results.csv columns and rows, a summary.md table row per
+# method, an index.html whose images exist and that loads nothing from
+# outside, no overwrite without --force, usage errors.
+set -u
+BIN=${NM_BIN:-./neuromask}
+SRC=${NM_SOURCE_DIR:-$(dirname "$0")/..}
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+fails=0
+check() {   # check DESCRIPTION COMMAND...
+    desc=$1
+    shift
+    if "$@"; then echo "ok: $desc"; else echo "FAIL: $desc"; fails=$((fails + 1)); fi
+}
+
+MODEL=$SRC/models/fashion_cnn.onnx
+IMGS="$SRC/data/fashion/0_Ankle_boot.png $SRC/data/fashion/13_Dress.png"
+D=$OUT/run
+# shellcheck disable=SC2086
+"$BIN" eval --model "$MODEL" --methods gradient,gradcam --labels "$SRC/data/fashion/labels.csv" --sanity \
+    --steps 28 --out "$D" --quiet $IMGS 2>"$OUT/err"
+check "eval exits 0 ($(head -c 300 "$OUT/err"))" test $? -eq 0
+
+header=$(head -n 1 "$D/results.csv" 2>/dev/null)
+for col in image method target_class label correct prob deletion_auc insertion_auc kept mask_area spearman_random seconds; do
+    check "results.csv has column $col" sh -c "echo '$header' | tr ',' '\n' | grep -qx '$col'"
+done
+check "results.csv has 4 rows (2 images x 2 methods)" test "$(tail -n +2 "$D/results.csv" | wc -l)" -eq 4
+# Every row: AUCs in [0, 1], the label column filled, a Spearman value.
+bad=$(awk -F, 'NR > 1 && !($7 >= 0 && $7 <= 1 && $8 >= 0 && $8 <= 1 && $4 != "" && $11 != "") {print}' "$D/results.csv")
+check "rows have AUCs in [0,1], labels and sanity values ($bad)" test -z "$bad"
+for m in gradient gradcam; do
+    check "results.csv has 2 rows of $m" test "$(awk -F, -v m=$m '$2 == m' "$D/results.csv" | wc -l)" -eq 2
+    check "summary.md has a table row for $m" grep -q "^| $m | 2 | " "$D/summary.md"
+done
+check "summary.md has the table header" grep -q "^| method | images | deletion AUC" "$D/summary.md"
+
+check "index.html exists" test -s "$D/index.html"
+srcs=$(grep -o 'src="[^"]*"' "$D/index.html" | sed 's/^src="//; s/"$//')
+check "index.html shows 2 images + 4 overlays" test "$(echo "$srcs" | grep -c .)" -eq 6
+missing=""
+for s in $srcs; do [ -f "$D/$s" ] || missing="$missing $s"; done
+check "every image index.html references exists ($missing)" test -z "$missing"
+check "index.html loads nothing from outside" sh -c "! grep -Eq '(src|href)=\"(https?:)?//' '$D/index.html'"
+check "index.html has sortable headers" grep -q 'data-k="ins"' "$D/index.html"
+if command -v node >/dev/null 2>&1; then
+    sed -n '/<script>/,/<\/script>/p' "$D/index.html" | sed '1d;$d' >"$OUT/sort.js"
+    check "the inline script parses (node --check)" node --check "$OUT/sort.js"
+fi
+
+"$BIN" eval --model "$MODEL" --methods gradient --out "$D" --quiet "$SRC/data/fashion/0_Ankle_boot.png" 2>"$OUT/err"
+rc=$?
+check "a second run without --force fails (rc $rc)" test $rc -eq 1
+check "... saying the file exists" grep -q "exists (use --force" "$OUT/err"
+"$BIN" eval --model "$MODEL" --methods gradient --out "$D" --quiet --force "$SRC/data/fashion/0_Ankle_boot.png" 2>"$OUT/err"
+check "with --force it runs" test $? -eq 0
+check "... and rewrites results.csv (1 row)" test "$(tail -n +2 "$D/results.csv" | wc -l)" -eq 1
+
+"$BIN" eval --model "$MODEL" --methods nosuch --out "$OUT/x" "$SRC/data/fashion/0_Ankle_boot.png" 2>"$OUT/err"
+check "an unknown method is a usage error (rc 2)" test $? -eq 2
+"$BIN" eval --model "$MODEL" --out "$OUT/x" "$SRC/data/fashion/0_Ankle_boot.png" 2>"$OUT/err"
+check "--methods is required (rc 2)" test $? -eq 2
+check "no temporary files left" sh -c "! ls -A '$D' | grep -q '\.tmp\.'"
+
+echo "$fails failed"
+[ $fails -eq 0 ]

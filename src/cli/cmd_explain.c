@@ -18,14 +18,19 @@
 static const char explain_help[] =
     "Usage: neuromask explain --model M.onnx --out DIR [options] IMAGE|DIR...\n"
     "Learn a NeuroMask (Alzantot et al. 2019) for each image: the sparse, smooth mask of\n"
-    "pixels that keeps the model's class. For each image NAME it writes, in DIR,\n"
-    "NAME.mask.png (at the image's own size), NAME.mask.npy (the learned mask at the\n"
-    "model's input size), NAME.overlay.png, NAME.panel.png and NAME.json.\n"
+    "pixels that keeps the model's class (or, with --method, another explanation map).\n"
+    "For each image NAME it writes, in DIR, NAME.mask.png (at the image's own size),\n"
+    "NAME.mask.npy (the learned mask, or the method's raw map, at the model's input\n"
+    "size), NAME.overlay.png, NAME.panel.png and NAME.json. Maps of other methods are\n"
+    "scaled to [0,1] (min to max) for the pictures.\n"
     "Existing files are never overwritten unless --force is given.\n"
     "\n"
     "Options:\n"
     "  --model FILE       the ONNX classifier (input [N,C,H,W], C = 1 or 3)\n"
     "  --out DIR          output folder (created if missing)\n"
+    "  --method NAME      neuromask (default) | gradient | gradxinput |\n"
+    "                     integrated-gradients | smoothgrad | gradcam | occlusion | rise |\n"
+    "                     meaningful-perturbation | extremal-perturbation\n"
     "  --preset NAME      cifar | imagenet: the paper's settings (default: cifar for\n"
     "                     inputs up to 64 pixels, else imagenet)\n"
     "  --class C          explain class C (default: the predicted class)\n"
@@ -42,17 +47,41 @@ static const char explain_help[] =
     "  --window N         (relative) over N steps (1e-3 over 50)\n"
     "  --early-stop       stop each image once it has converged\n"
     "  --seed N           random seed (0); the same seed writes the same files\n"
-    "  --batch N          images optimised together (default 1)\n"
+    "  --batch N          images optimised together (default 1); other methods: images\n"
+    "                     per engine call (16)\n"
     "  --labels FILE      class names, one per line (default: the model's metadata)\n"
     "  --threads N        threads (default: all cores)\n"
     "  --force            overwrite existing outputs\n"
     "  --quiet            no progress output\n"
     "  -h, --help         this help\n"
+    "\n"
+    "Options of the other methods (--class, --seed, --batch and --blur-sigma apply too):\n"
+    "  --ig-steps N       integrated gradients: midpoint Riemann steps (32)\n"
+    "  --ig-baseline NAME black (default) | blur | mean | noise\n"
+    "  --sg-samples N     SmoothGrad: noisy samples (32)\n"
+    "  --sg-sigma F       ... noise std, fraction of the pixel range (0.15)\n"
+    "  --gradcam-layer T  Grad-CAM: tensor name (default: the last spatial one)\n"
+    "  --occ-patch N      occlusion: patch side, pixels (default: side / 8)\n"
+    "  --occ-stride N     ... stride (default: patch / 2)\n"
+    "  --occ-fill NAME    ... black (default) | blur | mean | noise\n"
+    "  --rise-masks N     RISE: random masks (2000)\n"
+    "  --rise-cell N      ... grid cells per side (7)\n"
+    "  --rise-p F         ... keep probability (0.5)\n"
+    "  --pert-steps N     meaningful / extremal perturbation: Adam steps (300)\n"
+    "  --pert-grid N      ... mask cells per side (default: side / 4 within 2..28)\n"
+    "  --pert-lr F        ... learning rate (0.1 meaningful, 0.05 extremal)\n"
+    "  --mp-l1 F, --mp-tv F   meaningful perturbation's coefficients (0.08, 0.2)\n"
+    "  --areas A,B,...    extremal perturbation's preserved areas (0.05,0.1,0.2)\n"
+    "  --blur-sigma F     blur of the perturbations and blur baselines (10 * side / 224)\n"
     "\n";
 
 typedef struct explain_opts {
     const char *model, *out, *labels, *preset, *optimizer, *baseline;
     int batch, threads, force, quiet, early_stop;
+    const char *method_name, *ig_baseline, *occ_fill, *areas;
+    nm_method method;
+    nm_saliency_options sal;    /* the other methods' options */
+    int batch_given;
     nm_neuromask_options nm;
     /* options given on the command line, applied over the preset */
     int cls, steps, kernel, grid, window, seed;
@@ -90,6 +119,21 @@ static int nm_option(cli_parser *p, explain_opts *o)
     return 0;
 }
 
+/* Matches the options of the methods other than NeuroMask. */
+static int method_option(cli_parser *p, explain_opts *o)
+{
+    nm_saliency_options *s = &o->sal;
+    return cli_string(p, "--method", &o->method_name) || cli_int(p, "--ig-steps", 1, 100000, &s->ig_steps) ||
+           cli_string(p, "--ig-baseline", &o->ig_baseline) || cli_int(p, "--sg-samples", 1, 100000, &s->sg_samples) ||
+           cli_float(p, "--sg-sigma", &s->sg_sigma) || cli_string(p, "--gradcam-layer", &s->gradcam_layer) ||
+           cli_int(p, "--occ-patch", 1, 1 << 16, &s->occ_patch) || cli_int(p, "--occ-stride", 1, 1 << 16, &s->occ_stride) ||
+           cli_string(p, "--occ-fill", &o->occ_fill) || cli_int(p, "--rise-masks", 1, 1 << 24, &s->rise_masks) ||
+           cli_int(p, "--rise-cell", 1, 1 << 16, &s->rise_cell) || cli_float(p, "--rise-p", &s->rise_p) ||
+           cli_int(p, "--pert-steps", 0, 1000000, &s->pert_steps) || cli_int(p, "--pert-grid", 1, 1 << 16, &s->pert_grid) ||
+           cli_float(p, "--pert-lr", &s->pert_lr) || cli_float(p, "--mp-l1", &s->mp_l1) ||
+           cli_float(p, "--mp-tv", &s->mp_tv) || cli_string(p, "--areas", &o->areas);
+}
+
 static int parse_args(int argc, char **argv, explain_opts *o)
 {
     cli_parser p = cli_parser_start("explain", argc, argv);
@@ -103,12 +147,13 @@ static int parse_args(int argc, char **argv, explain_opts *o)
         else if (cli_string(&p, "--preset", &o->preset)) {}
         else if (cli_string(&p, "--optimizer", &o->optimizer)) {}
         else if (cli_string(&p, "--baseline", &o->baseline)) {}
-        else if (cli_int(&p, "--batch", 1, 1024, &o->batch)) {}
+        else if (cli_int(&p, "--batch", 1, 1024, &o->batch)) o->batch_given = 1;
         else if (cli_int(&p, "--threads", 1, 1024, &o->threads)) {}
         else if (cli_flag(&p, "--force")) o->force = 1;
         else if (cli_flag(&p, "--quiet")) o->quiet = 1;
         else if (cli_flag(&p, "--early-stop")) o->early_stop = 1;
         else if (nm_option(&p, o)) {}
+        else if (method_option(&p, o)) {}
         else if (cli_preprocess_option(&p, &o->pre)) {}
         else cli_unknown(&p);
     }
@@ -121,6 +166,8 @@ static int parse_args(int argc, char **argv, explain_opts *o)
     if (!o->model) return cli_usage_error("explain", "--model is required (see --help)");
     if (!o->out) return cli_usage_error("explain", "--out is required (see --help)");
     if (o->n_inputs == 0) return cli_usage_error("explain", "no images given (see --help)");
+    if (o->method_name && nm_method_from_name(o->method_name) == NM_METHOD_COUNT)
+        return cli_usage_error("explain", "unknown method '%s' (see --help)", o->method_name);
     return CLI_OK;
 }
 
@@ -162,6 +209,43 @@ static int resolve_nm_options(explain_opts *o, int input_h)
     if (o->has_tol) n->tol = o->tol;
     n->early_stop = o->early_stop;
     o->preset = preset;
+    return CLI_OK;
+}
+
+static int parse_areas(const char *list, nm_saliency_options *s)
+{
+    char buf[256], *end;
+    if (strlen(list) >= sizeof buf) return cli_usage_error("explain", "--areas: list too long");
+    strcpy(buf, list);
+    s->ep_n_areas = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        float a = strtof(tok, &end);
+        if (*end || !(a > 0 && a <= 1) || s->ep_n_areas == 8)
+            return cli_usage_error("explain", "--areas needs 1 to 8 numbers in (0, 1] separated by commas (got '%s')", list);
+        s->ep_areas[s->ep_n_areas++] = a;
+    }
+    return s->ep_n_areas ? CLI_OK : cli_usage_error("explain", "--areas is empty");
+}
+
+/* The method and its options; --class, --seed, --batch and --blur-sigma are shared. */
+static int resolve_method(explain_opts *o)
+{
+    static const char *const baselines[] = {"black", "blur", "mean", "noise"};
+    o->method = o->method_name ? nm_method_from_name(o->method_name) : NM_METHOD_NEUROMASK;
+    if (o->method == NM_METHOD_COUNT) return cli_usage_error("explain", "unknown method '%s' (see --help)", o->method_name);
+    nm_saliency_options *s = &o->sal;
+    int ig = (int)s->ig_baseline, fill = (int)s->occ_fill;
+    int rc = pick_enum("explain", "--ig-baseline", o->ig_baseline, baselines, 4, &ig);
+    if (!rc) rc = pick_enum("explain", "--occ-fill", o->occ_fill, baselines, 4, &fill);
+    if (!rc && o->areas) rc = parse_areas(o->areas, s);
+    if (rc) return rc;
+    s->ig_baseline = (nm_baseline)ig;
+    s->occ_fill = (nm_baseline)fill;
+    s->target_class = o->has_cls ? o->cls : -1;
+    s->seed = o->has_seed ? (uint64_t)o->seed : 0;
+    if (o->batch_given) s->batch = o->batch;
+    if (o->has_blur_sigma) s->blur_sigma = o->blur_sigma;
+    s->neuromask = o->nm;
     return CLI_OK;
 }
 
@@ -380,6 +464,148 @@ static nm_status load_image(explain_run *r, const char *path, int b, nm_error *e
     return NM_OK;
 }
 
+/* ------------------------------------------------- the other methods */
+
+/* The map scaled to [0,1] for the pictures: masks as they are, other maps min to max. */
+static float *picture_map(const nm_saliency *s, float *lo, float *hi, double *mean)
+{
+    int n = s->h * s->w;
+    float *pic = malloc(sizeof(float) * (size_t)n);
+    if (!pic) return NULL;
+    *lo = *hi = s->map[0];
+    *mean = 0;
+    for (int i = 0; i < n; i++) {
+        *lo = s->map[i] < *lo ? s->map[i] : *lo;
+        *hi = s->map[i] > *hi ? s->map[i] : *hi;
+        *mean += s->map[i] / n;
+    }
+    for (int i = 0; i < n; i++) {
+        float v = s->is_mask ? s->map[i] : (*hi > *lo ? (s->map[i] - *lo) / (*hi - *lo) : 0.f);
+        pic[i] = v < 0 ? 0 : (v > 1 ? 1 : v);
+    }
+    return pic;
+}
+
+static void json_method_options(FILE *f, const explain_opts *o)
+{
+    static const char *const baselines[] = {"black", "blur", "mean", "noise"};
+    const nm_saliency_options *s = &o->sal;
+    fprintf(f, "  \"options\": {\"class\": %d, \"seed\": %llu, \"batch\": %d", s->target_class,
+            (unsigned long long)s->seed, s->batch);
+    switch (o->method) {
+    case NM_METHOD_INTEGRATED_GRADIENTS:
+        fprintf(f, ", \"ig_steps\": %d, \"ig_rule\": \"midpoint\", \"ig_baseline\": \"%s\"", s->ig_steps,
+                baselines[s->ig_baseline]);
+        break;
+    case NM_METHOD_SMOOTHGRAD: fprintf(f, ", \"sg_samples\": %d, \"sg_sigma\": %.6g", s->sg_samples, (double)s->sg_sigma); break;
+    case NM_METHOD_GRADCAM:
+        fputs(", \"gradcam_layer\": ", f);
+        if (s->gradcam_layer) cli_json_string(f, s->gradcam_layer);
+        else fputs("null", f);
+        break;
+    case NM_METHOD_OCCLUSION:
+        fprintf(f, ", \"occ_patch\": %d, \"occ_stride\": %d, \"occ_fill\": \"%s\"", s->occ_patch, s->occ_stride,
+                baselines[s->occ_fill]);
+        break;
+    case NM_METHOD_RISE:
+        fprintf(f, ", \"rise_masks\": %d, \"rise_cell\": %d, \"rise_p\": %.6g", s->rise_masks, s->rise_cell,
+                (double)s->rise_p);
+        break;
+    case NM_METHOD_MEANINGFUL_PERTURBATION:
+    case NM_METHOD_EXTREMAL_PERTURBATION:
+        fprintf(f, ", \"pert_steps\": %d, \"pert_grid\": %d, \"pert_lr\": %.6g, \"blur_sigma\": %.6g", s->pert_steps,
+                s->pert_grid, (double)s->pert_lr, (double)s->blur_sigma);
+        if (o->method == NM_METHOD_MEANINGFUL_PERTURBATION)
+            fprintf(f, ", \"mp_l1\": %.6g, \"mp_tv\": %.6g", (double)s->mp_l1, (double)s->mp_tv);
+        else {
+            fputs(", \"areas\": [", f);
+            for (int i = 0; i < s->ep_n_areas; i++) fprintf(f, "%s%.6g", i ? ", " : "", (double)s->ep_areas[i]);
+            fputs("]", f);
+        }
+        break;
+    default: break;
+    }
+    fputs("},\n", f);
+}
+
+/* The JSON record of one saliency map; "seconds" comes last, alone on its line. */
+static char *json_saliency(const explain_opts *o, const explain_run *r, const nm_saliency *s, const char *image,
+                           float lo, float hi, double mean, size_t *len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    if (!f) return NULL;
+    const char *label = cli_label(&r->labels, s->target);
+    fputs("{\n  \"model\": ", f);
+    cli_json_string(f, o->model);
+    fputs(",\n  \"image\": ", f);
+    cli_json_string(f, image);
+    fputs(",\n", f);
+    json_preprocess(f, &r->pre);
+    fprintf(f, "  \"method\": \"%s\",\n  \"target_class\": %d,\n  \"label\": ", nm_method_name(o->method), s->target);
+    if (label) cli_json_string(f, label);
+    else fputs("null", f);
+    fprintf(f, ",\n  \"prob_before\": %.6g,\n  \"is_mask\": %s,\n", (double)s->prob, s->is_mask ? "true" : "false");
+    fprintf(f, "  \"map_min\": %.6g,\n  \"map_max\": %.6g,\n  \"map_mean\": %.6g,\n", (double)lo, (double)hi, mean);
+    if (o->method == NM_METHOD_INTEGRATED_GRADIENTS)
+        fprintf(f, "  \"completeness_error\": %.6g,\n", s->completeness_error);
+    json_method_options(f, o);
+    fprintf(f, "  \"seconds\": %.4f\n}\n", s->seconds);
+    fclose(f);
+    return buf;
+}
+
+static int write_saliency(const explain_opts *o, const explain_run *r, const nm_saliency *s, const char *image)
+{
+    char path[4096], line[3][160];
+    nm_error err = {0};
+    float lo, hi;
+    double mean;
+    float *pic = picture_map(s, &lo, &hi, &mean);
+    if (!pic) return cli_error("out of memory");
+    const char *label = cli_label(&r->labels, s->target);
+    snprintf(line[0], sizeof line[0], "class %d %s", s->target, label ? label : "");
+    snprintf(line[1], sizeof line[1], "p %.3f  %s", (double)s->prob, nm_method_name(o->method));
+    if (o->method == NM_METHOD_INTEGRATED_GRADIENTS)
+        snprintf(line[2], sizeof line[2], "completeness error %.3g", s->completeness_error);
+    else snprintf(line[2], sizeof line[2], "map %.3g .. %.3g", (double)lo, (double)hi);
+    const char *caption[3] = {line[0], line[1], line[2]};
+    int64_t dims[2] = {r->h, r->w};
+    output_path(o->out, image, "mask.npy", path, sizeof path);
+    nm_status st = nm_npy_write_f32(path, s->map, 2, dims, &err);
+    if (!st) st = write_mask_png(r, 0, o->out, image, pic, &err);
+    if (!st) st = write_pictures(o->out, image, &r->geo[0], pic, caption, &err);
+    size_t len = 0;
+    char *json = st ? NULL : json_saliency(o, r, s, image, lo, hi, mean, &len);
+    output_path(o->out, image, "json", path, sizeof path);
+    if (!st && !json) st = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
+    if (!st) st = nm_write_file_atomic(path, json, len, &err);
+    free(json);
+    free(pic);
+    if (st) return cli_fail(&err);
+    if (!o->quiet)
+        fprintf(stderr, "%s: %s, class %d%s%s p %.3f, map %.3g .. %.3g, %.2fs\n", image, nm_method_name(o->method),
+                s->target, label ? " " : "", label ? label : "", (double)s->prob, (double)lo, (double)hi, s->seconds);
+    return CLI_OK;
+}
+
+/* One image (loaded as image 0 of the run) through nm_explain. */
+static int explain_saliency(explain_opts *o, explain_run *r, const char *image, int index, int *failed)
+{
+    nm_error err = {0};
+    nm_saliency_options so = o->sal;
+    so.seed = o->sal.seed + (uint64_t)index;   /* as NeuroMask: image i draws with seed + i */
+    nm_saliency s;
+    if (nm_explain(r->model, &r->pre, r->x, o->method, &so, &s, &err)) {
+        *failed = 1;
+        return cli_error("%s: %s", image, err.msg);
+    }
+    int rc = write_saliency(o, r, &s, image);
+    r->done++;
+    nm_saliency_free(&s);
+    return rc;
+}
+
 /* Explain paths[0..n) together. Images that fail to load are reported and
  * skipped; *failed is set for them. */
 static int explain_batch(explain_opts *o, explain_run *r, char **paths, int n, int first_index, int *failed)
@@ -392,6 +618,7 @@ static int explain_batch(explain_opts *o, explain_run *r, char **paths, int n, i
         else loaded[count++] = paths[i];
     }
     if (!count) return CLI_OK;
+    if (o->method != NM_METHOD_NEUROMASK) return explain_saliency(o, r, loaded[0], first_index, failed);
     nm_neuromask_options nm = o->nm;
     nm.seed = o->nm.seed + (uint64_t)first_index;
     nm.progress = o->quiet ? NULL : progress;
@@ -415,6 +642,7 @@ static int setup(explain_opts *o, explain_run *r, int n_images)
     int rc = cli_check_image_model(r->model, o->model, &r->c, &r->h, &r->w);
     if (!rc) rc = cli_resolve_preprocess("explain", &o->pre, r->model, o->model, &r->pre);
     if (!rc) rc = resolve_nm_options(o, r->h);
+    if (!rc) rc = resolve_method(o);
     if (rc) return rc;
     nm_shape out = nm_model_output_shape(r->model);
     if (out.ndim != 2) return cli_error("%s: output '%s' is not [N, classes]", o->model, nm_model_output_name(r->model));
@@ -423,7 +651,8 @@ static int setup(explain_opts *o, explain_run *r, int n_images)
         return cli_usage_error("explain", "--class %d, but the model has %d classes", o->nm.target_class, r->k);
     rc = cli_labels_load(o->labels, r->model, o->model, r->k, &r->labels);
     if (rc) return rc;
-    r->batch = o->batch < n_images ? o->batch : n_images;
+    int together = o->method == NM_METHOD_NEUROMASK ? o->batch : 1;   /* other methods: one image per call */
+    r->batch = together < n_images ? together : n_images;
     r->x = malloc(sizeof(float) * (size_t)r->batch * r->c * r->h * r->w);
     r->geo = calloc((size_t)r->batch, sizeof *r->geo);
     r->orig_w = calloc((size_t)r->batch, sizeof *r->orig_w);
@@ -468,6 +697,7 @@ static void run_free(explain_run *r)
 int cmd_explain(int argc, char **argv)
 {
     explain_opts o = {.batch = 1};
+    nm_saliency_defaults(&o.sal);
     explain_run r = {0};
     char **images = NULL;
     int n_images = 0, failed = 0;

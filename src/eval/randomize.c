@@ -80,18 +80,25 @@ static nm_status randomize_node(nm_graph *g, nm_node *n, int layer, uint64_t see
     return NM_OK;
 }
 
-nm_status nm_model_randomize(nm_model *m, int n_layers, uint64_t seed, nm_error *err)
+nm_status nm_model_apply_randomization(nm_model *m, nm_error *err)
 {
-    nm_status s = nm_model_rebuild(m, err);
-    if (s || n_layers <= 0) return s;
     nm_graph *g = m->g;
     int count = nm_model_layer_count(m), layer = count;
-    for (int i = g->n_nodes - 1; i >= 0 && layer > count - n_layers && layer > 0; i--) {
+    for (int i = g->n_nodes - 1; i >= 0 && layer > count - m->random_layers && layer > 0; i--) {
         nm_node *n = &g->nodes[i];
         if (!is_layer(g, n)) continue;
         layer--;
-        s = randomize_node(g, n, layer, seed, err);
+        nm_status s = randomize_node(g, n, layer, m->random_seed, err);
         if (s) return s;
     }
     return NM_OK;
+}
+
+/* The randomisation is part of the model's state, so a later rebuild (a new
+ * batch size) keeps it. */
+nm_status nm_model_randomize(nm_model *m, int n_layers, uint64_t seed, nm_error *err)
+{
+    m->random_layers = n_layers > 0 ? n_layers : 0;
+    m->random_seed = seed;
+    return nm_model_rebuild(m, err);
 }

@@ -127,11 +127,12 @@ static void compose_summary(const nm_eval_report *r, FILE *f)
         else fputs("- | ", f);
         fprintf(f, "%.4f | ", s.area / n);
         if (s.n_rho) fprintf(f, "%.4f | ", s.rho / s.n_rho);
-        else fputs("- | ", f);
+        else fputs(r->sanity ? "n/a (constant maps) | " : "- | ", f);
         fprintf(f, "%.3f |\n", s.sec / n);
     }
     fputs("\nMask area: the fraction of the mask above 0.5 for mask methods, else the mean of the map scaled "
-          "to [0, 1]. Keep rate (mask methods): the masked image's top-1 class is the target.\n", f);
+          "to [0, 1]. Keep rate (mask methods): the masked image's top-1 class is the target. Sanity: the mean "
+          "over the images where both maps vary (Spearman is undefined for a constant map).\n", f);
 }
 
 nm_status nm_eval_write_summary(const nm_eval_report *r, const char *path, nm_error *err)

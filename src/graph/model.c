@@ -55,7 +55,7 @@ static nm_status build_graph(nm_model *m, int batch, nm_error *err)
     }
     nm_graph_free(m->g);
     m->g = g;
-    return NM_OK;
+    return m->random_layers > 0 ? nm_model_apply_randomization(m, err) : NM_OK;
 }
 
 nm_status nm_model_load_memory(const void *bytes, size_t size, const char *name,

@@ -11,9 +11,16 @@ struct nm_model {
     size_t size;
     char *source;
     nm_load_options opt;
+    int random_layers;      /* sanity check: the top layers re-initialised ... */
+    uint64_t random_seed;   /* ... with this seed, re-applied after every rebuild */
 };
 
-/* A fresh graph from the bytes at the current batch size (trained weights). */
+/* A fresh graph from the bytes at the current batch size (with the
+ * randomisation of the sanity check re-applied, if any). */
 nm_status nm_model_rebuild(nm_model *m, nm_error *err);
+
+/* Re-initialise the top m->random_layers layers of the freshly built graph
+ * (eval/randomize.c). */
+nm_status nm_model_apply_randomization(nm_model *m, nm_error *err);
 
 #endif
