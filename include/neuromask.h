@@ -272,7 +272,13 @@ typedef struct nm_saliency {
 void nm_saliency_free(nm_saliency *s);
 
 /* One image `x` (pixel space [0,1], [C,H,W] at the model's input size);
- * `pp` is the normalisation applied after any perturbation. */
+ * `pp` is the normalisation applied after any perturbation (only scale,
+ * offset, mean, std are used). Gradients are taken with respect to x through
+ * the normalisation. The model is re-planned for the batch size the method
+ * uses (1 for single-pass methods and meaningful perturbation, `batch` for
+ * the sampling methods, the number of areas for extremal perturbation) and
+ * left so. is_mask is 1 for NeuroMask and extremal perturbation (keep = 1);
+ * meaningful perturbation's map is 1 - its keep mask. */
 nm_status nm_explain(nm_model *m, const nm_preprocess *pp, const float *x, nm_method method,
                      const nm_saliency_options *o, nm_saliency *out, nm_error *err);
 

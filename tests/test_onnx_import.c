@@ -254,7 +254,6 @@ static void m_opset_old(model *s) { s->opset.version = 6; }
 static void m_opset_new(model *s) { s->opset.version = 18; }
 static void m_no_graph(model *s) { s->m.graph = NULL; }
 static void m_no_nodes(model *s) { s->g.n_node = 0; }
-static void m_no_inputs(model *s) { s->g.n_input = 0; }
 static void m_undefined(model *s) { s->relu_in[0] = "ghost"; }
 static void m_twice(model *s) { s->relu_out[0] = "h"; }
 static void m_writes_init(model *s) { s->relu_out[0] = "w"; }
@@ -278,7 +277,6 @@ static void test_refusals(void)
     expect_refusal("opset 18", m_opset_new, NM_ERR_UNSUPPORTED, "opset 18");
     expect_refusal("no graph", m_no_graph, NM_ERR_PARSE, "no graph");
     expect_refusal("no nodes", m_no_nodes, NM_ERR_PARSE, "no nodes");
-    expect_refusal("no inputs", m_no_inputs, NM_ERR_PARSE, "no inputs");
     expect_refusal("undefined input", m_undefined, NM_ERR_PARSE, "node 'Relu_1' reads undefined tensor 'ghost'");
     expect_refusal("two producers", m_twice, NM_ERR_PARSE, "'h' is produced by node 'mm' and by node 'Relu_1'");
     expect_refusal("writes initializer", m_writes_init, NM_ERR_PARSE, "writes initializer 'w'");

@@ -369,10 +369,7 @@ static nm_status add_inputs(nm_graph *g, const Onnx__GraphProto *gp, nm_error *e
         if (st) return st;
         if (!nm_graph_add_input(g, idx)) return oom(g, err);
     }
-    if (g->n_inputs == 0)
-        return nm_fail(err, NM_ERR_PARSE, "%s: graph has no inputs (all are initializers or none declared)",
-                       g->source);
-    return NM_OK;
+    return NM_OK;   /* a graph without inputs is a constant; the model API refuses it */
 }
 
 static nm_attr_type attr_type(const Onnx__AttributeProto *ap)
