@@ -1,2 +1,6 @@
 # `neuromask explain` end to end on the bundled model (no shared data needed).
 nm_add_script_test(test_explain_cli sh ${CMAKE_CURRENT_SOURCE_DIR}/test_explain_cli.sh)
+# The README's API example runs on the bundled model and image.
+add_test(NAME example_explain_one COMMAND nm_example_explain_one ${CMAKE_SOURCE_DIR}/models/fashion_cnn.onnx
+         fashion ${CMAKE_SOURCE_DIR}/data/fashion/2_Trouser.png)
+set_tests_properties(example_explain_one PROPERTIES ENVIRONMENT "${NM_TEST_OMP}" PASS_REGULAR_EXPRESSION "class 1: p")

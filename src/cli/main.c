@@ -20,7 +20,7 @@ typedef struct cli_command {
 static const cli_command commands[] = {
     { "classify", cmd_classify, "top-k classes of images" },
     { "eval", cmd_eval, "score explanation methods: deletion/insertion AUC, sanity, gallery" },
-    { "explain", cmd_explain, "learn a NeuroMask per image: mask, overlay, panel, JSON" },
+    { "explain", cmd_explain, "explain images (NeuroMask, or --method NAME): mask, overlay, panel, JSON" },
     { "info", cmd_info, "inputs, outputs, ops, parameters and FLOPs of a model" },
 };
 
