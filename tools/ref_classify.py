@@ -6,7 +6,8 @@ Usage: tools/ref_classify.py --model M.onnx --preprocess RECIPE [--top K] [--bat
                              IMAGE|DIR...
 
 Prints one JSON object per image, like `neuromask classify --json`:
-  {"image": PATH, "top": [{"class": I, "label": null, "prob": P}, ...]}
+  {"image": PATH, "top": [{"class": I, "label": S or null, "prob": P}, ...]}
+(labels from the model's "neuromask.labels" metadata when it has them)
 
 Recipes (as the shared models' README and torchvision define them):
   cifar        x/255, then (x - mean) / std with ImageNet mean/std; no resizing
@@ -285,9 +286,9 @@ def list_images(items):
     return paths
 
 
-def classify(model_path, recipe, paths, batch=32):
+def classify(model_path, recipe, paths, batch=32, model=None):
     """Logits (numpy [len(paths), classes]) of the reference for each image."""
-    model = OnnxModel(model_path)
+    model = model or OnnxModel(model_path)
     _, c, h, w = model.input_shape
     out = []
     for i in range(0, len(paths), batch):
@@ -307,12 +308,15 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     paths = list_images(args.images)
-    logits = classify(args.model, args.preprocess, paths, args.batch)
+    model = OnnxModel(args.model)
+    names = model.metadata.get("neuromask.labels", "").split("|")
+    logits = classify(args.model, args.preprocess, paths, args.batch, model)
     probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
     for path, p in zip(paths, probs):
-        top = np.argsort(-p, kind="stable")[:args.top]
+        top = [int(k) for k in np.argsort(-p, kind="stable")[:args.top]]
         print(json.dumps({"image": path, "top": [
-            {"class": int(k), "label": None, "prob": float(f"{p[k]:.6g}")} for k in top]}))
+            {"class": k, "label": names[k] if k < len(names) and names[k] else None,
+             "prob": float(f"{p[k]:.6g}")} for k in top]}))
     return 0
 
 
