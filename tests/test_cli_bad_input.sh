@@ -4,7 +4,7 @@
 # the file (or the option), no crash, no core dump and no file left behind.
 # The fixtures are generated here (python3-onnx, PIL) in a temporary folder.
 # NM_BAD_INPUT_TABLE=FILE also writes the rows as a Markdown table (the source
-# of tests/BAD_INPUT.md).
+# of the README's bad-input table).
 NM_BIN=${NM_BIN:?NM_BIN must name the neuromask executable}
 PY=/usr/bin/python3
 case "$NM_BIN" in /*) ;; *) NM_BIN="$(pwd)/$NM_BIN" ;; esac
