@@ -1,9 +1,22 @@
-/* Time one model in neuromask: forward, and forward + backward to the input,
- * per call, median of R repetitions after warm-up.
- * Usage: nm_bench_engine MODEL.onnx [BATCH] [REPS]
- * Prints "forward_ms <median>" and "step_ms <median>" lines. */
+/* Time neuromask on one model.
+ *
+ *   nm_bench_engine MODEL.onnx [BATCH] [REPS] [--bf16]
+ *       forward, and forward + backward to the input, per call: median of
+ *       REPS repetitions after warm-up. Prints "forward_ms" and "step_ms".
+ *   nm_bench_engine --neuromask MODEL.onnx BATCH STEPS [ROUNDS] [--bf16]
+ *       NeuroMask steps (forward on the masked images, cross-entropy,
+ *       backward to the input, mask update; the paper's preset for the input
+ *       size) on BATCH random images: median over ROUNDS runs of STEPS steps.
+ *       Prints "step_ms" (one step of the batch), "images_per_s" (image-steps
+ *       per second), "flop_per_step" (2 x the forward's multiply-adds x 2: the
+ *       backward to the input costs about one forward) and "gflops".
+ *   nm_bench_engine --peak
+ *       the machine's measured peak: a large oneDNN sgemm on all threads,
+ *       best of 5. Prints "peak_gflops". */
+#include <dnnl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "neuromask.h"
@@ -34,14 +47,11 @@ static size_t numel(nm_shape s)
     return n;
 }
 
-int main(int argc, char **argv)
+static int engine(const char *path, nm_load_options lo, int reps)
 {
-    if (argc < 2) return fprintf(stderr, "usage: %s MODEL.onnx [BATCH] [REPS]\n", argv[0]), 2;
-    nm_load_options lo = {.batch = argc > 2 ? atoi(argv[2]) : 1};
-    int reps = argc > 3 ? atoi(argv[3]) : 20;
     nm_error err;
     nm_model *m;
-    if (nm_model_load_file(argv[1], &lo, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    if (nm_model_load_file(path, &lo, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     size_t nin = numel(nm_model_input_shape(m)), nout = numel(nm_model_output_shape(m));
     float *x = malloc(nin * sizeof(float)), *y = malloc(nout * sizeof(float));
     float *dx = malloc(nin * sizeof(float)), *dy = malloc(nout * sizeof(float));
@@ -61,4 +71,80 @@ int main(int argc, char **argv)
     nm_model_free(m);
     free(x), free(y), free(dx), free(dy), free(fwd), free(step);
     return 0;
+}
+
+static int neuromask(const char *path, nm_load_options lo, int steps, int rounds)
+{
+    nm_error err;
+    nm_model *m;
+    if (nm_model_load_file(path, &lo, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    nm_shape in = nm_model_input_shape(m);
+    nm_model_info info;
+    nm_model_get_info(m, &info);
+    nm_neuromask_options o;
+    nm_preprocess pp;
+    const char *preset = in.dims[2] <= 64 ? "cifar" : "imagenet";
+    if (nm_neuromask_preset(preset, &o, &err) || nm_preprocess_recipe(in.dims[2] <= 64 ? "cifar" : "torchvision", &pp, &err))
+        return fprintf(stderr, "%s\n", err.msg), 1;
+    o.steps = steps;
+    o.tol = 0;
+    size_t n = numel(in);
+    float *x = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)((i * 2654435761u) % 1000) / 1000.f;
+    double *t = malloc(sizeof(double) * (size_t)rounds);
+    for (int r = -1; r < rounds; r++) {   /* one warm-up run */
+        nm_explanation e;
+        if (nm_neuromask_explain(m, &pp, x, lo.batch, &o, &e, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+        if (r >= 0) t[r] = 1e3 * e.seconds / steps;
+        nm_explanation_free(&e);
+    }
+    double ms = median(t, rounds), flop = 2.0 * info.flops;
+    printf("step_ms %.3f\nimages_per_s %.1f\nflop_per_step %.4g\ngflops %.1f\n", ms, lo.batch * 1e3 / ms, flop,
+           flop / ms * 1e-6);
+    nm_model_free(m);
+    free(x), free(t);
+    return 0;
+}
+
+static int peak(void)
+{
+    const int n = 2048;
+    float *a = calloc((size_t)n * n, sizeof(float)), *b = calloc((size_t)n * n, sizeof(float));
+    float *c = calloc((size_t)n * n, sizeof(float));
+    if (!a || !b || !c) return 1;
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = (float)(i % 7) * 1e-3f, b[i] = (float)(i % 5) * 1e-3f;
+    double best = 1e30;
+    for (int r = 0; r < 6; r++) {
+        double t0 = now_ms();
+        dnnl_sgemm('N', 'N', n, n, n, 1.f, a, n, b, n, 0.f, c, n);
+        double dt = now_ms() - t0;
+        if (r > 0 && dt < best) best = dt;
+    }
+    printf("peak_gflops %.1f\n", 2.0 * n * n * (double)n / best * 1e-6);
+    free(a), free(b), free(c);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    nm_load_options lo = {.batch = 1};
+    int nargs = 0;
+    const char *args[8];
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--bf16") == 0) lo.precision = NM_PRECISION_BF16;
+        else if (nargs < 8) args[nargs++] = argv[i];
+    }
+    if (nargs >= 1 && strcmp(args[0], "--peak") == 0) return peak();
+    if (nargs >= 4 && strcmp(args[0], "--neuromask") == 0) {
+        lo.batch = atoi(args[2]);
+        return neuromask(args[1], lo, atoi(args[3]), nargs > 4 ? atoi(args[4]) : 3);
+    }
+    if (nargs < 1 || args[0][0] == '-') {
+        fprintf(stderr, "usage: %s MODEL.onnx [BATCH] [REPS] [--bf16]\n"
+                        "       %s --neuromask MODEL.onnx BATCH STEPS [ROUNDS] [--bf16]\n"
+                        "       %s --peak\n", argv[0], argv[0], argv[0]);
+        return 2;
+    }
+    if (nargs > 1) lo.batch = atoi(args[1]);
+    return engine(args[0], lo, nargs > 2 ? atoi(args[2]) : 20);
 }

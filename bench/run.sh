@@ -1,44 +1,103 @@
 #!/bin/sh
-# Engine speed against PyTorch on the same CPU, measured in the same run:
-# forward and forward+backward-to-input per call, batch 1, medians.
-# Usage: bench/run.sh [BUILD_DIR]   (NEUROMASK_SHARED for the CIFAR ResNet-20)
+# Engine speed against PyTorch on the same CPU, measured in the same run
+# (the two alternate, ROUNDS times; medians):
+#  1. the NeuroMask step (forward on the masked image, cross-entropy, backward
+#     to the input, mask update), batch 1, for the CIFAR ResNet-20 (with
+#     NEUROMASK_SHARED), the Carlini-Wagner CIFAR CNN and torchvision resnet18,
+#     resnet50, mobilenet_v2 and inception_v3 (random weights), with the
+#     achieved GFLOP/s and its fraction of the machine's peak, measured here as
+#     a large oneDNN sgemm;
+#  2. 16 CIFAR images explained together against one at a time (throughput);
+#  3. forward and forward+backward-to-input per call (engine only).
+# BF16=1 adds neuromask's --precision bf16 figures (ratio to its float32).
+# Usage: bench/run.sh [BUILD_DIR]   env: ROUNDS (3), MODELS (a subset, by name)
 set -e
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 cache=$build/bench_cache
 rounds=${ROUNDS:-3}
+models=${MODELS:-"cifar10_resnet20 cw_cifar resnet18 resnet50 mobilenet_v2 inception_v3"}
 mkdir -p "$cache"
 cmake -S "$root" -B "$build" >/dev/null && cmake --build "$build" -j "$(nproc)" --target nm_bench_engine >/dev/null
+bench=$build/nm_bench_engine
 # The fair PyTorch settings (see ../shared/notes/performance.md): AVX-512
 # OpenBLAS kernels, one BLAS thread, two intra-op threads.
 torch_env="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1"
+torch_bench="/usr/bin/python3 $root/bench/torch_bench.py"
 
-[ -f "$cache/resnet50.onnx" ] || /usr/bin/python3 -c "
-import torch, torchvision
-torch.manual_seed(0)
-net = torchvision.models.resnet50().eval()
-torch.onnx.export(net, torch.zeros(1, 3, 224, 224), '$cache/resnet50.onnx', input_names=['input'],
-                  output_names=['logits'], opset_version=13)"
+# Model files (random weights, seed 0) and the PyTorch arguments of each.
+torch_args() {
+  case $1 in
+    cifar10_resnet20) echo "--onnx $NEUROMASK_SHARED/models/cifar10_resnet20.onnx" ;;
+    cw_cifar) echo "--cw-cifar" ;;
+    inception_v3) echo "--torchvision inception_v3 --size 299" ;;
+    *) echo "--torchvision $1" ;;
+  esac
+}
+model_file() {
+  case $1 in
+    cifar10_resnet20) echo "$NEUROMASK_SHARED/models/cifar10_resnet20.onnx" ;;
+    *) echo "$cache/$1.onnx" ;;
+  esac
+}
+for name in $models; do
+  f=$(model_file "$name")
+  [ "$name" = cifar10_resnet20 ] || [ -f "$f" ] || $torch_bench $(torch_args "$name") --export "$f" 2>/dev/null
+done
 
 value() { sed -n "s/^$1 //p"; }
-run_pair() {  # name, neuromask model, torch args
-  name=$1 model=$2; shift 2
-  nf="" ns="" tf="" ts=""
+med() { echo "$@" | tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+steps_of() { case $1 in cifar10_resnet20|cw_cifar) echo 200 ;; *) echo 20 ;; esac; }
+
+peak=""
+for r in $(seq "$rounds"); do peak="$peak $($bench --peak | value peak_gflops)"; done
+peak=$(med $peak)
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(date -u +%Y-%m-%d)"
+echo "Measured peak (oneDNN sgemm 2048^3, all threads): $peak GFLOP/s"
+echo
+echo "NeuroMask step, batch 1 (ms; GFLOP/s counts the backward to the input as one forward):"
+echo "| model | neuromask ms | PyTorch ms | speed-up | GFLOP/s | of peak |$([ -n "$BF16" ] && echo ' bf16 ms | bf16 speed-up |')"
+echo "|---|---|---|---|---|---|$([ -n "$BF16" ] && echo '---|---|')"
+for name in $models; do
+  [ "$name" = cifar10_resnet20 ] && [ -z "$NEUROMASK_SHARED" ] && continue
+  f=$(model_file "$name") steps=$(steps_of "$name")
+  ns="" ts="" gf="" bs=""
   for r in $(seq "$rounds"); do
-    out=$("$build/nm_bench_engine" "$model" 1 20)
+    out=$($bench --neuromask "$f" 1 "$steps" 1)
+    ns="$ns $(echo "$out" | value step_ms)" gf="$gf $(echo "$out" | value gflops)"
+    ts="$ts $($torch_env $torch_bench $(torch_args "$name") --neuromask --reps "$steps" 2>/dev/null | value step_ms)"
+    [ -n "$BF16" ] && bs="$bs $($bench --neuromask "$f" 1 "$steps" 1 --bf16 | value step_ms)"
+  done
+  awk -v n="$name" -v a="$(med $ns)" -v t="$(med $ts)" -v g="$(med $gf)" -v p="$peak" -v b="$(med $bs)" 'BEGIN {
+    printf "| %s | %.2f | %.2f | %.2fx | %.0f | %.0f%% |", n, a, t, t / a, g, 100 * g / p
+    if (b != "") printf " %.2f | %.2fx |", b, a / b
+    printf "\n" }'
+done
+
+if [ -n "$NEUROMASK_SHARED" ]; then
+  f=$(model_file cifar10_resnet20) one="" many=""
+  for r in $(seq "$rounds"); do
+    one="$one $($bench --neuromask "$f" 1 200 1 | value images_per_s)"
+    many="$many $($bench --neuromask "$f" 16 50 1 | value images_per_s)"
+  done
+  echo
+  awk -v a="$(med $one)" -v b="$(med $many)" 'BEGIN {
+    printf "CIFAR ResNet-20 NeuroMask throughput: one image at a time %.0f image-steps/s, 16 together %.0f (%.2fx)\n", a, b, b / a }'
+fi
+
+echo
+echo "Engine per call, batch 1 (ms):"
+echo "| model | neuromask fwd | PyTorch fwd | ratio | neuromask fwd+bwd | PyTorch fwd+bwd | ratio |"
+echo "|---|---|---|---|---|---|---|"
+for name in $models; do
+  [ "$name" = cifar10_resnet20 ] && [ -z "$NEUROMASK_SHARED" ] && continue
+  f=$(model_file "$name") nf="" ns="" tf="" ts=""
+  for r in $(seq "$rounds"); do
+    out=$($bench "$f" 1 20)
     nf="$nf $(echo "$out" | value forward_ms)" ns="$ns $(echo "$out" | value step_ms)"
-    out=$($torch_env /usr/bin/python3 "$root/bench/torch_bench.py" "$@" --reps 20 2>/dev/null)
+    out=$($torch_env $torch_bench $(torch_args "$name") --reps 20 2>/dev/null)
     tf="$tf $(echo "$out" | value forward_ms)" ts="$ts $(echo "$out" | value step_ms)"
   done
-  med() { echo "$@" | tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
   awk -v n="$name" -v nf="$(med $nf)" -v ns="$(med $ns)" -v tf="$(med $tf)" -v ts="$(med $ts)" 'BEGIN {
     printf "| %s | %.2f | %.2f | %.2fx | %.2f | %.2f | %.2fx |\n", n, nf, tf, tf / nf, ns, ts, ts / ns }'
-}
-
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(date -u +%Y-%m-%d)"
-echo "| model | neuromask fwd ms | PyTorch fwd ms | ratio | neuromask fwd+bwd ms | PyTorch fwd+bwd ms | ratio |"
-echo "|---|---|---|---|---|---|---|"
-if [ -n "$NEUROMASK_SHARED" ]; then
-  run_pair "cifar10_resnet20 (32x32)" "$NEUROMASK_SHARED/models/cifar10_resnet20.onnx" --onnx "$NEUROMASK_SHARED/models/cifar10_resnet20.onnx"
-fi
-run_pair "resnet50 (224x224)" "$cache/resnet50.onnx" --torchvision resnet50
+done

@@ -46,10 +46,17 @@ typedef struct nm_shape {
     int64_t dims[NM_MAX_DIMS];
 } nm_shape;
 
+typedef enum nm_precision {
+    NM_PRECISION_FP32 = 0,  /* float32 throughout (the default) */
+    NM_PRECISION_BF16       /* convolutions multiply in bfloat16 (accumulating in float32)
+                               where the CPU has AVX512_BF16; float32 elsewhere */
+} nm_precision;
+
 typedef struct nm_load_options {
     int batch;              /* N of the input [N,C,H,W]; 0 means the model's own (or 1) */
     int64_t max_elements;   /* largest tensor allowed (elements); 0 = default */
     int64_t max_bytes;      /* all planned memory together; 0 = default */
+    nm_precision precision;
 } nm_load_options;
 
 /* Load a model from a file or from memory. `name` names the source in errors. */
@@ -156,6 +163,15 @@ typedef enum nm_baseline {
     NM_BASELINE_NOISE       /* ... uniform noise (seeded) */
 } nm_baseline;
 
+typedef enum nm_mask_init {
+    NM_INIT_UNIFORM = 0,    /* w ~ Uniform(-L, L), seeded (the paper's) */
+    NM_INIT_CONSTANT        /* w = init_value everywhere: no seed dependence at the start */
+} nm_mask_init;
+typedef enum nm_sparsity {
+    NM_SPARSITY_LOGIT = 0,  /* mean |w + L| (the paper's): pulls every w to -L at a constant pace */
+    NM_SPARSITY_MASK        /* mean m: the pull fades where the sigmoid saturates */
+} nm_sparsity;
+
 typedef void (*nm_progress_fn)(void *ctx, int step, int steps, const float *loss, int batch);
 
 typedef struct nm_neuromask_options {
@@ -178,10 +194,39 @@ typedef struct nm_neuromask_options {
     const float *init_w;    /* optional: initial w (batch x mask cells), overrides the seed */
     nm_progress_fn progress;
     void *progress_ctx;
+    /* Additions beyond the paper (zero = the paper's behaviour). */
+    nm_mask_init init;      /* how w starts (when init_w is NULL) */
+    float init_value;       /* w for NM_INIT_CONSTANT */
+    nm_sparsity sparsity;   /* what the sparsity term penalises */
+    int jitter;             /* each step shifts the composed image by a random offset of
+                               up to this many pixels per axis (edges replicated); 0: off */
+    int average;            /* return the mean of the masks over the steps (and the final one)
+                               instead of the final mask: a ranking by how long each pixel
+                               resisted the sparsity pull; 0: off (the paper's) */
+    float l_delete;         /* > 0 adds l_delete * -log(1 - p_c) of the image with the mask's
+                               pixels deleted (x (1 - m) + b m): the masked region must also be
+                               necessary, not only sufficient. Doubles the work per step */
+    nm_baseline delete_baseline;    /* what replaces the mask's pixels there (black) */
+    float l_pred_alt;       /* > 0 adds l_pred_alt * CE of a second preserved image,
+                               x m + b' (1 - m) with b' = alt_baseline: the mask must keep
+                               the class on both fills. One more image per step */
+    nm_baseline alt_baseline;
+    float output_sigma;     /* > 0: the returned mask is Gaussian-blurred (pixels), so the
+                               neighbours of decisive pixels rank next; 0: off */
 } nm_neuromask_options;
 
-/* Presets: "cifar" and "imagenet", the paper's settings. */
+/* Presets: "cifar" and "imagenet", the paper's settings; "default", this
+ * project's setting chosen by measurement (docs/neuromask_default.md). */
 nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_error *err);
+
+/* Apply "key=value,key=value" over `o` (after a preset). Keys: steps, lr,
+ * l_pred, l_sparse, l_smooth, temperature (or T), init_range (or L), kernel,
+ * optimizer (rmsprop|adam), tol, window, early_stop (0|1), baseline
+ * (black|blur|mean|noise), blur_sigma, grid, init (uniform|constant),
+ * init_value, sparsity (logit|mask), jitter, average (0|1), l_delete, delete_baseline, l_pred_alt, alt_baseline,
+ * output_sigma; "preset=NAME" as an item resets
+ * to that preset first. */
+nm_status nm_neuromask_parse(const char *spec, nm_neuromask_options *o, nm_error *err);
 
 typedef struct nm_explanation {
     int batch, h, w;

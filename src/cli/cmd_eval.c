@@ -60,13 +60,16 @@ static const char eval_help[] =
     "  --occ-patch N, --occ-stride N, --occ-fill NAME       occlusion\n"
     "  --rise-masks N, --rise-cell N, --rise-p F            RISE\n"
     "  --pert-steps N, --pert-grid N, --blur-sigma F        perturbation methods\n"
-    "  --preset cifar|imagenet   NeuroMask preset (default: cifar up to 64 pixels)\n"
+    "  --preset default|cifar|imagenet   NeuroMask preset (default: cifar up to 64 pixels)\n"
     "  --nm-steps N, --early-stop   NeuroMask steps; stop once converged\n"
+    "  --nm SPEC            NeuroMask options over the preset, 'key=value,...' (e.g.\n"
+    "                       lr=0.1,optimizer=adam,grid=8,jitter=2,init=constant,\n"
+    "                       sparsity=mask,baseline=blur; see nm_neuromask_parse)\n"
     "\n";
 
 typedef struct eval_opts {
     const char *model, *out, *images_dir, *labels_csv, *methods, *preset, *fill, *class_names;
-    const char *ig_baseline, *occ_fill;
+    const char *ig_baseline, *occ_fill, *nm_spec;
     int limit, spread, steps, batch, threads, force, quiet, sanity, cascade, curves, seed, cls, nm_steps, early_stop;
     nm_saliency_options so;     /* method options given on the command line */
     cli_preprocess_flags pre;
@@ -85,7 +88,7 @@ static int method_option(cli_parser *p, eval_opts *o)
            cli_int(p, "--rise-cell", 1, 1024, &s->rise_cell) || cli_float(p, "--rise-p", &s->rise_p) ||
            cli_int(p, "--pert-steps", 1, 1000000, &s->pert_steps) || cli_int(p, "--pert-grid", 1, 4096, &s->pert_grid) ||
            cli_float(p, "--blur-sigma", &s->blur_sigma) || cli_string(p, "--preset", &o->preset) ||
-           cli_int(p, "--nm-steps", 1, 1000000, &o->nm_steps);
+           cli_int(p, "--nm-steps", 1, 1000000, &o->nm_steps) || cli_string(p, "--nm", &o->nm_spec);
 }
 
 static int parse_args(int argc, char **argv, eval_opts *o)
@@ -190,8 +193,9 @@ static int resolve_method_options(eval_opts *o, const eval_run *r)
     nm_saliency_options *s = &o->so;
     const char *preset = o->preset ? o->preset : (r->h <= 64 ? "cifar" : "imagenet");
     if (nm_neuromask_preset(preset, &s->neuromask, &err)) return cli_usage_error("eval", "%s", err.msg);
+    if (o->nm_spec && nm_neuromask_parse(o->nm_spec, &s->neuromask, &err)) return cli_usage_error("eval", "--nm: %s", err.msg);
     if (o->nm_steps) s->neuromask.steps = o->nm_steps;
-    s->neuromask.early_stop = o->early_stop;
+    if (o->early_stop) s->neuromask.early_stop = 1;   /* else the preset's */
     s->target_class = o->cls;
     if (o->batch) s->batch = o->batch;
     int rc = pick_baseline(o->ig_baseline, &s->ig_baseline);

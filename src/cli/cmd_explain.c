@@ -32,7 +32,8 @@ static const char explain_help[] =
     "                     integrated-gradients | smoothgrad | gradcam | occlusion | rise |\n"
     "                     meaningful-perturbation | extremal-perturbation\n"
     "  --preset NAME      cifar | imagenet: the paper's settings (default: cifar for\n"
-    "                     inputs up to 64 pixels, else imagenet)\n"
+    "                     inputs up to 64 pixels, else imagenet); default: this\n"
+    "                     project's measured setting (docs/neuromask_default.md)\n"
     "  --class C          explain class C (default: the predicted class)\n"
     "  --steps N          optimisation steps (preset: 2000)\n"
     "  --lr F             learning rate (0.03)\n"
@@ -46,11 +47,22 @@ static const char explain_help[] =
     "  --tol F            an image has converged when its loss changed by less than F\n"
     "  --window N         (relative) over N steps (1e-3 over 50)\n"
     "  --early-stop       stop each image once it has converged\n"
+    "  --init NAME        uniform (w ~ U(-L, L), the paper's) | constant (w = --init-value)\n"
+    "  --init-value F     w for --init constant (0: m = 0.5)\n"
+    "  --sparsity NAME    logit (mean |w + L|, the paper's) | mask (mean m)\n"
+    "  --jitter N         shift the composed image by up to N pixels at random each step\n"
+    "  --average          return the mean of the masks over the steps, not the last one\n"
+    "  --l-delete F       also make the image without the mask's pixels lose the class:\n"
+    "                     + F * -log(1 - p_c) (0: off, the paper's; doubles the work)\n"
+    "  --nm SPEC          'key=value,...' over the preset, before the flags above (keys as\n"
+    "                     nm_neuromask_parse: lr, l_sparse, grid, jitter, average, ...)\n"
     "  --seed N           random seed (0); the same seed writes the same files\n"
     "  --batch N          images optimised together (default 1); other methods: images\n"
     "                     per engine call (16)\n"
     "  --labels FILE      class names, one per line (default: the model's metadata)\n"
     "  --threads N        threads (default: all cores)\n"
+    "  --precision P      fp32 (default) | bf16: convolutions multiply in bfloat16 where the\n"
+    "                     CPU has AVX512_BF16 (faster; masks differ slightly)\n"
     "  --force            overwrite existing outputs\n"
     "  --quiet            no progress output\n"
     "  -h, --help         this help\n"
@@ -76,19 +88,19 @@ static const char explain_help[] =
     "\n";
 
 typedef struct explain_opts {
-    const char *model, *out, *labels, *preset, *optimizer, *baseline;
-    int batch, threads, force, quiet, early_stop;
-    const char *method_name, *ig_baseline, *occ_fill, *areas;
+    const char *model, *out, *labels, *preset, *optimizer, *baseline, *init, *sparsity, *nm_spec;
+    int batch, threads, force, quiet, early_stop, average;
+    const char *method_name, *ig_baseline, *occ_fill, *areas, *precision;
     nm_method method;
     nm_saliency_options sal;    /* the other methods' options */
     int batch_given;
     nm_neuromask_options nm;
     /* options given on the command line, applied over the preset */
-    int cls, steps, kernel, grid, window, seed;
-    float lr, l_pred, l_sparse, l_smooth, temperature, blur_sigma, tol;
+    int cls, steps, kernel, grid, window, seed, jitter;
+    float lr, l_pred, l_sparse, l_smooth, temperature, blur_sigma, tol, init_value, l_delete;
     unsigned has_cls : 1, has_steps : 1, has_kernel : 1, has_grid : 1, has_window : 1, has_seed : 1,
         has_lr : 1, has_l_pred : 1, has_l_sparse : 1, has_l_smooth : 1, has_temperature : 1,
-        has_blur_sigma : 1, has_tol : 1;
+        has_blur_sigma : 1, has_tol : 1, has_jitter : 1, has_init_value : 1, has_l_delete : 1;
     cli_preprocess_flags pre;
     char **inputs;
     int n_inputs;
@@ -107,6 +119,9 @@ static int nm_option(cli_parser *p, explain_opts *o)
     INT_OPT("--grid", 1, 4096, grid)
     INT_OPT("--window", 1, 1000000, window)
     INT_OPT("--seed", 0, 1 << 30, seed)
+    INT_OPT("--jitter", 0, 64, jitter)
+    FLOAT_OPT("--init-value", init_value)
+    FLOAT_OPT("--l-delete", l_delete)
     FLOAT_OPT("--lr", lr)
     FLOAT_OPT("--l-pred", l_pred)
     FLOAT_OPT("--l-sparse", l_sparse)
@@ -147,11 +162,16 @@ static int parse_args(int argc, char **argv, explain_opts *o)
         else if (cli_string(&p, "--preset", &o->preset)) {}
         else if (cli_string(&p, "--optimizer", &o->optimizer)) {}
         else if (cli_string(&p, "--baseline", &o->baseline)) {}
+        else if (cli_string(&p, "--init", &o->init)) {}
+        else if (cli_string(&p, "--nm", &o->nm_spec)) {}
+        else if (cli_string(&p, "--sparsity", &o->sparsity)) {}
         else if (cli_int(&p, "--batch", 1, 1024, &o->batch)) o->batch_given = 1;
         else if (cli_int(&p, "--threads", 1, 1024, &o->threads)) {}
+        else if (cli_string(&p, "--precision", &o->precision)) {}
         else if (cli_flag(&p, "--force")) o->force = 1;
         else if (cli_flag(&p, "--quiet")) o->quiet = 1;
         else if (cli_flag(&p, "--early-stop")) o->early_stop = 1;
+        else if (cli_flag(&p, "--average")) o->average = 1;
         else if (nm_option(&p, o)) {}
         else if (method_option(&p, o)) {}
         else if (cli_preprocess_option(&p, &o->pre)) {}
@@ -184,16 +204,22 @@ static int resolve_nm_options(explain_opts *o, int input_h)
 {
     static const char *const optimizers[] = {"rmsprop", "adam"};
     static const char *const baselines[] = {"black", "blur", "mean", "noise"};
+    static const char *const inits[] = {"uniform", "constant"}, *const sparsities[] = {"logit", "mask"};
     nm_error err = {0};
     const char *preset = o->preset ? o->preset : (input_h <= 64 ? "cifar" : "imagenet");
     if (nm_neuromask_preset(preset, &o->nm, &err)) return cli_usage_error("explain", "%s", err.msg);
+    if (o->nm_spec && nm_neuromask_parse(o->nm_spec, &o->nm, &err)) return cli_usage_error("explain", "--nm: %s", err.msg);
     nm_neuromask_options *n = &o->nm;
-    int opt = (int)n->optimizer, base = (int)n->baseline;
+    int opt = (int)n->optimizer, base = (int)n->baseline, init = (int)n->init, sparsity = (int)n->sparsity;
     int rc = pick_enum("explain", "optimizer", o->optimizer, optimizers, 2, &opt);
     if (!rc) rc = pick_enum("explain", "baseline", o->baseline, baselines, 4, &base);
+    if (!rc) rc = pick_enum("explain", "init", o->init, inits, 2, &init);
+    if (!rc) rc = pick_enum("explain", "sparsity", o->sparsity, sparsities, 2, &sparsity);
     if (rc) return rc;
     n->optimizer = (nm_optimizer)opt;
     n->baseline = (nm_baseline)base;
+    n->init = (nm_mask_init)init;
+    n->sparsity = (nm_sparsity)sparsity;
     if (o->has_cls) n->target_class = o->cls;
     if (o->has_steps) n->steps = o->steps;
     if (o->has_kernel) n->kernel = o->kernel;
@@ -207,7 +233,11 @@ static int resolve_nm_options(explain_opts *o, int input_h)
     if (o->has_temperature) n->temperature = o->temperature;
     if (o->has_blur_sigma) n->blur_sigma = o->blur_sigma;
     if (o->has_tol) n->tol = o->tol;
-    n->early_stop = o->early_stop;
+    if (o->has_jitter) n->jitter = o->jitter;
+    if (o->has_init_value) n->init_value = o->init_value;
+    if (o->has_l_delete) n->l_delete = o->l_delete;
+    if (o->early_stop) n->early_stop = 1;   /* else the preset's */
+    if (o->average) n->average = 1;
     o->preset = preset;
     return CLI_OK;
 }
@@ -327,11 +357,15 @@ static void json_options(FILE *f, const explain_opts *o)
                "\"l_pred\": %.6g, \"l_sparse\": %.6g, \"l_smooth\": %.6g, \"temperature\": %.6g, "
                "\"init_range\": %.6g, \"kernel\": %d, \"optimizer\": \"%s\", \"baseline\": \"%s\", "
                "\"blur_sigma\": %.6g, \"grid\": %d, \"tol\": %.6g, \"window\": %d, \"early_stop\": %s, "
+               "\"init\": \"%s\", \"init_value\": %.6g, \"sparsity\": \"%s\", \"jitter\": %d, \"average\": %s, \"l_delete\": %.6g, "
                "\"seed\": %llu, \"batch\": %d},\n",
             o->preset, n->target_class, n->steps, (double)n->lr, (double)n->l_pred, (double)n->l_sparse,
             (double)n->l_smooth, (double)n->temperature, (double)n->init_range, n->kernel,
             optimizers[n->optimizer], baselines[n->baseline], (double)n->blur_sigma, n->grid,
-            (double)n->tol, n->window, n->early_stop ? "true" : "false", (unsigned long long)n->seed, o->batch);
+            (double)n->tol, n->window, n->early_stop ? "true" : "false",
+            n->init == NM_INIT_CONSTANT ? "constant" : "uniform", (double)n->init_value,
+            n->sparsity == NM_SPARSITY_MASK ? "mask" : "logit", n->jitter, n->average ? "true" : "false", (double)n->l_delete,
+            (unsigned long long)n->seed, o->batch);
 }
 
 static void json_preprocess(FILE *f, const nm_preprocess *p)
@@ -638,7 +672,11 @@ static int explain_batch(explain_opts *o, explain_run *r, char **paths, int n, i
 static int setup(explain_opts *o, explain_run *r, int n_images)
 {
     nm_error err = {0};
-    if (nm_model_load_file(o->model, NULL, &r->model, &err)) return cli_fail(&err);
+    nm_load_options lo = {0};
+    if (o->precision && strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0)
+        return cli_usage_error("explain", "unknown precision '%s' (fp32, bf16)", o->precision);
+    if (o->precision && strcmp(o->precision, "bf16") == 0) lo.precision = NM_PRECISION_BF16;
+    if (nm_model_load_file(o->model, &lo, &r->model, &err)) return cli_fail(&err);
     int rc = cli_check_image_model(r->model, o->model, &r->c, &r->h, &r->w);
     if (!rc) rc = cli_resolve_preprocess("explain", &o->pre, r->model, o->model, &r->pre);
     if (!rc) rc = resolve_nm_options(o, r->h);

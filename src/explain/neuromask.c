@@ -22,10 +22,21 @@ typedef struct nm_run {
     float *w, *dw;          /* B x cells */
     float *mc, *dmc;        /* coarse mask and its gradient, B x cells */
     float *m, *dm;          /* full-resolution mask, B x H x W */
+    float *msum;            /* sum of the masks of the steps taken (option average), B x H x W */
     float *r;               /* smoothness residual of one image */
     float *input, *dinput;  /* model input and its gradient */
     float *logits, *dlogits;
-    float *loss, *lp, *ls, *lsm;   /* per image, this step */
+    int model_batch;        /* B x (1 + extra games) */
+    int n_extra;            /* extra games: images (g + 1) B .. (g + 2) B - 1 of the model batch */
+    struct extra_game {
+        int preserve;       /* 1: x where m = 1 (like the paper's term); 0: x where m = 0 */
+        float weight;
+        nm_baseline fill;
+        float *base;        /* B x C x H x W */
+    } extra[2];
+    float *loss, *lp, *ls, *lsm, *ld;   /* per image, this step */
+    int *dy, *dx;           /* this step's jitter offset per image */
+    uint64_t *jitter_rng;   /* per image */
     nm_optim opt;
 } nm_run;
 
@@ -39,9 +50,13 @@ static void *alloc_f(nm_run *r, size_t n, int *ok)
 
 static void run_free(nm_run *r)
 {
-    float *bufs[] = {r->base, r->w, r->dw, r->mc, r->dmc, r->m, r->dm, r->r, r->input,
-                     r->dinput, r->logits, r->dlogits, r->loss, r->lp, r->ls, r->lsm};
+    float *bufs[] = {r->base, r->w, r->dw, r->mc, r->dmc, r->m, r->dm, r->msum, r->r, r->input,
+                     r->dinput, r->logits, r->dlogits, r->loss, r->lp, r->ls, r->lsm, r->ld};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(r->dy);
+    free(r->dx);
+    free(r->jitter_rng);
+    for (int g = 0; g < r->n_extra; g++) free(r->extra[g].base);
     nm_optim_free(&r->opt);
 }
 
@@ -49,16 +64,18 @@ static int run_alloc(nm_run *r)
 {
     int ok = 1;
     size_t img = (size_t)r->B * r->C * r->pixels, cells = (size_t)r->B * r->cells;
-    size_t masks = (size_t)r->B * r->pixels, logits = (size_t)r->B * r->K;
+    size_t masks = (size_t)r->B * r->pixels, logits = (size_t)r->model_batch * r->K;
+    size_t model_img = (size_t)r->model_batch * r->C * r->pixels;
     r->base = alloc_f(r, img, &ok);
-    r->input = alloc_f(r, img, &ok);
-    r->dinput = alloc_f(r, img, &ok);
+    r->input = alloc_f(r, model_img, &ok);
+    r->dinput = alloc_f(r, model_img, &ok);
     r->w = alloc_f(r, cells, &ok);
     r->dw = alloc_f(r, cells, &ok);
     r->mc = alloc_f(r, cells, &ok);
     r->dmc = alloc_f(r, cells, &ok);
     r->m = alloc_f(r, masks, &ok);
     r->dm = alloc_f(r, masks, &ok);
+    r->msum = r->o->average ? alloc_f(r, masks, &ok) : NULL;
     r->r = alloc_f(r, (size_t)r->cells, &ok);
     r->logits = alloc_f(r, logits, &ok);
     r->dlogits = alloc_f(r, logits, &ok);
@@ -66,6 +83,12 @@ static int run_alloc(nm_run *r)
     r->lp = alloc_f(r, (size_t)r->B, &ok);
     r->ls = alloc_f(r, (size_t)r->B, &ok);
     r->lsm = alloc_f(r, (size_t)r->B, &ok);
+    r->ld = alloc_f(r, (size_t)r->B, &ok);
+    for (int g = 0; g < r->n_extra; g++) r->extra[g].base = alloc_f(r, img, &ok);
+    r->dy = calloc((size_t)r->B, sizeof(int));
+    r->dx = calloc((size_t)r->B, sizeof(int));
+    r->jitter_rng = calloc((size_t)r->B, sizeof(uint64_t));
+    ok = ok && r->dy && r->dx && r->jitter_rng;
     return ok && nm_optim_init(&r->opt, r->o->optimizer, r->o->lr, (int64_t)cells);
 }
 
@@ -105,14 +128,14 @@ static void gaussian_blur_plane(const float *src, float *dst, int h, int w, floa
     for (int x = 0; x < w; x++) blur_1d(tmp + x, dst + x, h, w, k, rad);
 }
 
-static void make_baseline(nm_run *r, float *tmp)
+static void fill_baseline(nm_run *r, nm_baseline kind, float *base, float *tmp)
 {
     uint64_t seed = r->o->seed ^ 0xB45E11Eull;
     for (int p = 0; p < r->B * r->C; p++) {
         const float *src = r->x + (size_t)p * r->pixels;
-        float *dst = r->base + (size_t)p * r->pixels;
+        float *dst = base + (size_t)p * r->pixels;
         double mean = 0;
-        switch (r->o->baseline) {
+        switch (kind) {
         case NM_BASELINE_BLUR: gaussian_blur_plane(src, dst, r->H, r->W, r->o->blur_sigma, tmp); break;
         case NM_BASELINE_MEAN:
             for (int i = 0; i < r->pixels; i++) mean += src[i];
@@ -126,12 +149,48 @@ static void make_baseline(nm_run *r, float *tmp)
     }
 }
 
+static void make_baseline(nm_run *r, float *tmp)
+{
+    fill_baseline(r, r->o->baseline, r->base, tmp);
+    for (int g = 0; g < r->n_extra; g++) fill_baseline(r, r->extra[g].fill, r->extra[g].base, tmp);
+}
+
 /* ------------------------------------------------------------ one step */
+
+static int clampi(int v, int n) { return v < 0 ? 0 : (v >= n ? n - 1 : v); }
+
+/* Pixel index that output pixel i shows when the image is shifted by
+ * (dy, dx), edges replicated. */
+static int shifted(const nm_run *r, int i, int dy, int dx)
+{
+    int y = i / r->W, x = i % r->W;
+    return clampi(y - dy, r->H) * r->W + clampi(x - dx, r->W);
+}
+
+/* The composed image shifted by this step's jitter (a separate loop so the
+ * unshifted path stays the paper's arithmetic). */
+static void compose_jittered(nm_run *r, int b, const float *m)
+{
+    const nm_preprocess *pp = r->pp;
+    for (int c = 0; c < r->C; c++) {
+        size_t off = ((size_t)b * r->C + c) * r->pixels;
+        float a = pp->scale / pp->std[c % 3], k = (pp->offset - pp->mean[c % 3]) / pp->std[c % 3];
+        for (int i = 0; i < r->pixels; i++) {
+            int j = shifted(r, i, r->dy[b], r->dx[b]);
+            float x = r->x[off + j], v = x * m[j] + r->base[off + j] * (1.f - m[j]);
+            r->input[off + i] = a * v + k;
+        }
+    }
+}
 
 static void compose_input(nm_run *r, const float *mask)
 {
     const nm_preprocess *pp = r->pp;
-    for (int b = 0; b < r->B; b++)
+    for (int b = 0; b < r->B; b++) {
+        if (mask && (r->dy[b] || r->dx[b])) {
+            compose_jittered(r, b, mask + (size_t)b * r->pixels);
+            continue;
+        }
         for (int c = 0; c < r->C; c++) {
             size_t off = ((size_t)b * r->C + c) * r->pixels;
             float a = pp->scale / pp->std[c % 3], k = (pp->offset - pp->mean[c % 3]) / pp->std[c % 3];
@@ -139,6 +198,29 @@ static void compose_input(nm_run *r, const float *mask)
             for (int i = 0; i < r->pixels; i++) {
                 float x = r->x[off + i], v = m ? x * m[i] + r->base[off + i] * (1.f - m[i]) : x;
                 r->input[off + i] = a * v + k;
+            }
+        }
+    }
+}
+
+/* Extra game g: image (g + 1) B + b shows x where the mask is 1 and the
+ * game's fill elsewhere (preserve) or the reverse (delete), shifted by the
+ * same jitter as the paper's term. */
+static void compose_extra(nm_run *r, int g, const float *mask)
+{
+    const nm_preprocess *pp = r->pp;
+    const struct extra_game *eg = &r->extra[g];
+    for (int b = 0; b < r->B; b++)
+        for (int c = 0; c < r->C; c++) {
+            size_t src = ((size_t)b * r->C + c) * r->pixels;
+            size_t dst = ((size_t)((g + 1) * r->B + b) * r->C + c) * r->pixels;
+            float a = pp->scale / pp->std[c % 3], k = (pp->offset - pp->mean[c % 3]) / pp->std[c % 3];
+            const float *m = mask + (size_t)b * r->pixels;
+            for (int i = 0; i < r->pixels; i++) {
+                int j = shifted(r, i, r->dy[b], r->dx[b]);
+                float keep = eg->preserve ? m[j] : 1.f - m[j];
+                float v = r->x[src + j] * keep + eg->base[src + j] * (1.f - keep);
+                r->input[dst + i] = a * v + k;
             }
         }
 }
@@ -173,17 +255,104 @@ static void cross_entropy(nm_run *r, const int *target, float *prob)
     }
 }
 
+/* The loss of extra game g on logits z (one image), gradient into dz:
+ * preserve: weight * CE(z, c). Delete: weight * -log(1 - p_c); with q the
+ * softmax over the classes other than c, d/dz_k = p_k - q_k (k != c) and
+ * d/dz_c = p_c: bounded, and fading once p_c is small. */
+static float extra_game_loss(const struct extra_game *eg, const float *z, int K, int c, float *dz)
+{
+    float mx = z[0];
+    for (int k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
+    double all = 0, others = 0;
+    for (int k = 0; k < K; k++) {
+        double e = exp((double)(z[k] - mx));
+        all += e;
+        others += k == c ? 0 : e;
+    }
+    others = others > 1e-300 ? others : 1e-300;
+    for (int k = 0; k < K; k++) {
+        double e = exp((double)(z[k] - mx));
+        double g = eg->preserve ? e / all - (k == c) : e / all - (k == c ? 0 : e / others);
+        dz[k] = eg->weight * (float)g;
+    }
+    double loss = eg->preserve ? log(all) - (double)(z[c] - mx) : log(all) - log(others);
+    return eg->weight * (float)loss;
+}
+
+static void extra_losses(nm_run *r, const int *target)
+{
+    for (int b = 0; b < r->B; b++) {
+        r->ld[b] = 0;
+        for (int g = 0; g < r->n_extra; g++) {
+            size_t img = (size_t)((g + 1) * r->B + b) * r->K;
+            r->ld[b] += extra_game_loss(&r->extra[g], r->logits + img, r->K, target[b], r->dlogits + img);
+        }
+    }
+}
+
+/* Extra games' mask gradient: d input / d m = a (x - fill) for preserve,
+ * a (fill - x) for delete, summed onto the source pixels of the shift. */
+static void extra_mask_gradient(nm_run *r)
+{
+    const nm_preprocess *pp = r->pp;
+    for (int g = 0; g < r->n_extra; g++) {
+        const struct extra_game *eg = &r->extra[g];
+        float sign = eg->preserve ? 1.f : -1.f;
+        for (int b = 0; b < r->B; b++)
+            for (int c = 0; c < r->C; c++) {
+                size_t src = ((size_t)b * r->C + c) * r->pixels;
+                size_t dst = ((size_t)((g + 1) * r->B + b) * r->C + c) * r->pixels;
+                float a = sign * pp->scale / pp->std[c % 3];
+                float *dm = r->dm + (size_t)b * r->pixels;
+                for (int i = 0; i < r->pixels; i++) {
+                    int j = shifted(r, i, r->dy[b], r->dx[b]);
+                    dm[j] += r->dinput[dst + i] * a * (r->x[src + j] - eg->base[src + j]);
+                }
+            }
+    }
+}
+
 static void mask_gradient(nm_run *r)
 {
     const nm_preprocess *pp = r->pp;
     memset(r->dm, 0, sizeof(float) * (size_t)r->B * r->pixels);
-    for (int b = 0; b < r->B; b++)
+    for (int b = 0; b < r->B; b++) {
+        int jittered = r->dy[b] || r->dx[b];
         for (int c = 0; c < r->C; c++) {
             size_t off = ((size_t)b * r->C + c) * r->pixels;
             float a = pp->scale / pp->std[c % 3];
             float *dm = r->dm + (size_t)b * r->pixels;
+            if (jittered) {   /* the transpose of the shift: sum onto the source pixels */
+                for (int i = 0; i < r->pixels; i++) {
+                    int j = shifted(r, i, r->dy[b], r->dx[b]);
+                    dm[j] += r->dinput[off + i] * a * (r->x[off + j] - r->base[off + j]);
+                }
+                continue;
+            }
             for (int i = 0; i < r->pixels; i++) dm[i] += r->dinput[off + i] * a * (r->x[off + i] - r->base[off + i]);
         }
+    }
+}
+
+/* Jitter offsets for the next step, each in [-jitter, jitter]. */
+static void draw_jitter(nm_run *r)
+{
+    int J = r->o->jitter;
+    for (int b = 0; b < r->B; b++) {
+        r->dy[b] = J ? (int)(splitmix(&r->jitter_rng[b]) % (uint64_t)(2 * J + 1)) - J : 0;
+        r->dx[b] = J ? (int)(splitmix(&r->jitter_rng[b]) % (uint64_t)(2 * J + 1)) - J : 0;
+    }
+}
+
+/* Sparsity on the mask itself: l_sparse * mean(m) over the cells. */
+static float mask_sparsity(const float *mc, int n, float scale, float *dmc)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        s += mc[i];
+        dmc[i] += scale / (float)n;
+    }
+    return scale * (float)(s / n);
 }
 
 static void weight_gradient(nm_run *r)
@@ -200,25 +369,34 @@ static void weight_gradient(nm_run *r)
         } else {
             memcpy(dmc, dm, sizeof(float) * (size_t)r->cells);
         }
-        mask_sigmoid_backward(mc, dmc, r->cells, o->temperature, dw);
-        r->ls[b] = o->l_sparse * sparsity_forward(w, r->cells, o->init_range);
-        sparsity_backward(w, r->cells, o->init_range, o->l_sparse, dw);
+        if (o->sparsity == NM_SPARSITY_MASK) {
+            r->ls[b] = mask_sparsity(mc, r->cells, o->l_sparse, dmc);
+            mask_sigmoid_backward(mc, dmc, r->cells, o->temperature, dw);
+        } else {
+            mask_sigmoid_backward(mc, dmc, r->cells, o->temperature, dw);
+            r->ls[b] = o->l_sparse * sparsity_forward(w, r->cells, o->init_range);
+            sparsity_backward(w, r->cells, o->init_range, o->l_sparse, dw);
+        }
         r->lsm[b] = o->l_smooth * smoothness_forward(w, r->gh, r->gw, o->kernel, r->r);
         smoothness_backward(r->r, r->gh, r->gw, o->kernel, o->l_smooth, dw);
-        r->loss[b] = r->lp[b] + r->ls[b] + r->lsm[b];
+        r->loss[b] = r->lp[b] + r->ls[b] + r->lsm[b] + r->ld[b];
     }
 }
 
 static nm_status step(nm_run *r, nm_model *m, const int *target, nm_error *err)
 {
+    draw_jitter(r);
     update_masks(r);
     compose_input(r, r->m);
+    for (int g = 0; g < r->n_extra; g++) compose_extra(r, g, r->m);
     nm_status s = nm_model_forward(m, r->input, r->logits, err);
     if (s) return s;
     cross_entropy(r, target, NULL);
+    if (r->n_extra) extra_losses(r, target);
     s = nm_model_backward(m, r->dlogits, r->dinput, err);
     if (s) return s;
     mask_gradient(r);
+    if (r->n_extra) extra_mask_gradient(r);
     weight_gradient(r);
     for (int b = 0; b < r->B; b++)
         if (!isfinite(r->loss[b]))
@@ -228,13 +406,24 @@ static nm_status step(nm_run *r, nm_model *m, const int *target, nm_error *err)
 
 /* ------------------------------------------------------------ driver */
 
+static int uses_blur(const nm_neuromask_options *o)
+{
+    return o->baseline == NM_BASELINE_BLUR || (o->l_delete > 0 && o->delete_baseline == NM_BASELINE_BLUR) ||
+           (o->l_pred_alt > 0 && o->alt_baseline == NM_BASELINE_BLUR);
+}
+
 static nm_status check_options(const nm_neuromask_options *o, nm_error *err)
 {
     if (o->steps < 0 || o->lr <= 0 || o->temperature <= 0 || (o->kernel != 3 && o->kernel != 5) ||
-        o->grid < 0 || o->tol < 0 || o->window < 1 ||
-        (o->baseline == NM_BASELINE_BLUR && !(o->blur_sigma > 0 && o->blur_sigma < 40)))
+        o->grid < 0 || o->tol < 0 || o->window < 1 || (uses_blur(o) && !(o->blur_sigma > 0 && o->blur_sigma < 40)))
         return nm_fail(err, NM_ERR_ARG, "NeuroMask options out of range (steps >= 0, lr > 0, T > 0, kernel 3 or 5, "
                                         "grid >= 0, tol >= 0, window >= 1, 0 < blur sigma < 40)");
+    if (o->jitter < 0 || o->jitter > 64 || (unsigned)o->init > NM_INIT_CONSTANT ||
+        (unsigned)o->sparsity > NM_SPARSITY_MASK || o->l_delete < 0 || o->l_pred_alt < 0 ||
+        (unsigned)o->delete_baseline > NM_BASELINE_NOISE || (unsigned)o->alt_baseline > NM_BASELINE_NOISE ||
+        !(o->output_sigma >= 0 && o->output_sigma < 40))
+        return nm_fail(err, NM_ERR_ARG, "NeuroMask options out of range (jitter 0..64, l_delete >= 0, "
+                                        "l_pred_alt >= 0, 0 <= output sigma < 40, known init, sparsity, baselines)");
     return NM_OK;
 }
 
@@ -285,7 +474,42 @@ static void init_weights(nm_run *r)
         uint64_t s = o->seed + (uint64_t)b;   /* image b of a batch draws as seed + b */
         float *w = r->w + (size_t)b * r->cells;
         for (int i = 0; i < r->cells; i++)
-            w[i] = o->init_w ? o->init_w[(size_t)b * r->cells + i] : o->init_range * (2.f * uniform01(&s) - 1.f);
+            w[i] = o->init_w ? o->init_w[(size_t)b * r->cells + i]
+                 : o->init == NM_INIT_CONSTANT ? o->init_value
+                 : o->init_range * (2.f * uniform01(&s) - 1.f);
+        r->jitter_rng[b] = (o->seed + (uint64_t)b) ^ 0x717731ull;
+    }
+}
+
+/* Adds the mask this step evaluated (before the update) to image b's sum. */
+static void accumulate_mask(nm_run *r, int b)
+{
+    const float *m = r->m + (size_t)b * r->pixels;
+    float *sum = r->msum + (size_t)b * r->pixels;
+    for (int i = 0; i < r->pixels; i++) sum[i] += m[i];
+}
+
+/* The mean over the steps taken and the final mask: pixels that kept their
+ * mask value longer while the sparsity pulled rank higher. Replaces r->m. */
+static void average_masks(nm_run *r, const nm_explanation *e)
+{
+    for (int b = 0; b < r->B; b++) {
+        float *m = r->m + (size_t)b * r->pixels;
+        const float *sum = r->msum + (size_t)b * r->pixels;
+        float n = (float)(e->steps[b] + 1);
+        for (int i = 0; i < r->pixels; i++) m[i] = (sum[i] + m[i]) / n;
+    }
+}
+
+/* Gaussian blur of each returned mask: neighbours of the decisive pixels
+ * rank next. Uses dinput and dm as scratch (the gradients are no longer needed). */
+static void blur_masks(nm_run *r)
+{
+    float *tmp = r->dinput, *out = r->dm;
+    for (int b = 0; b < r->B; b++) {
+        float *m = r->m + (size_t)b * r->pixels;
+        gaussian_blur_plane(m, out, r->H, r->W, r->o->output_sigma, tmp);
+        memcpy(m, out, sizeof(float) * (size_t)r->pixels);
     }
 }
 
@@ -312,6 +536,7 @@ static nm_status optimise(nm_run *r, nm_model *m, nm_explanation *e, nm_error *e
         memcpy(e->history + (size_t)t * r->B, r->loss, sizeof(float) * (size_t)r->B);
         for (int b = 0; b < r->B; b++) {
             if (done[b]) continue;
+            if (r->msum) accumulate_mask(r, b);
             nm_optim_step(&r->opt, r->w, r->dw, (int64_t)b * r->cells, r->cells, t + 1);
             e->steps[b] = t + 1;
             if (e->converged_at[b] < 0 && converged(e, r, b, t)) e->converged_at[b] = t + 1;
@@ -329,7 +554,11 @@ static nm_status optimise(nm_run *r, nm_model *m, nm_explanation *e, nm_error *e
 
 static nm_status finish(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err)
 {
+    memset(r->dy, 0, sizeof(int) * (size_t)r->B);   /* the final check sees the image unshifted */
+    memset(r->dx, 0, sizeof(int) * (size_t)r->B);
     update_masks(r);
+    if (r->msum) average_masks(r, e);   /* the final check sees the mask returned */
+    if (r->o->output_sigma > 0) blur_masks(r);
     compose_input(r, r->m);
     nm_status s = nm_model_forward(m, r->input, r->logits, err);
     if (s) return s;
@@ -364,7 +593,13 @@ static nm_status start(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err)
 
 static nm_status setup(nm_run *r, nm_model *m, int batch, nm_error *err)
 {
-    nm_status s = nm_model_set_batch(m, batch, err);
+    const nm_neuromask_options *o = r->o;
+    if (o->l_delete > 0)
+        r->extra[r->n_extra++] = (struct extra_game){.preserve = 0, .weight = o->l_delete, .fill = o->delete_baseline};
+    if (o->l_pred_alt > 0)
+        r->extra[r->n_extra++] = (struct extra_game){.preserve = 1, .weight = o->l_pred_alt, .fill = o->alt_baseline};
+    r->model_batch = batch * (1 + r->n_extra);
+    nm_status s = nm_model_set_batch(m, r->model_batch, err);
     if (s) return s;
     nm_shape in = nm_model_input_shape(m), out = nm_model_output_shape(m);
     if (out.ndim != 2) return nm_fail(err, NM_ERR_UNSUPPORTED, "NeuroMask needs [N, classes] logits");
@@ -408,6 +643,14 @@ nm_status nm_neuromask_explain(nm_model *m, const nm_preprocess *pp, const float
     return NM_OK;
 }
 
+/* This project's default, chosen by measurement (docs/neuromask_default.md). */
+static void default_preset(nm_neuromask_options *o)
+{
+    o->l_smooth = 0.15f;
+    o->temperature = 1.f;
+    o->kernel = 3;
+}
+
 nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_error *err)
 {
     memset(o, 0, sizeof *o);
@@ -430,8 +673,69 @@ nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_erro
         o->l_smooth = 0.03f;
         o->temperature = 0.3f;
         o->kernel = 5;
+    } else if (strcmp(name, "default") == 0) {
+        default_preset(o);
     } else {
-        return nm_fail(err, NM_ERR_ARG, "unknown NeuroMask preset '%s' (cifar, imagenet)", name);
+        return nm_fail(err, NM_ERR_ARG, "unknown NeuroMask preset '%s' (default, cifar, imagenet)", name);
+    }
+    return NM_OK;
+}
+
+/* ------------------------------------------------------------ option spec */
+
+static int pick_name(const char *v, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v, names[i])) return i;
+    return -1;
+}
+
+static nm_status set_option(nm_neuromask_options *o, const char *key, const char *v, nm_error *err)
+{
+    static const char *const optimizers[] = {"rmsprop", "adam"}, *const baselines[] = {"black", "blur", "mean", "noise"};
+    static const char *const inits[] = {"uniform", "constant"}, *const sparsities[] = {"logit", "mask"};
+    char *end = NULL;
+    double d = strtod(v, &end);
+    int numeric = end != v && *end == '\0', pick;
+    float *f = !strcmp(key, "lr") ? &o->lr : !strcmp(key, "l_pred") ? &o->l_pred : !strcmp(key, "l_sparse") ? &o->l_sparse
+             : !strcmp(key, "l_smooth") ? &o->l_smooth : !strcmp(key, "temperature") || !strcmp(key, "T") ? &o->temperature
+             : !strcmp(key, "init_range") || !strcmp(key, "L") ? &o->init_range : !strcmp(key, "tol") ? &o->tol
+             : !strcmp(key, "blur_sigma") ? &o->blur_sigma : !strcmp(key, "init_value") ? &o->init_value
+             : !strcmp(key, "l_delete") ? &o->l_delete : !strcmp(key, "l_pred_alt") ? &o->l_pred_alt
+             : !strcmp(key, "output_sigma") ? &o->output_sigma : NULL;
+    int *i = !strcmp(key, "steps") ? &o->steps : !strcmp(key, "kernel") ? &o->kernel : !strcmp(key, "window") ? &o->window
+           : !strcmp(key, "early_stop") ? &o->early_stop : !strcmp(key, "grid") ? &o->grid
+           : !strcmp(key, "jitter") ? &o->jitter : !strcmp(key, "average") ? &o->average : NULL;
+    if (f && numeric) return *f = (float)d, NM_OK;
+    if (i && numeric && d == (int)d) return *i = (int)d, NM_OK;
+    if (!strcmp(key, "optimizer") && (pick = pick_name(v, optimizers, 2)) >= 0) return o->optimizer = (nm_optimizer)pick, NM_OK;
+    if (!strcmp(key, "baseline") && (pick = pick_name(v, baselines, 4)) >= 0) return o->baseline = (nm_baseline)pick, NM_OK;
+    if (!strcmp(key, "delete_baseline") && (pick = pick_name(v, baselines, 4)) >= 0)
+        return o->delete_baseline = (nm_baseline)pick, NM_OK;
+    if (!strcmp(key, "alt_baseline") && (pick = pick_name(v, baselines, 4)) >= 0)
+        return o->alt_baseline = (nm_baseline)pick, NM_OK;
+    if (!strcmp(key, "init") && (pick = pick_name(v, inits, 2)) >= 0) return o->init = (nm_mask_init)pick, NM_OK;
+    if (!strcmp(key, "sparsity") && (pick = pick_name(v, sparsities, 2)) >= 0) return o->sparsity = (nm_sparsity)pick, NM_OK;
+    if (!strcmp(key, "preset")) return nm_neuromask_preset(v, o, err);
+    if (f || i || !strcmp(key, "optimizer") || !strcmp(key, "baseline") || strstr(key, "_baseline") || !strcmp(key, "init") || !strcmp(key, "sparsity"))
+        return nm_fail(err, NM_ERR_ARG, "NeuroMask option %s: bad value '%s'", key, v);
+    return nm_fail(err, NM_ERR_ARG, "unknown NeuroMask option '%s'", key);
+}
+
+nm_status nm_neuromask_parse(const char *spec, nm_neuromask_options *o, nm_error *err)
+{
+    char item[128];
+    for (const char *s = spec; s && *s;) {
+        size_t n = strcspn(s, ",");
+        if (n >= sizeof item) return nm_fail(err, NM_ERR_ARG, "NeuroMask option item too long in '%s'", spec);
+        memcpy(item, s, n);
+        item[n] = '\0';
+        s += n + (s[n] == ',');
+        char *eq = strchr(item, '=');
+        if (!eq) return nm_fail(err, NM_ERR_ARG, "NeuroMask option '%s' is not key=value", item);
+        *eq = '\0';
+        nm_status st = set_option(o, item, eq + 1, err);
+        if (st) return st;
     }
     return NM_OK;
 }

@@ -73,6 +73,7 @@ void nm_graph_free(nm_graph *g)
 {
     if (!g) return;
     for (int i = 0; i < g->n_nodes; i++) nm_node_free(&g->nodes[i]);
+    nm_graph_free_plan(g);
     for (int i = 0; i < g->n_t; i++) free_tensor(&g->t[i]);
     for (int i = 0; i < g->n_meta; i++) {
         free(g->meta_key[i]);

@@ -37,7 +37,18 @@ typedef struct nm_node {
     nm_attr *attrs;
     void *state;            /* op-private (parsed attributes, oneDNN primitives) */
     unsigned dead : 1;      /* removed by a pass; skipped and dropped */
+    unsigned deferred : 1;  /* reshape left its primitives for the plan's second call */
+    unsigned grad_assign;   /* bit i: backward may overwrite (=) input i's gradient,
+                             * being its first writer; else it adds (+=) */
 } nm_node;
+
+/* Memory layout of a float activation, chosen by the plan (graph/plan.c):
+ * plain row-major by default; channels-last (NHWC) for 4-D tensors that
+ * flow only between operators able to read and write it (Conv, pooling,
+ * Concat on channels, element-wise ops whose operands all have the same
+ * shape). Graph inputs, outputs and constants are always plain; named reads
+ * go through nm_graph_plain_view. */
+typedef enum nm_layout { NM_LAYOUT_PLAIN = 0, NM_LAYOUT_NHWC = 1 } nm_layout;
 
 typedef struct nm_graph {
     nm_tensor *t;
@@ -54,7 +65,18 @@ typedef struct nm_graph {
     int64_t planned_bytes;  /* all tensor values and gradients */
     dnnl_engine_t engine;
     dnnl_stream_t stream;
+    /* Set by the plan (graph/plan.c), NULL/0 before it runs. */
+    unsigned char *layout;  /* per tensor: nm_layout */
+    int *zero_grads, n_zero_grads;   /* gradients backward must clear first */
+    float **view;           /* per tensor: plain copies of NHWC values and ... */
+    float **view_grad;      /* ... gradients for named reads, made on demand */
+    int defer_build;        /* while set, Conv/pooling reshape only infers shapes */
 } nm_graph;
+
+static inline nm_layout nm_tensor_layout(const nm_graph *g, int t)
+{
+    return (g->layout && t >= 0) ? (nm_layout)g->layout[t] : NM_LAYOUT_PLAIN;
+}
 
 /* Building. Strings are copied. Indices stay valid; pointers into g->t and
  * g->nodes do not survive further additions. */
@@ -97,17 +119,39 @@ nm_status nm_graph_sort(nm_graph *g, nm_error *err);               /* topologica
 nm_status nm_graph_remove_identities(nm_graph *g, nm_error *err);  /* Identity, Dropout */
 nm_status nm_graph_fold_batchnorm(nm_graph *g, nm_error *err);     /* BN into preceding Conv */
 void nm_graph_drop_dead(nm_graph *g);
+/* Conv followed by its only reader Relu, LeakyRelu (alpha >= 0), Clip,
+ * Sigmoid or Tanh: the Conv computes the activation too (attributes
+ * "_nm_act", "_nm_alpha", "_nm_beta") and writes the activation's output;
+ * the Conv's own output disappears. Constant inputs must be folded (it runs
+ * inside nm_graph_prepare). */
+nm_status nm_graph_fuse_activations(nm_graph *g, nm_error *err);
+/* Add(conv output, S) where the Conv output has no other reader (a residual
+ * connection): the Conv reads S as a fourth input (attribute "_nm_sum") and
+ * computes act(conv + S), taking the activation after the Add too. */
+nm_status nm_graph_fuse_conv_add(nm_graph *g, nm_error *err);
+/* AveragePool reading a zero Pad of spatial axes only: the pad moves into
+ * the pooling (counting padding), so the pair runs as one oneDNN primitive. */
+nm_status nm_graph_fuse_pad_pool(nm_graph *g, nm_error *err);
 
 /* Preparation (graph/plan.c): op init, shape inference with constant
- * folding, gradient flags, memory. Input shapes and dtypes must be set.
+ * folding, gradient flags, the fusions above, layouts, first-writer
+ * gradients (grad_assign), primitives, memory. Input shapes and dtypes must be set.
  * `grad_inputs` is a bitmask of which graph inputs want gradients (bit 0:
  * the first). Runs once: a new batch size means building the graph again. */
 nm_status nm_graph_prepare(nm_graph *g, unsigned grad_inputs, nm_error *err);
+/* Value and gradient (NULL when none) of tensor t in plain row-major layout:
+ * the tensor's own buffers, or copies made now for an NHWC tensor (valid
+ * until the next call for t). */
+nm_status nm_graph_plain_view(nm_graph *g, int t, const float **value, const float **grad, nm_error *err);
+/* What the plan allocated besides tensors (graph.c calls it). */
+void nm_graph_free_plan(nm_graph *g);
 
 /* Execution (graph/exec.c). Inputs are written into g->t[inputs[i]].data by the caller. */
 nm_status nm_graph_forward(nm_graph *g, nm_error *err);
 /* Gradients of outputs must be written into their grad buffers by the caller;
- * all other gradients are zeroed here, then accumulated in reverse order. */
+ * all other gradients are accumulated in reverse order from zero: cleared
+ * here unless the plan found that their first writer overwrites them
+ * (grad_assign) or that nothing writes them (they stay as allocated, 0). */
 nm_status nm_graph_backward(nm_graph *g, nm_error *err);
 
 #endif

@@ -189,9 +189,7 @@ nm_status nm_model_tensor(nm_model *m, const char *name, nm_shape *shape, const 
     const nm_tensor *t = &m->g->t[i];
     if (t->dtype != NM_FLOAT) return nm_fail(err, NM_ERR_ARG, "%s: tensor '%s' is not float", m->source, name);
     if (shape) *shape = t->shape;
-    if (value) *value = nm_f32(t);
-    if (grad) *grad = t->grad;
-    return NM_OK;
+    return nm_graph_plain_view(m->g, i, value, grad, err);
 }
 
 static double node_flops(const nm_graph *g, const nm_node *n)

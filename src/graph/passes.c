@@ -1,6 +1,9 @@
 /* Graph passes run once after import: topological sort, removal of
  * Identity/Dropout, folding of BatchNormalization into the preceding Conv,
- * and compaction of the node array. */
+ * and compaction of the node array; and, inside nm_graph_prepare once
+ * constants are folded, the fusions that let oneDNN do more per primitive
+ * (Conv + activation, Conv + residual Add, Pad + AveragePool). */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,6 +361,269 @@ nm_status nm_graph_fold_batchnorm(nm_graph *g, nm_error *err)
         fold_values(g, conv, bn);
         conv->out[0] = bn->out[0];   /* the conv now writes the BN's output */
         bn->dead = 1;
+    }
+    nm_graph_drop_dead(g);
+    return NM_OK;
+}
+
+/* ------------------------------------------------------------ fusions */
+
+/* Remove tensor t from the plan: nothing reads or writes it any more, so it
+ * gets no memory and its name no longer resolves to a value. */
+static void retire_tensor(nm_graph *g, int t)
+{
+    nm_tensor *x = &g->t[t];
+    x->dtype = NM_UNDEFINED;
+    x->shape.ndim = 0;
+    x->numel = 0;
+    x->requires_grad = 0;
+}
+
+/* The only live node reading tensor t, when t is no graph output and is read
+ * by exactly one input slot; -1 otherwise. */
+static int sole_reader(const nm_graph *g, int t)
+{
+    if (t < 0 || g->t[t].is_output || count_uses(g, t) != 1) return -1;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const nm_node *n = &g->nodes[k];
+        if (n->dead) continue;
+        for (int i = 0; i < n->n_in; i++)
+            if (n->in[i] == t) return k;
+    }
+    return -1;
+}
+
+/* A constant float scalar input (absent: `def`); 0 when not constant. */
+static int const_scalar(const nm_graph *g, const nm_node *n, int i, float def, float *v)
+{
+    if (i >= n->n_in || n->in[i] < 0) {
+        *v = def;
+        return 1;
+    }
+    const nm_tensor *t = &g->t[n->in[i]];
+    if (!t->is_const || !t->data || t->numel != 1 || t->dtype != NM_FLOAT) return 0;
+    *v = nm_f32(t)[0];
+    return 1;
+}
+
+/* The activation node a as the Conv post-op it can become: op, alpha, beta
+ * (LeakyRelu: alpha = slope; Clip: [alpha, beta]). 0 when it cannot:
+ * the backward derives the gradient from the output alone, which needs a
+ * monotonic activation. */
+static int fusable_activation(const nm_graph *g, const nm_node *a, float *alpha, float *beta)
+{
+    *alpha = *beta = 0.0f;
+    if (a->n_out != 1 || a->out[0] < 0 || a->n_in < 1) return 0;
+    switch (a->op) {
+    case NM_OP_RELU:
+    case NM_OP_SIGMOID:
+    case NM_OP_TANH: return a->n_in == 1;
+    case NM_OP_LEAKYRELU:
+        *alpha = nm_attr_float(a, "alpha", 0.01f);
+        return a->n_in == 1 && *alpha >= 0.0f;
+    case NM_OP_CLIP: {
+        float lo, hi;
+        if (g->opset < 11) {
+            if (a->n_in != 1) return 0;
+            lo = nm_attr_float(a, "min", -FLT_MAX);
+            hi = nm_attr_float(a, "max", FLT_MAX);
+        } else if (!const_scalar(g, a, 1, -INFINITY, &lo) || !const_scalar(g, a, 2, INFINITY, &hi)) {
+            return 0;
+        }
+        if (!(lo < hi) || !isfinite(lo) || !isfinite(hi)) return 0;
+        *alpha = lo;
+        *beta = hi;
+        return 1;
+    }
+    default: return 0;
+    }
+}
+
+static nm_status set_attr_f(const nm_graph *g, nm_node *n, const char *name, float v, nm_error *err)
+{
+    nm_attr *a = nm_node_add_attr(n, name, NM_ATTR_FLOAT);
+    if (!a) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
+    a->f = v;
+    return NM_OK;
+}
+
+static nm_status fuse_conv_activation(nm_graph *g, int c, int k, float alpha, float beta, nm_error *err)
+{
+    nm_attr *at = nm_node_add_attr(&g->nodes[c], "_nm_act", NM_ATTR_INT);
+    if (!at) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
+    at->i = g->nodes[k].op;
+    nm_status st = set_attr_f(g, &g->nodes[c], "_nm_alpha", alpha, err);
+    if (!st) st = set_attr_f(g, &g->nodes[c], "_nm_beta", beta, err);
+    if (st) return st;
+    int y = g->nodes[c].out[0];
+    g->nodes[c].out[0] = g->nodes[k].out[0];
+    g->nodes[k].dead = 1;
+    retire_tensor(g, y);
+    return NM_OK;
+}
+
+nm_status nm_graph_fuse_activations(nm_graph *g, nm_error *err)
+{
+    for (int c = 0; c < g->n_nodes; c++) {
+        nm_node *conv = &g->nodes[c];
+        if (conv->dead || conv->op != NM_OP_CONV || conv->n_out != 1 || conv->out[0] < 0) continue;
+        if (nm_attr_get(conv, "_nm_act") || g->t[conv->out[0]].dtype != NM_FLOAT) continue;
+        int k = sole_reader(g, conv->out[0]);
+        float alpha, beta;
+        if (k < 0 || g->nodes[k].in[0] != conv->out[0] || !fusable_activation(g, &g->nodes[k], &alpha, &beta))
+            continue;
+        nm_status st = fuse_conv_activation(g, c, k, alpha, beta, err);
+        if (st) return st;
+    }
+    nm_graph_drop_dead(g);
+    return NM_OK;
+}
+
+/* The input slot (0 or 1) of Add node a that a Conv can absorb: written by
+ * a Conv with nothing fused yet, read by nothing else; the other input has
+ * the output's shape. -1 when none. */
+static int absorbable_add_input(const nm_graph *g, const nm_node *a, int *conv)
+{
+    if (a->op != NM_OP_ADD || a->n_in != 2 || a->n_out != 1 || a->out[0] < 0 || a->in[0] == a->in[1]) return -1;
+    const nm_tensor *y = &g->t[a->out[0]];
+    for (int j = 0; j < 2; j++) {
+        int b = a->in[j], r = a->in[1 - j];
+        if (b < 0 || r < 0 || g->t[b].dtype != NM_FLOAT || g->t[r].dtype != NM_FLOAT) return -1;
+        if (!nm_shape_equal(&g->t[b].shape, &y->shape) || !nm_shape_equal(&g->t[r].shape, &y->shape)) return -1;
+    }
+    for (int j = 0; j < 2; j++) {
+        int b = a->in[j], c = find_producer(g, b);
+        if (c < 0 || sole_reader(g, b) < 0) continue;
+        const nm_node *cn = &g->nodes[c];
+        if (cn->op != NM_OP_CONV || cn->n_out != 1 || cn->n_in > 3 || nm_attr_get(cn, "_nm_act") ||
+            nm_attr_get(cn, "_nm_sum") || g->t[b].shape.ndim != 4)
+            continue;
+        *conv = c;
+        return j;
+    }
+    return -1;
+}
+
+/* Conv c absorbs Add node k (slot j from c): c reads the Add's other input
+ * as a fourth input, writes the Add's output and moves to the Add's place
+ * in the order (after the other input's producer; c's own inputs come
+ * earlier still). */
+static nm_status absorb_add(nm_graph *g, int c, int k, int j, nm_error *err)
+{
+    nm_node *conv = &g->nodes[c];
+    int *in = realloc(conv->in, sizeof(int) * 4);
+    if (!in) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
+    conv->in = in;
+    if (conv->n_in < 3) in[2] = -1;
+    in[3] = g->nodes[k].in[1 - j];
+    conv->n_in = 4;
+    nm_attr *at = nm_node_add_attr(conv, "_nm_sum", NM_ATTR_INT);
+    if (!at) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
+    at->i = 1;
+    int b = conv->out[0];
+    conv->out[0] = g->nodes[k].out[0];
+    retire_tensor(g, b);
+    nm_node tmp = g->nodes[k];   /* the Conv takes the Add's slot; the Add dies in the Conv's */
+    g->nodes[k] = g->nodes[c];
+    g->nodes[c] = tmp;
+    g->nodes[c].dead = 1;
+    return NM_OK;
+}
+
+nm_status nm_graph_fuse_conv_add(nm_graph *g, nm_error *err)
+{
+    for (int k = 0; k < g->n_nodes; k++) {
+        int c = -1, j;
+        if (g->nodes[k].dead || (j = absorbable_add_input(g, &g->nodes[k], &c)) < 0) continue;
+        nm_status st = absorb_add(g, c, k, j, err);
+        if (st) return st;
+        /* Now at k: take the activation reading the sum too. */
+        int a = sole_reader(g, g->nodes[k].out[0]);
+        float alpha, beta;
+        if (a >= 0 && g->nodes[a].in[0] == g->nodes[k].out[0] && fusable_activation(g, &g->nodes[a], &alpha, &beta)) {
+            st = fuse_conv_activation(g, k, a, alpha, beta, err);
+            if (st) return st;
+        }
+    }
+    nm_graph_drop_dead(g);
+    return NM_OK;
+}
+
+/* Spatial zero padding of Pad node p on a 4-D float tensor, as AveragePool
+ * pads [top, left, bottom, right]; 0 when p pads otherwise. */
+static int spatial_zero_pads(const nm_graph *g, const nm_node *p, int64_t pads_out[4])
+{
+    int64_t pads[8];
+    const nm_tensor *x = p->n_in > 0 && p->in[0] >= 0 ? &g->t[p->in[0]] : NULL;
+    if (!x || x->dtype != NM_FLOAT || x->shape.ndim != 4 || p->n_out != 1 || p->out[0] < 0) return 0;
+    if (strcmp(nm_attr_string(p, "mode", "constant"), "constant") != 0) return 0;
+    if (g->opset < 11) {
+        if (nm_attr_ints(p, "pads", pads, 8) != 8 || nm_attr_float(p, "value", 0.0f) != 0.0f) return 0;
+    } else {
+        const nm_tensor *t = p->n_in > 1 && p->in[1] >= 0 ? &g->t[p->in[1]] : NULL;
+        float v;
+        if (!t || !t->is_const || t->dtype != NM_INT64 || t->numel != 8 || !const_scalar(g, p, 2, 0.0f, &v) ||
+            v != 0.0f)
+            return 0;
+        memcpy(pads, t->data, sizeof pads);
+    }
+    for (int i = 0; i < 8; i++)
+        if (pads[i] < 0 || ((i % 4) < 2 && pads[i] != 0)) return 0;
+    pads_out[0] = pads[2], pads_out[1] = pads[3], pads_out[2] = pads[6], pads_out[3] = pads[7];
+    return 1;
+}
+
+/* An AveragePool without padding of its own, without ceil_mode, 2-D. */
+static int plain_avgpool(const nm_node *a)
+{
+    int64_t pads[4], kernel[4];
+    int np = nm_attr_ints(a, "pads", pads, 4);
+    if (a->op != NM_OP_AVERAGEPOOL || a->n_out != 1 || nm_attr_int(a, "ceil_mode", 0) != 0) return 0;
+    if (strcmp(nm_attr_string(a, "auto_pad", "NOTSET"), "NOTSET") != 0) return 0;
+    if (nm_attr_ints(a, "kernel_shape", kernel, 4) != 2) return 0;
+    for (int i = 0; i < np && i < 4; i++)
+        if (pads[i] != 0) return 0;
+    return np <= 0 || np == 4;
+}
+
+static nm_status set_pool_pads(const nm_graph *g, nm_node *a, const int64_t pads[4], nm_error *err)
+{
+    /* Adding an attribute moves the array: add both before taking pointers. */
+    int ok = (nm_attr_get(a, "pads") || nm_node_add_attr(a, "pads", NM_ATTR_INTS)) &&
+             (nm_attr_get(a, "count_include_pad") || nm_node_add_attr(a, "count_include_pad", NM_ATTR_INT));
+    nm_attr *pa = ok ? (nm_attr *)nm_attr_get(a, "pads") : NULL;
+    nm_attr *ca = ok ? (nm_attr *)nm_attr_get(a, "count_include_pad") : NULL;
+    int64_t *vals = pa ? malloc(4 * sizeof *vals) : NULL;
+    if (!pa || !ca || !vals) {
+        free(vals);
+        return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
+    }
+    memcpy(vals, pads, 4 * sizeof *vals);
+    free(pa->ints);
+    pa->ints = vals;
+    pa->n = 4;
+    pa->type = NM_ATTR_INTS;
+    ca->type = NM_ATTR_INT;
+    ca->i = 1;
+    return NM_OK;
+}
+
+nm_status nm_graph_fuse_pad_pool(nm_graph *g, nm_error *err)
+{
+    for (int p = 0; p < g->n_nodes; p++) {
+        nm_node *pad = &g->nodes[p];
+        int64_t pads[4];
+        if (pad->dead || pad->op != NM_OP_PAD || !spatial_zero_pads(g, pad, pads)) continue;
+        int k = sole_reader(g, pad->out[0]);
+        if (k < 0 || !plain_avgpool(&g->nodes[k]) || g->nodes[k].in[0] != pad->out[0]) continue;
+        /* count_include_pad 0 with zero padding of its own would count only
+         * the input; the padded Pad output made every position count. */
+        nm_status st = set_pool_pads(g, &g->nodes[k], pads, err);
+        if (st) return st;
+        int y = pad->out[0];
+        g->nodes[k].in[0] = g->nodes[p].in[0];
+        g->nodes[p].dead = 1;
+        retire_tensor(g, y);
     }
     nm_graph_drop_dead(g);
     return NM_OK;

@@ -1,9 +1,13 @@
 /* Preparation: operator init, shape inference with constant folding,
- * gradient flags and memory, all once, before the first run. */
+ * gradient flags, fusions, memory layouts (plain or channels-last per
+ * tensor), first-writer gradients, primitives and memory, all once, before
+ * the first run. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "graph/graph.h"
+#include "ops/channels_last.h"
+#include "ops/dnnl_util.h"
 
 #define NM_DEFAULT_MAX_ELEMENTS ((int64_t)1 << 30)
 #define NM_DEFAULT_MAX_BYTES ((int64_t)8 << 30)
@@ -121,6 +125,9 @@ static nm_status infer_shapes(nm_graph *g, unsigned grad_inputs, nm_error *err)
     for (int i = 0; i < g->n_nodes; i++) {
         nm_node *n = &g->nodes[i];
         nm_status s = check_inputs_known(g, n, err);
+        /* Conv and pooling build their primitives once layouts are known,
+         * after this pass; a node folded now needs them at once. */
+        g->defer_build = !node_is_foldable(g, n);
         if (!s) s = nm_op_get(n->op)->reshape(g, n, err);
         for (int k = 0; !s && k < n->n_out; k++)
             if (nm_out(g, n, k)) s = check_tensor_size(g, nm_out(g, n, k), err);
@@ -128,6 +135,7 @@ static nm_status infer_shapes(nm_graph *g, unsigned grad_inputs, nm_error *err)
         if (s) return s;
         mark_outputs_grad(g, n);
     }
+    g->defer_build = 0;
     nm_graph_drop_dead(g);
     return NM_OK;
 }
@@ -157,6 +165,239 @@ static nm_status allocate(nm_graph *g, nm_error *err)
     return NM_OK;
 }
 
+/* ------------------------------------------------------------ layouts */
+
+/* How an operator treats the memory layout of its float activations. */
+typedef enum op_class {
+    CLASS_PLAIN,        /* plain row-major only */
+    CLASS_NATIVE,       /* input 0 and output 0 in either layout (oneDNN ops) */
+    CLASS_ELEMENTWISE,  /* same-shape operands and output in any one layout */
+    CLASS_JOIN,         /* all operands and the output in any one layout (Concat) */
+} op_class;
+
+static int is_unary_activation(nm_op_type op)
+{
+    return op == NM_OP_RELU || op == NM_OP_LEAKYRELU || op == NM_OP_CLIP || op == NM_OP_SIGMOID ||
+           op == NM_OP_HARDSIGMOID || op == NM_OP_HARDSWISH || op == NM_OP_TANH;
+}
+
+/* An element-wise node whose every float input has the output's shape or a
+ * single element: the same loop serves any layout. */
+static int layout_free_elementwise(nm_graph *g, const nm_node *n)
+{
+    const nm_tensor *y = nm_out(g, n, 0);
+    if (n->n_out != 1 || !y || y->dtype != NM_FLOAT) return 0;
+    if (is_unary_activation(n->op)) return nm_shape_equal(&nm_in(g, n, 0)->shape, &y->shape);
+    if (n->op == NM_OP_PRELU) return nm_in(g, n, 1) && nm_in(g, n, 1)->numel == 1;
+    if (n->op != NM_OP_ADD && n->op != NM_OP_SUB && n->op != NM_OP_MUL && n->op != NM_OP_DIV) return 0;
+    for (int i = 0; i < n->n_in; i++) {
+        const nm_tensor *x = nm_in(g, n, i);
+        if (!x || x->dtype != NM_FLOAT || (x->numel != 1 && !nm_shape_equal(&x->shape, &y->shape))) return 0;
+    }
+    return 1;
+}
+
+static op_class node_class(nm_graph *g, const nm_node *n)
+{
+    const nm_tensor *x = nm_in(g, n, 0);
+    if (!x || !nm_out(g, n, 0) || x->dtype != NM_FLOAT) return CLASS_PLAIN;
+    switch (n->op) {
+    case NM_OP_CONV:
+    case NM_OP_GLOBALAVERAGEPOOL:
+    case NM_OP_GLOBALMAXPOOL: return x->shape.ndim == 4 ? CLASS_NATIVE : CLASS_PLAIN;
+    case NM_OP_MAXPOOL:
+    case NM_OP_AVERAGEPOOL: return nm_pool_native_ok(g, n) ? CLASS_NATIVE : CLASS_PLAIN;
+    case NM_OP_CONCAT: return nm_concat_nhwc_ok(g, n) ? CLASS_JOIN : CLASS_PLAIN;
+    default: return layout_free_elementwise(g, n) ? CLASS_ELEMENTWISE : CLASS_PLAIN;
+    }
+}
+
+/* A tensor that may live channels-last: a 4-D float activation with a
+ * spatial extent (at 1x1 both layouts coincide), neither fed by the caller
+ * nor returned. */
+static int layout_candidate(const nm_tensor *t)
+{
+    return t->dtype == NM_FLOAT && !t->is_const && !t->is_input && !t->is_output && t->shape.ndim == 4 &&
+           t->shape.dims[2] * t->shape.dims[3] > 1;
+}
+
+static int uf_find(int *parent, int x)
+{
+    while (parent[x] != x) x = parent[x] = parent[parent[x]];
+    return x;
+}
+
+/* One slot of node n (input i, or output i when `out`): may its tensor be
+ * channels-last, given the node's class? */
+static int slot_flexible(nm_graph *g, const nm_node *n, op_class cls, int out, int i)
+{
+    if (cls == CLASS_NATIVE) return i == 0 || (!out && n->op == NM_OP_CONV && i == 3);
+    if (cls == CLASS_JOIN) return 1;
+    if (cls == CLASS_ELEMENTWISE) {
+        const nm_tensor *t = out ? nm_out(g, n, i) : nm_in(g, n, i);
+        return nm_shape_equal(&t->shape, &nm_out(g, n, 0)->shape);
+    }
+    return 0;
+}
+
+/* Tensors joined by element-wise nodes or Concat share one layout; a group is
+ * channels-last when every member may be and some member meets a oneDNN
+ * operator. `plain` and `native` are per-tensor flags, then per group. */
+static void plan_layouts(nm_graph *g, int *parent, unsigned char *plain, unsigned char *native)
+{
+    for (int t = 0; t < g->n_t; t++) {
+        parent[t] = t;
+        plain[t] = !layout_candidate(&g->t[t]);
+        native[t] = 0;
+    }
+    for (int k = 0; k < g->n_nodes; k++) {
+        const nm_node *n = &g->nodes[k];
+        op_class cls = node_class(g, n);
+        for (int side = 0; side < 2; side++)
+            for (int i = 0; i < (side ? n->n_out : n->n_in); i++) {
+                int t = side ? n->out[i] : n->in[i];
+                if (t < 0) continue;
+                if (!slot_flexible(g, n, cls, side, i)) plain[t] = 1;
+                else if (cls == CLASS_NATIVE && (side || i != 3)) native[t] = 1;
+                else parent[uf_find(parent, t)] = uf_find(parent, n->out[0]);   /* incl. a Conv's sum */
+            }
+    }
+    for (int t = 0; t < g->n_t; t++) {
+        int r = uf_find(parent, t);
+        plain[r] |= plain[t];
+        native[r] |= native[t];
+    }
+    for (int t = 0; t < g->n_t; t++) {
+        int r = uf_find(parent, t);
+        g->layout[t] = (!plain[r] && native[r]) ? NM_LAYOUT_NHWC : NM_LAYOUT_PLAIN;
+    }
+}
+
+/* ------------------------------------------------------------ gradients */
+
+/* Operators whose backward can overwrite the gradient of input `slot`
+ * instead of adding to it (they read grad_assign). */
+static int can_assign_grad(const nm_graph *g, const nm_node *n, int slot)
+{
+    switch (n->op) {
+    case NM_OP_CONV: return slot == 0 || slot == 3;
+    case NM_OP_MAXPOOL:
+    case NM_OP_AVERAGEPOOL:
+    case NM_OP_GLOBALAVERAGEPOOL:
+    case NM_OP_GLOBALMAXPOOL: return slot == 0;
+    case NM_OP_CONCAT: return slot < 32 && nm_tensor_layout(g, n->out[0]) == NM_LAYOUT_NHWC;
+    default: return slot == 0 && is_unary_activation(n->op);
+    }
+}
+
+/* Backward visits nodes in reverse, so a gradient's first writer is its
+ * last reader. When that reader overwrites, nothing needs clearing; a
+ * gradient nobody writes keeps the zeros it was allocated with. Only the
+ * rest is cleared before each backward. */
+static nm_status plan_gradients(nm_graph *g, nm_error *err)
+{
+    free(g->zero_grads);
+    g->n_zero_grads = 0;
+    g->zero_grads = malloc(sizeof(int) * (size_t)(g->n_t + 1));
+    if (!g->zero_grads) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
+    for (int k = 0; k < g->n_nodes; k++) g->nodes[k].grad_assign = 0;
+    for (int t = 0; t < g->n_t; t++) {
+        const nm_tensor *x = &g->t[t];
+        if (!x->requires_grad || x->is_output) continue;
+        int last = -1, slots = 0, slot = -1;
+        for (int k = g->n_nodes - 1; k >= 0 && last < 0; k--) {
+            const nm_node *n = &g->nodes[k];
+            if (!nm_op_get(n->op)->backward) continue;
+            for (int i = 0; i < n->n_in; i++)
+                if (n->in[i] == t) last = k, slots++, slot = i;
+        }
+        if (last < 0) continue;
+        nm_node *n = &g->nodes[last];
+        if (slots == 1 && can_assign_grad(g, n, slot)) n->grad_assign |= 1u << slot;
+        else g->zero_grads[g->n_zero_grads++] = t;
+    }
+    return NM_OK;
+}
+
+static nm_status plan_memory_layouts(nm_graph *g, nm_error *err)
+{
+    size_t n = (size_t)g->n_t + 1;
+    nm_graph_free_plan(g);
+    g->layout = calloc(n, 1);
+    g->view = calloc(n, sizeof *g->view);
+    g->view_grad = calloc(n, sizeof *g->view_grad);
+    int *parent = malloc(n * sizeof *parent);
+    unsigned char *plain = malloc(n), *native = malloc(n);
+    nm_status s = NM_OK;
+    if (!g->layout || !g->view || !g->view_grad || !parent || !plain || !native)
+        s = nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
+    else
+        plan_layouts(g, parent, plain, native);
+    free(parent);
+    free(plain);
+    free(native);
+    return s;
+}
+
+/* Conv and pooling deferred their primitives to here, where the layouts and
+ * gradient flags they depend on are known. */
+static nm_status build_deferred(nm_graph *g, nm_error *err)
+{
+    for (int k = 0; k < g->n_nodes; k++) {
+        nm_node *n = &g->nodes[k];
+        if (!n->deferred) continue;
+        n->deferred = 0;
+        nm_status s = nm_op_get(n->op)->reshape(g, n, err);
+        if (s) return s;
+    }
+    return NM_OK;
+}
+
+void nm_graph_free_plan(nm_graph *g)
+{
+    for (int t = 0; g->view && t < g->n_t; t++) free(g->view[t]);
+    for (int t = 0; g->view_grad && t < g->n_t; t++) free(g->view_grad[t]);
+    free(g->view);
+    free(g->view_grad);
+    free(g->layout);
+    free(g->zero_grads);
+    g->view = g->view_grad = NULL;
+    g->layout = NULL;
+    g->zero_grads = NULL;
+    g->n_zero_grads = 0;
+}
+
+/* NHWC src -> NCHW dst of one [N,C,H,W] tensor. */
+static void nhwc_to_nchw(const float *src, float *dst, const int64_t *d)
+{
+    int64_t C = d[1], HW = d[2] * d[3];
+    for (int64_t b = 0; b < d[0]; b++)
+        for (int64_t p = 0; p < HW; p++)
+            for (int64_t c = 0; c < C; c++) dst[(b * C + c) * HW + p] = src[(b * HW + p) * C + c];
+}
+
+static float *plain_copy(float **slot, const float *src, const nm_tensor *t)
+{
+    if (!*slot) *slot = malloc(sizeof(float) * (size_t)(t->numel ? t->numel : 1));
+    if (*slot) nhwc_to_nchw(src, *slot, t->shape.dims);
+    return *slot;
+}
+
+nm_status nm_graph_plain_view(nm_graph *g, int t, const float **value, const float **grad, nm_error *err)
+{
+    const nm_tensor *x = &g->t[t];
+    if (nm_tensor_layout(g, t) == NM_LAYOUT_PLAIN) {
+        if (value) *value = nm_f32(x);
+        if (grad) *grad = x->grad;
+        return NM_OK;
+    }
+    if (value && !(*value = plain_copy(&g->view[t], nm_f32(x), x)))
+        return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
+    if (grad) *grad = x->grad ? plain_copy(&g->view_grad[t], x->grad, x) : NULL;
+    if (grad && x->grad && !*grad) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
+    return NM_OK;
+}
+
 static nm_status ensure_engine(nm_graph *g, nm_error *err)
 {
     if (!g->engine && dnnl_engine_create(&g->engine, dnnl_cpu, 0) != dnnl_success)
@@ -171,5 +412,11 @@ nm_status nm_graph_prepare(nm_graph *g, unsigned grad_inputs, nm_error *err)
     nm_status s = ensure_engine(g, err);
     if (!s) s = init_ops(g, err);
     if (!s) s = infer_shapes(g, grad_inputs, err);
+    if (!s) s = nm_graph_fuse_activations(g, err);
+    if (!s) s = nm_graph_fuse_conv_add(g, err);
+    if (!s) s = nm_graph_fuse_pad_pool(g, err);
+    if (!s) s = plan_memory_layouts(g, err);
+    if (!s) s = plan_gradients(g, err);
+    if (!s) s = build_deferred(g, err);
     return s ? s : allocate(g, err);
 }

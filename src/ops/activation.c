@@ -11,100 +11,100 @@
 
 /* ------------------------------------------------------------- kernels */
 
+/* dx[i] (+)= EXPR over i < n: "=" when the node is the gradient's first
+ * writer (grad_assign), "+=" otherwise. */
+#define GRAD_LOOP(assign, n, EXPR)                                                          \
+    do {                                                                                    \
+        if (assign) {                                                                       \
+            _Pragma("omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)")     \
+            for (int64_t i = 0; i < n; i++) dx[i] = (EXPR);                                 \
+        } else {                                                                            \
+            _Pragma("omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)")     \
+            for (int64_t i = 0; i < n; i++) dx[i] += (EXPR);                                \
+        }                                                                                   \
+    } while (0)
+
 static void relu_forward(const float *x, float *y, int64_t n)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-static void relu_backward(const float *y, const float *dy, float *dx, int64_t n)
+static void relu_backward(const float *y, const float *dy, float *dx, int64_t n, int assign)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+    GRAD_LOOP(assign, n, y[i] > 0.0f ? dy[i] : 0.0f);
 }
 
 static void leakyrelu_forward(const float *x, float *y, int64_t n, float alpha)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
 }
 
-static void leakyrelu_backward(const float *x, const float *dy, float *dx, int64_t n, float alpha)
+static void leakyrelu_backward(const float *x, const float *dy, float *dx, int64_t n, float alpha, int assign)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : alpha * dy[i];
+    GRAD_LOOP(assign, n, x[i] > 0.0f ? dy[i] : alpha * dy[i]);
 }
 
 /* NaN passes through, as in ONNX Runtime. */
 static void clip_forward(const float *x, float *y, int64_t n, float lo, float hi)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) {
         float v = x[i] < lo ? lo : x[i];
         y[i] = v > hi ? hi : v;
     }
 }
 
-static void clip_backward(const float *x, const float *dy, float *dx, int64_t n, float lo, float hi)
+static void clip_backward(const float *x, const float *dy, float *dx, int64_t n, float lo, float hi, int assign)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f;
+    GRAD_LOOP(assign, n, (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f);
 }
 
 static void sigmoid_forward(const float *x, float *y, int64_t n)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN / 8)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN / 8)
     for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
 }
 
-static void sigmoid_backward(const float *y, const float *dy, float *dx, int64_t n)
+static void sigmoid_backward(const float *y, const float *dy, float *dx, int64_t n, int assign)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+    GRAD_LOOP(assign, n, dy[i] * y[i] * (1.0f - y[i]));
 }
 
 static void hardsigmoid_forward(const float *x, float *y, int64_t n, float alpha, float beta)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) y[i] = fminf(1.0f, fmaxf(0.0f, alpha * x[i] + beta));
 }
 
-static void hardsigmoid_backward(const float *x, const float *dy, float *dx, int64_t n, float alpha, float beta)
+static void hardsigmoid_backward(const float *x, const float *dy, float *dx, int64_t n, float alpha, float beta,
+                                 int assign)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        float t = alpha * x[i] + beta;
-        dx[i] += (t > 0.0f && t < 1.0f) ? alpha * dy[i] : 0.0f;
-    }
+    GRAD_LOOP(assign, n, (alpha * x[i] + beta > 0.0f && alpha * x[i] + beta < 1.0f) ? alpha * dy[i] : 0.0f);
 }
 
 /* y = x * HardSigmoid(x) with alpha 1/6, beta 1/2. */
 static void hardswish_forward(const float *x, float *y, int64_t n)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * fminf(1.0f, fmaxf(0.0f, x[i] / 6.0f + 0.5f));
 }
 
-static void hardswish_backward(const float *x, const float *dy, float *dx, int64_t n)
+static void hardswish_backward(const float *x, const float *dy, float *dx, int64_t n, int assign)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        float d = v < -3.0f ? 0.0f : v <= 3.0f ? v / 3.0f + 0.5f : 1.0f;
-        dx[i] += dy[i] * d;
-    }
+    GRAD_LOOP(assign, n, dy[i] * (x[i] < -3.0f ? 0.0f : x[i] <= 3.0f ? x[i] / 3.0f + 0.5f : 1.0f));
 }
 
 static void tanh_forward(const float *x, float *y, int64_t n)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN / 8)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN / 8)
     for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
 }
 
-static void tanh_backward(const float *y, const float *dy, float *dx, int64_t n)
+static void tanh_backward(const float *y, const float *dy, float *dx, int64_t n, int assign)
 {
-#pragma omp parallel for simd schedule(static) if (n >= NM_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+    GRAD_LOOP(assign, n, dy[i] * (1.0f - y[i] * y[i]));
 }
 
 /* PRelu: the slope broadcast to x by the plan `bc` (operand 0: x, 1: slope). */
@@ -259,14 +259,15 @@ static nm_status act_backward(nm_graph *g, nm_node *n)
         return NM_OK;
     }
     if (!xt->requires_grad) return NM_OK;
+    int as = n->grad_assign & 1u;
     switch (n->op) {
-    case NM_OP_RELU: relu_backward(y, dy, dx, len); break;
-    case NM_OP_LEAKYRELU: leakyrelu_backward(x, dy, dx, len, st->alpha); break;
-    case NM_OP_CLIP: clip_backward(x, dy, dx, len, st->lo, st->hi); break;
-    case NM_OP_SIGMOID: sigmoid_backward(y, dy, dx, len); break;
-    case NM_OP_HARDSIGMOID: hardsigmoid_backward(x, dy, dx, len, st->alpha, st->beta); break;
-    case NM_OP_HARDSWISH: hardswish_backward(x, dy, dx, len); break;
-    case NM_OP_TANH: tanh_backward(y, dy, dx, len); break;
+    case NM_OP_RELU: relu_backward(y, dy, dx, len, as); break;
+    case NM_OP_LEAKYRELU: leakyrelu_backward(x, dy, dx, len, st->alpha, as); break;
+    case NM_OP_CLIP: clip_backward(x, dy, dx, len, st->lo, st->hi, as); break;
+    case NM_OP_SIGMOID: sigmoid_backward(y, dy, dx, len, as); break;
+    case NM_OP_HARDSIGMOID: hardsigmoid_backward(x, dy, dx, len, st->alpha, st->beta, as); break;
+    case NM_OP_HARDSWISH: hardswish_backward(x, dy, dx, len, as); break;
+    case NM_OP_TANH: tanh_backward(y, dy, dx, len, as); break;
     default: return NM_ERR_INTERNAL;
     }
     return NM_OK;

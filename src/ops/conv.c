@@ -1,16 +1,25 @@
 /* Conv (ONNX): 1-D to 3-D, groups, strides, dilations, pads, auto_pad and an
  * optional bias, on oneDNN convolution primitives.
  *
- * The graph keeps plain row-major (NCHW) tensors. Each layer runs either on
- * plain-layout primitives or on the layouts oneDNN prefers (format "any",
- * usually channel-blocked) with reorders in and out per call; conv_plain_*()
- * pick per layer and direction from measurements (bench/conv_layout.c).
- * Constant weights are reordered once at reshape, into the forward and the
- * backward-data layouts. */
+ * X and Y are plain row-major or, where the plan chose it, channels-last
+ * (NHWC). A layer touching a channels-last tensor runs channels-last
+ * primitives; an all-plain layer runs either plain-layout primitives or the
+ * layouts oneDNN prefers (format "any", usually channel-blocked); reorders
+ * bridge the rest per call. conv_plain_*() pick per layer and direction from
+ * measurements (bench/conv_layout.c). Constant weights are reordered once at
+ * reshape, into the forward and the backward-data layouts.
+ *
+ * A fused activation (graph pass nm_graph_fuse_activations: attributes
+ * _nm_act, _nm_alpha, _nm_beta) runs as the primitive's eltwise post-op; its
+ * gradient is taken from the saved output before the convolution's backward.
+ * A fused residual Add (nm_graph_fuse_conv_add: attribute _nm_sum and a
+ * fourth input S) makes Y = act(conv(X) + S): S is copied into Y and the
+ * primitive adds to it (sum post-op); S's gradient is dZ. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/broadcast.h"
 #include "ops/dnnl_util.h"
 
 typedef struct conv_state {
@@ -21,7 +30,6 @@ typedef struct conv_state {
     int wrank;                       /* oneDNN weights: [G,] O, I, k... */
     int64_t wdims[6];
     int has_bias;
-    int plain_fwd, plain_bwd;        /* plain-layout primitives, per direction */
     dnnl_primitive_t fwd;
     dnnl_primitive_desc_t fwd_pd;    /* hint for the backward primitives */
     nm_dnnl_arg src, wei, bias, dst;
@@ -29,7 +37,17 @@ typedef struct conv_state {
     nm_dnnl_arg bd_wei, bd_ddst, bd_dsrc;
     dnnl_primitive_t bwd_wei;        /* built when W or B need a gradient */
     nm_dnnl_arg bw_src, bw_ddst, bw_dwei, bw_dbias;
+    int act;                         /* fused activation (nm_op_type), -1: none */
+    float act_alpha, act_beta;
+    float *dz;                       /* gradient before the activation, Y's layout */
+    dnnl_format_tag_t xtag, ytag;    /* graph layouts of X and Y */
+    int threads;                     /* nm_dnnl_threads_for this layer's work */
+    int wino;                        /* forward and backward data run Winograd */
+    int bf16;                        /* bf16 operands (nm_load_options.precision) */
+    int sum;                         /* Y = act(conv(X) + S), S the fourth input */
 } conv_state;
+
+typedef enum conv_mode { MODE_ANY, MODE_PLAIN, MODE_NHWC } conv_mode;
 
 static void conv_free_prims(conv_state *s)
 {
@@ -42,6 +60,8 @@ static void conv_free_prims(conv_state *s)
     for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) nm_dnnl_arg_free(args[i]);
     s->fwd = s->bwd_data = s->bwd_wei = NULL;
     s->fwd_pd = NULL;
+    free(s->dz);
+    s->dz = NULL;
 }
 
 static void conv_destroy(nm_node *n)
@@ -55,7 +75,8 @@ static void conv_destroy(nm_node *n)
 
 static nm_status conv_init(nm_graph *g, nm_node *n, nm_error *err)
 {
-    if (n->n_in < 2 || n->n_in > 3 || !nm_in(g, n, 0) || !nm_in(g, n, 1) || n->n_out != 1)
+    if (n->n_in < 2 || n->n_in > 3 + (nm_attr_get(n, "_nm_sum") != NULL) || !nm_in(g, n, 0) || !nm_in(g, n, 1) ||
+        n->n_out != 1)
         return nm_fail(err, NM_ERR_PARSE, "%s: Conv node '%s': needs inputs X, W[, B] and one output",
                        g->source, n->name);
     if (nm_attr_int(n, "group", 1) < 1)
@@ -129,28 +150,69 @@ static int conv_is_large_pointwise(const conv_state *s)
     return s->group == 1 && map >= 28 * 28;
 }
 
-static int conv_plain_fwd(const conv_state *s) { return conv_is_large_pointwise(s); }
+static int conv_native(const conv_state *s) { return s->xtag == dnnl_acdb || s->ytag == dnnl_acdb; }
+
+static conv_mode conv_mode_fwd(const conv_state *s)
+{
+    if (s->wino) return MODE_ANY;
+    if (conv_native(s)) return MODE_NHWC;
+    return conv_is_large_pointwise(s) ? MODE_PLAIN : MODE_ANY;
+}
 
 /* Backward data with few input channels (an image's 3) pads them to a block
- * of 16 in oneDNN's layout: 3-4x slower than the plain GEMM (224x224 first
- * layers: 11.9 vs 3.5 ms). */
-static int conv_plain_bwd(const conv_state *s)
+ * of 16 in oneDNN's blocked and channels-last layouts: 3-4x slower than the
+ * plain GEMM on large maps (224x224 first layers: 11.9 vs 3.5 ms); on a
+ * 32x32 image channels-last is faster (47 vs 69 us) and needs no reorder. */
+static conv_mode conv_mode_bwd(const conv_state *s)
 {
-    return conv_is_large_pointwise(s) || (s->group == 1 && s->xdims[1] < 16);
+    int64_t map = 1;
+    for (int i = 0; i < s->win.nsp; i++) map *= s->win.out[i];
+    if (s->wino) return MODE_ANY;
+    if (s->group == 1 && s->xdims[1] < 16 && map >= 64 * 64) return MODE_PLAIN;
+    if (conv_native(s)) return MODE_NHWC;
+    return conv_is_large_pointwise(s) || (s->group == 1 && s->xdims[1] < 16) ? MODE_PLAIN : MODE_ANY;
+}
+
+/* Winograd F(4x4, 3x3) does 2-2.5x the direct convolution's speed, forward
+ * and backward data, on 3x3 stride-1 layers with maps of 28x28 and more
+ * (resnet18: 64 channels at 56x56, 128 at 28x28); on smaller maps it loses.
+ * It runs on oneDNN's blocked layout, so channels-last tensors are
+ * reordered in and out, which costs far less than it saves there. */
+static int conv_wino_eligible(const conv_state *s)
+{
+    if (s->win.nsp != 2 || s->group != 1 || s->xdims[1] < 16 || s->ydims[1] < 16) return 0;
+    for (int i = 0; i < 2; i++)
+        if (s->win.kernel[i] != 3 || s->win.stride[i] != 1 || s->win.dilation[i] != 1 || s->win.out[i] < 28)
+            return 0;
+    return 1;
+}
+
+static dnnl_alg_kind_t conv_alg(const conv_state *s)
+{
+    return s->wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
 }
 
 typedef struct conv_mds {
     dnnl_memory_desc_t x, w, b, y;
 } conv_mds;
 
-static nm_status conv_make_mds(const conv_state *s, int plain, conv_mds *md, nm_error *err)
+typedef enum conv_dir { DIR_FWD, DIR_BWD_DATA, DIR_BWD_WEIGHTS } conv_dir;
+
+/* In bf16 the multiplied operands (X and W forward, dY and W backward) are
+ * bf16 and what is written stays f32; weight gradients stay f32. */
+static nm_status conv_make_mds(const conv_state *s, conv_mode mode, conv_dir dir, conv_mds *md, nm_error *err)
 {
+    int bf16 = s->bf16 && dir != DIR_BWD_WEIGHTS;
+    if (bf16 && mode == MODE_PLAIN) mode = MODE_ANY;
+    dnnl_data_type_t f32 = dnnl_f32, half = bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_format_tag_t any = dnnl_format_tag_any;
-    dnnl_format_tag_t tx = plain ? nm_dnnl_plain_tag(s->rank) : any;
-    dnnl_format_tag_t tw = plain ? nm_dnnl_plain_tag(s->wrank) : any;
-    nm_status st = nm_dnnl_md(&md->x, s->rank, s->xdims, tx, err);
-    if (!st) st = nm_dnnl_md(&md->y, s->rank, s->ydims, tx, err);
-    if (!st) st = nm_dnnl_md(&md->w, s->wrank, s->wdims, tw, err);
+    dnnl_format_tag_t tx = mode == MODE_PLAIN ? nm_dnnl_plain_tag(s->rank) : mode == MODE_NHWC ? dnnl_acdb : any;
+    dnnl_format_tag_t tw = mode == MODE_PLAIN ? nm_dnnl_plain_tag(s->wrank) : any;
+    /* The sum post-op adds to Y's own buffer, so Y keeps the graph's layout. */
+    dnnl_format_tag_t ty = (s->sum && dir == DIR_FWD) ? s->ytag : tx;
+    nm_status st = nm_dnnl_md_dt(&md->x, s->rank, s->xdims, tx, dir == DIR_FWD ? half : f32, err);
+    if (!st) st = nm_dnnl_md_dt(&md->y, s->rank, s->ydims, ty, dir == DIR_BWD_DATA ? half : f32, err);
+    if (!st) st = nm_dnnl_md_dt(&md->w, s->wrank, s->wdims, tw, half, err);
     if (!st) st = nm_dnnl_md(&md->b, 1, &s->ydims[1], dnnl_a, err);
     return st;
 }
@@ -173,26 +235,51 @@ static const dnnl_memory_desc_t *pd_md(const_dnnl_primitive_desc_t pd, int arg)
     return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
 }
 
+/* The fused activation as an eltwise post-op; *attr stays NULL without one. */
+static nm_status conv_post_op_attr(const conv_state *s, dnnl_primitive_attr_t *attr, nm_error *err)
+{
+    *attr = NULL;
+    if (s->act < 0 && !s->sum) return NM_OK;
+    dnnl_alg_kind_t alg = s->act == NM_OP_CLIP      ? dnnl_eltwise_clip
+                          : s->act == NM_OP_SIGMOID ? dnnl_eltwise_logistic
+                          : s->act == NM_OP_TANH    ? dnnl_eltwise_tanh
+                                                    : dnnl_eltwise_relu;
+    dnnl_post_ops_t ops = NULL;
+    nm_status st = nm_dnnl_check(dnnl_primitive_attr_create(attr), err, "oneDNN attributes");
+    if (!st) st = nm_dnnl_check(dnnl_post_ops_create(&ops), err, "oneDNN post-ops");
+    if (!st && s->sum) st = nm_dnnl_check(dnnl_post_ops_append_sum(ops, 1.0f), err, "oneDNN sum post-op");
+    if (!st && s->act >= 0)
+        st = nm_dnnl_check(dnnl_post_ops_append_eltwise(ops, 1.0f, alg, s->act_alpha, s->act_beta), err,
+                           "oneDNN eltwise post-op");
+    if (!st) st = nm_dnnl_check(dnnl_primitive_attr_set_post_ops(*attr, ops), err, "oneDNN post-ops");
+    if (ops) dnnl_post_ops_destroy(ops);
+    return st;
+}
+
 static nm_status conv_build_forward(nm_graph *g, nm_node *n, conv_state *s, nm_error *err)
 {
     conv_mds md;
-    nm_status st = conv_make_mds(s, s->plain_fwd, &md, err);
+    nm_status st = conv_make_mds(s, conv_mode_fwd(s), DIR_FWD, &md, err);
     if (st) return st;
     dnnl_dims_t strides, dil, pl, pr;
     conv_geometry(s, strides, dil, pl, pr);
     dnnl_convolution_desc_t cd;
+    dnnl_primitive_attr_t attr = NULL;
     st = nm_dnnl_check(dnnl_dilated_convolution_forward_desc_init(
-                           &cd, dnnl_forward_training, dnnl_convolution_direct, &md.x, &md.w,
+                           &cd, dnnl_forward_training, conv_alg(s), &md.x, &md.w,
                            s->has_bias ? &md.b : NULL, &md.y, strides, dil, pl, pr),
                        err, "Conv forward descriptor");
-    if (!st) st = nm_dnnl_primitive(g, &cd, NULL, NULL, &s->fwd_pd, &s->fwd, err, "Conv forward");
+    if (!st) st = conv_post_op_attr(s, &attr, err);
+    if (!st) st = nm_dnnl_primitive(g, &cd, attr, NULL, &s->fwd_pd, &s->fwd, err, "Conv forward");
+    if (attr) dnnl_primitive_attr_destroy(attr);
     if (st) return st;
     const_dnnl_primitive_desc_t pd = s->fwd_pd;
-    st = nm_dnnl_arg_init(g, &s->src, NM_ARG_IN, s->rank, s->xdims, pd_md(pd, DNNL_ARG_SRC), err);
+    st = nm_dnnl_arg_init_tag(g, &s->src, NM_ARG_IN, s->rank, s->xdims, s->xtag, pd_md(pd, DNNL_ARG_SRC), err);
     if (!st) st = nm_dnnl_arg_init(g, &s->wei, NM_ARG_IN, s->wrank, s->wdims, pd_md(pd, DNNL_ARG_WEIGHTS), err);
     if (!st && s->has_bias)
         st = nm_dnnl_arg_init(g, &s->bias, NM_ARG_IN, 1, &s->ydims[1], pd_md(pd, DNNL_ARG_BIAS), err);
-    if (!st) st = nm_dnnl_arg_init(g, &s->dst, NM_ARG_OUT, s->rank, s->ydims, pd_md(pd, DNNL_ARG_DST), err);
+    if (!st)
+        st = nm_dnnl_arg_init_tag(g, &s->dst, NM_ARG_OUT, s->rank, s->ydims, s->ytag, pd_md(pd, DNNL_ARG_DST), err);
     const nm_tensor *w = nm_in(g, n, 1), *b = nm_in(g, n, 2);
     if (!st && w->is_const && w->data) st = nm_dnnl_arg_freeze(g, &s->wei, w->data, err);
     if (!st && b && b->is_const && b->data) st = nm_dnnl_arg_freeze(g, &s->bias, b->data, err);
@@ -202,20 +289,26 @@ static nm_status conv_build_forward(nm_graph *g, nm_node *n, conv_state *s, nm_e
 static nm_status conv_build_backward_data(nm_graph *g, nm_node *n, conv_state *s, nm_error *err)
 {
     conv_mds md;
-    nm_status st = conv_make_mds(s, s->plain_bwd, &md, err);
+    nm_status st = conv_make_mds(s, conv_mode_bwd(s), DIR_BWD_DATA, &md, err);
     if (st) return st;
     dnnl_dims_t strides, dil, pl, pr;
     conv_geometry(s, strides, dil, pl, pr);
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd = NULL;
     st = nm_dnnl_check(dnnl_dilated_convolution_backward_data_desc_init(
-                           &cd, dnnl_convolution_direct, &md.x, &md.w, &md.y, strides, dil, pl, pr),
+                           &cd, conv_alg(s), &md.x, &md.w, &md.y, strides, dil, pl, pr),
                        err, "Conv backward-data descriptor");
     if (!st) st = nm_dnnl_primitive(g, &cd, NULL, s->fwd_pd, &pd, &s->bwd_data, err, "Conv backward data");
     if (st) return st;
+    /* The first writer of dX overwrites it (no clearing, no scratch). */
+    nm_arg_kind dx_kind = (n->grad_assign & 1u) ? NM_ARG_OUT : NM_ARG_ACC;
     st = nm_dnnl_arg_init(g, &s->bd_wei, NM_ARG_IN, s->wrank, s->wdims, pd_md(pd, DNNL_ARG_WEIGHTS), err);
-    if (!st) st = nm_dnnl_arg_init(g, &s->bd_ddst, NM_ARG_IN, s->rank, s->ydims, pd_md(pd, DNNL_ARG_DIFF_DST), err);
-    if (!st) st = nm_dnnl_arg_init(g, &s->bd_dsrc, NM_ARG_ACC, s->rank, s->xdims, pd_md(pd, DNNL_ARG_DIFF_SRC), err);
+    if (!st)
+        st = nm_dnnl_arg_init_tag(g, &s->bd_ddst, NM_ARG_IN, s->rank, s->ydims, s->ytag,
+                                  pd_md(pd, DNNL_ARG_DIFF_DST), err);
+    if (!st)
+        st = nm_dnnl_arg_init_tag(g, &s->bd_dsrc, dx_kind, s->rank, s->xdims, s->xtag,
+                                  pd_md(pd, DNNL_ARG_DIFF_SRC), err);
     dnnl_primitive_desc_destroy(pd);
     const nm_tensor *w = nm_in(g, n, 1);
     if (!st && w->is_const && w->data) st = nm_dnnl_arg_freeze(g, &s->bd_wei, w->data, err);
@@ -225,7 +318,7 @@ static nm_status conv_build_backward_data(nm_graph *g, nm_node *n, conv_state *s
 static nm_status conv_build_backward_weights(nm_graph *g, conv_state *s, nm_error *err)
 {
     conv_mds md;
-    nm_status st = conv_make_mds(s, s->plain_fwd, &md, err);
+    nm_status st = conv_make_mds(s, conv_mode_fwd(s), DIR_BWD_WEIGHTS, &md, err);
     if (st) return st;
     dnnl_dims_t strides, dil, pl, pr;
     conv_geometry(s, strides, dil, pl, pr);
@@ -237,8 +330,10 @@ static nm_status conv_build_backward_weights(nm_graph *g, conv_state *s, nm_erro
                        err, "Conv backward-weights descriptor");
     if (!st) st = nm_dnnl_primitive(g, &cd, NULL, s->fwd_pd, &pd, &s->bwd_wei, err, "Conv backward weights");
     if (st) return st;
-    st = nm_dnnl_arg_init(g, &s->bw_src, NM_ARG_IN, s->rank, s->xdims, pd_md(pd, DNNL_ARG_SRC), err);
-    if (!st) st = nm_dnnl_arg_init(g, &s->bw_ddst, NM_ARG_IN, s->rank, s->ydims, pd_md(pd, DNNL_ARG_DIFF_DST), err);
+    st = nm_dnnl_arg_init_tag(g, &s->bw_src, NM_ARG_IN, s->rank, s->xdims, s->xtag, pd_md(pd, DNNL_ARG_SRC), err);
+    if (!st)
+        st = nm_dnnl_arg_init_tag(g, &s->bw_ddst, NM_ARG_IN, s->rank, s->ydims, s->ytag,
+                                  pd_md(pd, DNNL_ARG_DIFF_DST), err);
     if (!st)
         st = nm_dnnl_arg_init(g, &s->bw_dwei, NM_ARG_ACC, s->wrank, s->wdims, pd_md(pd, DNNL_ARG_DIFF_WEIGHTS), err);
     if (!st && s->has_bias)
@@ -253,13 +348,45 @@ static int conv_wants_weight_grad(nm_graph *g, const nm_node *n)
     return w->requires_grad || (b && b->requires_grad);
 }
 
+static double conv_flops(const conv_state *s)
+{
+    double f = 2.0 * (double)s->xdims[1] / (double)s->group;
+    for (int i = 0; i < s->rank; i++) f *= (double)s->ydims[i];
+    for (int i = 0; i < s->win.nsp; i++) f *= (double)s->win.kernel[i];
+    return f;
+}
+
+/* Every primitive the node needs, and the scratch of a fused activation. */
+static nm_status conv_build_all(nm_graph *g, nm_node *n, conv_state *s, nm_error *err)
+{
+    int wants_dx = nm_in(g, n, 0)->requires_grad, wants_dw = conv_wants_weight_grad(g, n);
+    nm_status st = conv_build_forward(g, n, s, err);
+    if (!st && wants_dx) st = conv_build_backward_data(g, n, s, err);
+    if (!st && wants_dw) st = conv_build_backward_weights(g, s, err);
+    int wants_ds = s->sum && nm_in(g, n, 3)->requires_grad;
+    if (!st && s->act >= 0 && (wants_dx || wants_dw || wants_ds)) {
+        s->dz = malloc(sizeof(float) * (size_t)nm_shape_numel(&nm_out(g, n, 0)->shape));
+        if (!s->dz) st = nm_fail(err, NM_ERR_MEMORY, "out of memory");
+    }
+    return st;
+}
+
 static nm_status conv_build(nm_graph *g, nm_node *n, conv_state *s, nm_error *err)
 {
-    s->plain_fwd = conv_plain_fwd(s);
-    s->plain_bwd = conv_plain_bwd(s);
-    nm_status st = conv_build_forward(g, n, s, err);
-    if (!st && nm_in(g, n, 0)->requires_grad) st = conv_build_backward_data(g, n, s, err);
-    if (!st && conv_wants_weight_grad(g, n)) st = conv_build_backward_weights(g, s, err);
+    s->xtag = nm_dnnl_tensor_tag(g, n->in[0], s->rank);
+    s->ytag = nm_dnnl_tensor_tag(g, n->out[0], s->rank);
+    s->threads = nm_dnnl_threads_for(conv_flops(s));
+    int saved = nm_dnnl_threads_begin(s->threads);
+    /* bf16 skips the image's few channels (padded to a block, no gain). */
+    s->bf16 = nm_dnnl_use_bf16(g) && s->xdims[1] >= 16;
+    s->wino = !s->bf16 && conv_wino_eligible(s);
+    nm_status st = s->wino ? conv_build_all(g, n, s, NULL) : NM_ERR_UNSUPPORTED;
+    if (st) {   /* direct: no Winograd here, or oneDNN has none for this case */
+        conv_free_prims(s);
+        s->wino = 0;
+        st = conv_build_all(g, n, s, err);
+    }
+    nm_dnnl_threads_end(saved);
     if (st && err) {
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
@@ -275,21 +402,50 @@ static nm_status conv_reshape(nm_graph *g, nm_node *n, nm_error *err)
     nm_status st = conv_shapes(g, n, s, err);
     if (!st) st = nm_dnnl_ready(g, err);
     if (st || nm_shape_numel(&nm_out(g, n, 0)->shape) == 0) return st;
+    s->act = nm_attr_get(n, "_nm_act") ? (int)nm_attr_int(n, "_nm_act", -1) : -1;
+    s->act_alpha = nm_attr_float(n, "_nm_alpha", 0.0f);
+    s->act_beta = nm_attr_float(n, "_nm_beta", 0.0f);
+    s->sum = nm_attr_int(n, "_nm_sum", 0) != 0 && nm_in(g, n, 3);
+    if (s->sum && !nm_shape_equal(&nm_in(g, n, 3)->shape, &nm_out(g, n, 0)->shape))
+        return nm_fail(err, NM_ERR_SHAPE, "%s: Conv node '%s': the fused sum has another shape", g->source, n->name);
+    if (g->defer_build) {
+        n->deferred = 1;
+        return NM_OK;
+    }
     st = conv_build(g, n, s, err);
     if (st) conv_free_prims(s);
     return st;
 }
 
-static nm_status conv_forward(nm_graph *g, nm_node *n)
+static void copy_floats(float *dst, const float *src, int64_t n)
 {
-    conv_state *s = n->state;
-    if (!s->fwd) return NM_OK; /* empty output */
+#pragma omp parallel for schedule(static) if (n >= 4 * NM_PARALLEL_MIN)
+    for (int64_t c = 0; c < (n + 16383) / 16384; c++) {
+        int64_t lo = c * 16384, len = n - lo < 16384 ? n - lo : 16384;
+        memcpy(dst + lo, src + lo, sizeof(float) * (size_t)len);
+    }
+}
+
+/* The residual's gradient: dS (+)= dZ. */
+static void sum_backward(float *ds, const float *dz, int64_t n, int assign)
+{
+    if (assign) {
+        copy_floats(ds, dz, n);
+        return;
+    }
+#pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) ds[i] += dz[i];
+}
+
+static nm_status conv_forward_run(nm_graph *g, nm_node *n, conv_state *s)
+{
     const nm_tensor *x = nm_in(g, n, 0), *w = nm_in(g, n, 1), *b = nm_in(g, n, 2);
     nm_tensor *y = nm_out(g, n, 0);
     nm_status st = nm_dnnl_arg_in(g, &s->src, x->data);
     if (!st) st = nm_dnnl_arg_in(g, &s->wei, w->data);
     if (!st && b) st = nm_dnnl_arg_in(g, &s->bias, b->data);
     if (st) return st;
+    if (s->sum) copy_floats(nm_f32(y), nm_f32(nm_in(g, n, 3)), y->numel);
     nm_dnnl_arg_out_begin(&s->dst, y->data);
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->src.prim},
                                {DNNL_ARG_WEIGHTS, s->wei.prim},
@@ -299,14 +455,41 @@ static nm_status conv_forward(nm_graph *g, nm_node *n)
     return st ? st : nm_dnnl_arg_out_end(g, &s->dst, y->data);
 }
 
-static nm_status conv_backward_data(nm_graph *g, nm_node *n, conv_state *s)
+/* dZ = dY * act'(Z) from the saved output Y = act(Z): exact for the
+ * monotonic activations the pass fuses (Clip passes strictly inside its
+ * bounds, as PyTorch's hardtanh). */
+static void conv_activation_backward(const conv_state *s, const float *y, const float *dy, float *dz, int64_t n)
 {
-    const nm_tensor *w = nm_in(g, n, 1), *y = nm_out(g, n, 0);
+    float a = s->act_alpha, b = s->act_beta;
+    switch (s->act) {
+    case NM_OP_CLIP:
+#pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)
+        for (int64_t i = 0; i < n; i++) dz[i] = (y[i] > a && y[i] < b) ? dy[i] : 0.0f;
+        break;
+    case NM_OP_SIGMOID:
+#pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)
+        for (int64_t i = 0; i < n; i++) dz[i] = dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case NM_OP_TANH:
+#pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)
+        for (int64_t i = 0; i < n; i++) dz[i] = dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    default: /* Relu, LeakyRelu (slope a >= 0: Y > 0 exactly where Z > 0) */
+#pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)
+        for (int64_t i = 0; i < n; i++) dz[i] = y[i] > 0.0f ? dy[i] : a * dy[i];
+        break;
+    }
+}
+
+static nm_status conv_backward_data(nm_graph *g, nm_node *n, conv_state *s, const float *dz)
+{
+    const nm_tensor *w = nm_in(g, n, 1);
     nm_tensor *x = nm_in(g, n, 0);
     if (!s->bwd_data && conv_build_backward_data(g, n, s, NULL)) return NM_ERR_INTERNAL;
     nm_status st = nm_dnnl_arg_in(g, &s->bd_wei, w->data);
-    if (!st) st = nm_dnnl_arg_in(g, &s->bd_ddst, y->grad);
+    if (!st) st = nm_dnnl_arg_in(g, &s->bd_ddst, dz);
     if (st) return st;
+    nm_dnnl_arg_out_begin(&s->bd_dsrc, x->grad);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, s->bd_ddst.prim},
                                {DNNL_ARG_WEIGHTS, s->bd_wei.prim},
                                {DNNL_ARG_DIFF_SRC, s->bd_dsrc.prim}};
@@ -314,13 +497,13 @@ static nm_status conv_backward_data(nm_graph *g, nm_node *n, conv_state *s)
     return st ? st : nm_dnnl_arg_out_end(g, &s->bd_dsrc, x->grad);
 }
 
-static nm_status conv_backward_weights(nm_graph *g, nm_node *n, conv_state *s)
+static nm_status conv_backward_weights(nm_graph *g, nm_node *n, conv_state *s, const float *dz)
 {
-    const nm_tensor *x = nm_in(g, n, 0), *y = nm_out(g, n, 0);
+    const nm_tensor *x = nm_in(g, n, 0);
     nm_tensor *w = nm_in(g, n, 1), *b = nm_in(g, n, 2);
     if (!s->bwd_wei && conv_build_backward_weights(g, s, NULL)) return NM_ERR_INTERNAL;
     nm_status st = nm_dnnl_arg_in(g, &s->bw_src, x->data);
-    if (!st) st = nm_dnnl_arg_in(g, &s->bw_ddst, y->grad);
+    if (!st) st = nm_dnnl_arg_in(g, &s->bw_ddst, dz);
     if (st) return st;
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->bw_src.prim},
                                {DNNL_ARG_DIFF_DST, s->bw_ddst.prim},
@@ -332,13 +515,39 @@ static nm_status conv_backward_weights(nm_graph *g, nm_node *n, conv_state *s)
     return st;
 }
 
+static nm_status conv_forward(nm_graph *g, nm_node *n)
+{
+    conv_state *s = n->state;
+    if (!s->fwd) return NM_OK; /* empty output */
+    int saved = nm_dnnl_threads_begin(s->threads);
+    nm_status st = conv_forward_run(g, n, s);
+    nm_dnnl_threads_end(saved);
+    return st;
+}
+
+static nm_status conv_backward_run(nm_graph *g, nm_node *n, conv_state *s)
+{
+    const nm_tensor *y = nm_out(g, n, 0);
+    const float *dz = y->grad;
+    if (s->act >= 0) {
+        conv_activation_backward(s, nm_f32(y), y->grad, s->dz, y->numel);
+        dz = s->dz;
+    }
+    nm_tensor *res = s->sum ? nm_in(g, n, 3) : NULL;
+    if (res && res->requires_grad) sum_backward(res->grad, dz, y->numel, (n->grad_assign >> 3) & 1u);
+    nm_status st = NM_OK;
+    if (nm_in(g, n, 0)->requires_grad) st = conv_backward_data(g, n, s, dz);
+    if (!st && conv_wants_weight_grad(g, n)) st = conv_backward_weights(g, n, s, dz);
+    return st;
+}
+
 static nm_status conv_backward(nm_graph *g, nm_node *n)
 {
     conv_state *s = n->state;
     if (!s->fwd) return NM_OK;
-    nm_status st = NM_OK;
-    if (nm_in(g, n, 0)->requires_grad) st = conv_backward_data(g, n, s);
-    if (!st && conv_wants_weight_grad(g, n)) st = conv_backward_weights(g, n, s);
+    int saved = nm_dnnl_threads_begin(s->threads);
+    nm_status st = conv_backward_run(g, n, s);
+    nm_dnnl_threads_end(saved);
     return st;
 }
 

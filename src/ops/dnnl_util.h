@@ -19,12 +19,35 @@ nm_status nm_dnnl_check(dnnl_status_t s, nm_error *err, const char *what);
 /* Plain row-major tag for a rank (a, ab, abc, ...); dnnl_format_tag_undef past 6. */
 dnnl_format_tag_t nm_dnnl_plain_tag(int ndim);
 
+/* oneDNN tag of graph tensor t (its plan layout) at rank ndim. */
+dnnl_format_tag_t nm_dnnl_tensor_tag(const nm_graph *g, int t, int ndim);
+
 /* f32 memory descriptor of `ndim` dims with a tag (plain or dnnl_format_tag_any). */
 nm_status nm_dnnl_md(dnnl_memory_desc_t *md, int ndim, const int64_t *dims,
                      dnnl_format_tag_t tag, nm_error *err);
+/* The same with another data type (bf16 operands). */
+nm_status nm_dnnl_md_dt(dnnl_memory_desc_t *md, int ndim, const int64_t *dims, dnnl_format_tag_t tag,
+                        dnnl_data_type_t dt, nm_error *err);
+
+/* 1 when the graph asked for bf16 (nm_load_options.precision) and the CPU
+ * multiplies bf16 natively (AVX512_BF16). */
+int nm_dnnl_use_bf16(const nm_graph *g);
 
 /* Run a primitive on the graph's stream and wait. */
 nm_status nm_dnnl_exec(nm_graph *g, dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args);
+
+/* Threads for a primitive doing `flops` operations: 1 when an OpenMP region
+ * would cost more than splitting the work saves, else 0 (all). A primitive
+ * is built and run under the same count (nm_dnnl_threads_begin/end), since
+ * oneDNN partitions the work when the primitive is created. */
+int nm_dnnl_threads_for(double flops);
+/* Set the calling thread's OpenMP thread count to `threads` (0: leave it);
+ * returns what to restore. */
+int nm_dnnl_threads_begin(int threads);
+void nm_dnnl_threads_end(int saved);
+/* nm_dnnl_exec under a thread count from nm_dnnl_threads_for. */
+nm_status nm_dnnl_exec_threads(nm_graph *g, dnnl_primitive_t prim, int threads, int nargs,
+                               const dnnl_exec_arg_t *args);
 
 /* Create a primitive from an op descriptor; the primitive descriptor is
  * returned in *pd when pd is not NULL (caller destroys), else destroyed. */
@@ -53,6 +76,9 @@ typedef struct nm_dnnl_arg {
 /* `prim_md` is what the primitive descriptor asks for; `dims` the plain shape. */
 nm_status nm_dnnl_arg_init(nm_graph *g, nm_dnnl_arg *a, nm_arg_kind kind, int ndim,
                            const int64_t *dims, const dnnl_memory_desc_t *prim_md, nm_error *err);
+/* The same for a graph buffer in layout `user_tag` (plain or channels-last). */
+nm_status nm_dnnl_arg_init_tag(nm_graph *g, nm_dnnl_arg *a, nm_arg_kind kind, int ndim, const int64_t *dims,
+                               dnnl_format_tag_t user_tag, const dnnl_memory_desc_t *prim_md, nm_error *err);
 /* NM_ARG_IN: present `data` to the primitive (reorders unless frozen). */
 nm_status nm_dnnl_arg_in(nm_graph *g, nm_dnnl_arg *a, const void *data);
 /* NM_ARG_IN of a constant: convert once now, later calls reuse it. */
@@ -64,6 +90,10 @@ nm_status nm_dnnl_arg_out_end(nm_graph *g, nm_dnnl_arg *a, float *data);
 void nm_dnnl_arg_free(nm_dnnl_arg *a);
 /* 1 when the primitive uses the plain buffer itself. */
 static inline int nm_dnnl_arg_is_plain(const nm_dnnl_arg *a) { return a->reorder == NULL; }
+
+/* Pooling (pool.c): 1 when MaxPool/AveragePool node n runs on oneDNN and so
+ * may read and write channels-last tensors. */
+int nm_pool_native_ok(nm_graph *g, const nm_node *n);
 
 /* ---------------------------------------------------------- window geometry */
 

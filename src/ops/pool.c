@@ -3,7 +3,9 @@
  * primitives in the graph's plain layout, with plain C loops for what oneDNN
  * cannot express (int64 MaxPool, MaxPool's Indices output, AveragePool
  * counting padding with ceil_mode);
- * GlobalAveragePool and GlobalMaxPool in plain C. */
+ * GlobalAveragePool and GlobalMaxPool in plain C. Float inputs and outputs may
+ * be channels-last where the plan chose it (the oneDNN path and the global
+ * pools read it; see nm_pool_native_ok). */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -24,6 +26,8 @@ typedef struct pool_state {
     int rank;
     int64_t xdims[5], ydims[5];
     int use_dnnl;                    /* else the plain C loops below */
+    dnnl_format_tag_t xtag, ytag;    /* graph layouts of X and Y */
+    int threads;                     /* nm_dnnl_threads_for the window work */
     dnnl_primitive_t fwd, bwd;
     dnnl_primitive_desc_t fwd_pd;
     dnnl_memory_t ws;                /* MaxPool argmax workspace, forward -> backward */
@@ -242,11 +246,19 @@ static const dnnl_memory_desc_t *pd_md(const_dnnl_primitive_desc_t pd, int arg)
     return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
 }
 
+/* Channels-last primitives when either side is channels-last (reorders
+ * bridge a plain other side), else plain ones. */
+static nm_status pool_mds(const pool_state *s, dnnl_memory_desc_t *mx, dnnl_memory_desc_t *my, nm_error *err)
+{
+    dnnl_format_tag_t tag = (s->xtag == dnnl_acdb || s->ytag == dnnl_acdb) ? dnnl_acdb : nm_dnnl_plain_tag(s->rank);
+    nm_status st = nm_dnnl_md(mx, s->rank, s->xdims, tag, err);
+    return st ? st : nm_dnnl_md(my, s->rank, s->ydims, tag, err);
+}
+
 static nm_status pool_build_forward(nm_graph *g, pool_state *s, nm_error *err)
 {
     dnnl_memory_desc_t mx, my;
-    nm_status st = nm_dnnl_md(&mx, s->rank, s->xdims, nm_dnnl_plain_tag(s->rank), err);
-    if (!st) st = nm_dnnl_md(&my, s->rank, s->ydims, nm_dnnl_plain_tag(s->rank), err);
+    nm_status st = pool_mds(s, &mx, &my, err);
     if (st) return st;
     dnnl_dims_t strides, kernel, dil, pl, pr;
     pool_geometry(s, strides, kernel, dil, pl, pr);
@@ -256,8 +268,11 @@ static nm_status pool_build_forward(nm_graph *g, pool_state *s, nm_error *err)
                        err, "pooling forward descriptor");
     if (!st) st = nm_dnnl_primitive(g, &pd_desc, NULL, NULL, &s->fwd_pd, &s->fwd, err, "pooling forward");
     if (st) return st;
-    st = nm_dnnl_arg_init(g, &s->src, NM_ARG_IN, s->rank, s->xdims, pd_md(s->fwd_pd, DNNL_ARG_SRC), err);
-    if (!st) st = nm_dnnl_arg_init(g, &s->dst, NM_ARG_OUT, s->rank, s->ydims, pd_md(s->fwd_pd, DNNL_ARG_DST), err);
+    st = nm_dnnl_arg_init_tag(g, &s->src, NM_ARG_IN, s->rank, s->xdims, s->xtag, pd_md(s->fwd_pd, DNNL_ARG_SRC),
+                              err);
+    if (!st)
+        st = nm_dnnl_arg_init_tag(g, &s->dst, NM_ARG_OUT, s->rank, s->ydims, s->ytag,
+                                  pd_md(s->fwd_pd, DNNL_ARG_DST), err);
     const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(s->fwd_pd, dnnl_query_workspace_md, 0);
     if (!st && ws && dnnl_memory_desc_get_size(ws) > 0)
         st = nm_dnnl_check(dnnl_memory_create(&s->ws, ws, g->engine, DNNL_MEMORY_ALLOCATE), err,
@@ -265,11 +280,10 @@ static nm_status pool_build_forward(nm_graph *g, pool_state *s, nm_error *err)
     return st;
 }
 
-static nm_status pool_build_backward(nm_graph *g, pool_state *s, nm_error *err)
+static nm_status pool_build_backward(nm_graph *g, const nm_node *n, pool_state *s, nm_error *err)
 {
     dnnl_memory_desc_t mx, my;
-    nm_status st = nm_dnnl_md(&mx, s->rank, s->xdims, nm_dnnl_plain_tag(s->rank), err);
-    if (!st) st = nm_dnnl_md(&my, s->rank, s->ydims, nm_dnnl_plain_tag(s->rank), err);
+    nm_status st = pool_mds(s, &mx, &my, err);
     if (st) return st;
     dnnl_dims_t strides, kernel, dil, pl, pr;
     pool_geometry(s, strides, kernel, dil, pl, pr);
@@ -280,8 +294,11 @@ static nm_status pool_build_backward(nm_graph *g, pool_state *s, nm_error *err)
                        err, "pooling backward descriptor");
     if (!st) st = nm_dnnl_primitive(g, &pd_desc, NULL, s->fwd_pd, &pd, &s->bwd, err, "pooling backward");
     if (st) return st;
-    st = nm_dnnl_arg_init(g, &s->ddst, NM_ARG_IN, s->rank, s->ydims, pd_md(pd, DNNL_ARG_DIFF_DST), err);
-    if (!st) st = nm_dnnl_arg_init(g, &s->dsrc, NM_ARG_ACC, s->rank, s->xdims, pd_md(pd, DNNL_ARG_DIFF_SRC), err);
+    nm_arg_kind dx_kind = (n->grad_assign & 1u) ? NM_ARG_OUT : NM_ARG_ACC;
+    st = nm_dnnl_arg_init_tag(g, &s->ddst, NM_ARG_IN, s->rank, s->ydims, s->ytag, pd_md(pd, DNNL_ARG_DIFF_DST), err);
+    if (!st)
+        st = nm_dnnl_arg_init_tag(g, &s->dsrc, dx_kind, s->rank, s->xdims, s->xtag, pd_md(pd, DNNL_ARG_DIFF_SRC),
+                                  err);
     dnnl_primitive_desc_destroy(pd);
     return st;
 }
@@ -308,7 +325,6 @@ static nm_status pool_init(nm_graph *g, nm_node *n, pool_kind kind, nm_error *er
     s->want_indices = want_indices;
     s->col_major = nm_attr_int(n, "storage_order", 0) != 0;
     s->ceil_mode = nm_attr_int(n, "ceil_mode", 0) != 0;
-    s->count_include_pad = kind == POOL_AVG && nm_attr_int(n, "count_include_pad", 0) != 0;
     n->state = s;
     return NM_OK;
 }
@@ -347,6 +363,8 @@ static nm_status pool_reshape(nm_graph *g, nm_node *n, nm_error *err)
     if (r < 3 || r > 2 + NM_MAX_SPATIAL || (x->dtype != NM_FLOAT && (s->kind != POOL_MAX || x->dtype != NM_INT64)))
         return nm_fail(err, NM_ERR_UNSUPPORTED, "%s: %s node '%s': input %s of type %d", g->source, n->op_type,
                        n->name, nm_shape_str(&x->shape, buf, sizeof buf), (int)x->dtype);
+    /* Read here, not at init: nm_graph_fuse_pad_pool may set it later. */
+    s->count_include_pad = s->kind == POOL_AVG && nm_attr_int(n, "count_include_pad", 0) != 0;
     nm_status st = nm_window_from_node(g, n, r - 2, x->shape.dims + 2, NULL, s->ceil_mode, &s->win, err);
     if (st) return st;
     s->rank = r;
@@ -365,13 +383,37 @@ static nm_status pool_reshape(nm_graph *g, nm_node *n, nm_error *err)
     if (pool_needs_plain_c(s, x) || nm_shape_numel(&y->shape) == 0) return NM_OK;
     st = nm_dnnl_ready(g, err);
     if (st) return st;
+    if (g->defer_build) {
+        n->deferred = 1;
+        return NM_OK;
+    }
+    s->xtag = nm_dnnl_tensor_tag(g, n->in[0], r);
+    s->ytag = nm_dnnl_tensor_tag(g, n->out[0], r);
+    double work = (double)nm_shape_numel(&y->shape);
+    for (int i = 0; i < s->win.nsp; i++) work *= (double)s->win.kernel[i];
+    s->threads = nm_dnnl_threads_for(work);
+    int saved = nm_dnnl_threads_begin(s->threads);
     /* What oneDNN refuses (odd padding, say) runs in the plain C loops. */
     if (pool_build_forward(g, s, NULL) == NM_OK &&
-        (!x->requires_grad || pool_build_backward(g, s, NULL) == NM_OK))
+        (!x->requires_grad || pool_build_backward(g, n, s, NULL) == NM_OK))
         s->use_dnnl = 1;
     else
         pool_free_prims(s);
-    return NM_OK;
+    nm_dnnl_threads_end(saved);
+    if (!s->use_dnnl && (s->xtag == dnnl_acdb || s->ytag == dnnl_acdb))
+        return nm_fail(err, NM_ERR_INTERNAL, "%s: %s node '%s': oneDNN refused a channels-last pooling", g->source,
+                       n->op_type, n->name);
+    return st;
+}
+
+/* Only the oneDNN path reads channels-last; what it refuses at build time
+ * is rare (the plain C loops cover it), so the plan asks only for the cases
+ * known to need plain C. */
+int nm_pool_native_ok(nm_graph *g, const nm_node *n)
+{
+    const pool_state *s = n->state;
+    const nm_tensor *x = nm_in(g, n, 0);
+    return s && x && x->shape.ndim == 4 && !pool_needs_plain_c(s, x) && (s->use_dnnl || n->deferred);
 }
 
 static nm_status pool_forward(nm_graph *g, nm_node *n)
@@ -381,13 +423,15 @@ static nm_status pool_forward(nm_graph *g, nm_node *n)
     nm_tensor *y = nm_out(g, n, 0);
     if (nm_shape_numel(&y->shape) == 0) return NM_OK;
     if (s->use_dnnl) {
+        int saved = nm_dnnl_threads_begin(s->threads);
         nm_status st = nm_dnnl_arg_in(g, &s->src, x->data);
-        if (st) return st;
         nm_dnnl_arg_out_begin(&s->dst, y->data);
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, s->src.prim}, {DNNL_ARG_DST, s->dst.prim},
                                    {DNNL_ARG_WORKSPACE, s->ws}};
-        st = nm_dnnl_exec(g, s->fwd, s->ws ? 3 : 2, args);
-        return st ? st : nm_dnnl_arg_out_end(g, &s->dst, y->data);
+        if (!st) st = nm_dnnl_exec(g, s->fwd, s->ws ? 3 : 2, args);
+        if (!st) st = nm_dnnl_arg_out_end(g, &s->dst, y->data);
+        nm_dnnl_threads_end(saved);
+        return st;
     }
     geom3 q = geom3_of(&s->win);
     int64_t nc = s->xdims[0] * s->xdims[1];
@@ -404,17 +448,21 @@ static nm_status pool_backward(nm_graph *g, nm_node *n)
     nm_tensor *x = nm_in(g, n, 0);
     const nm_tensor *y = nm_out(g, n, 0);
     if (!x->requires_grad || nm_shape_numel(&y->shape) == 0) return NM_OK;
-    if (s->use_dnnl && !s->bwd && pool_build_backward(g, s, NULL)) return NM_ERR_INTERNAL;
+    if (s->use_dnnl && !s->bwd && pool_build_backward(g, n, s, NULL)) return NM_ERR_INTERNAL;
     if (s->use_dnnl) {
+        int saved = nm_dnnl_threads_begin(s->threads);
         nm_status st = nm_dnnl_arg_in(g, &s->ddst, y->grad);
-        if (st) return st;
+        nm_dnnl_arg_out_begin(&s->dsrc, x->grad);
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, s->ddst.prim}, {DNNL_ARG_DIFF_SRC, s->dsrc.prim},
                                    {DNNL_ARG_WORKSPACE, s->ws}};
-        st = nm_dnnl_exec(g, s->bwd, s->ws ? 3 : 2, args);
-        return st ? st : nm_dnnl_arg_out_end(g, &s->dsrc, x->grad);
+        if (!st) st = nm_dnnl_exec(g, s->bwd, s->ws ? 3 : 2, args);
+        if (!st) st = nm_dnnl_arg_out_end(g, &s->dsrc, x->grad);
+        nm_dnnl_threads_end(saved);
+        return st;
     }
     geom3 q = geom3_of(&s->win);
     int64_t nc = s->xdims[0] * s->xdims[1];
+    if (n->grad_assign & 1u) memset(x->grad, 0, sizeof(float) * (size_t)x->numel);
     if (s->kind == POOL_AVG) avgpool_backward(x->grad, y->grad, nc, &q, s->count_include_pad);
     else maxpool_backward_f32(x->grad, x->data, y->grad, nc, &q);
     return NM_OK;
@@ -460,25 +508,36 @@ static nm_status global_reshape(nm_graph *g, nm_node *n, nm_error *err)
     return NM_OK;
 }
 
-/* Channels and spatial size of a global pooling input. */
-static void global_dims(const nm_tensor *x, int64_t *nc, int64_t *sp)
+/* A global pooling input as [N][C][sp] (plain) or [N][sp][C] (channels-last):
+ * element (b, c, i) sits at b * C * sp + c * cs + i * is. */
+typedef struct global_geom {
+    int64_t batch, ch, sp, cs, is;
+} global_geom;
+
+static global_geom global_geom_of(nm_graph *g, const nm_node *n)
 {
-    *nc = x->shape.dims[0] * x->shape.dims[1];
-    *sp = *nc ? nm_shape_numel(&x->shape) / *nc : 0;
+    const nm_tensor *x = nm_in(g, n, 0);
+    global_geom q = {.batch = x->shape.dims[0], .ch = x->shape.dims[1]};
+    int64_t nc = q.batch * q.ch;
+    q.sp = nc ? nm_shape_numel(&x->shape) / nc : 0;
+    int nhwc = nm_tensor_layout(g, n->in[0]) == NM_LAYOUT_NHWC;
+    q.cs = nhwc ? 1 : q.sp;
+    q.is = nhwc ? q.ch : 1;
+    return q;
 }
 
 static nm_status globalavg_forward(nm_graph *g, nm_node *n)
 {
-    const nm_tensor *x = nm_in(g, n, 0);
+    const float *x = nm_in(g, n, 0)->data;
     float *y = nm_out(g, n, 0)->data;
-    const float *xd = x->data;
-    int64_t nc, sp;
-    global_dims(x, &nc, &sp);
-#pragma omp parallel for if (nc * sp > 32768)
-    for (int64_t c = 0; c < nc; c++) {
+    global_geom q = global_geom_of(g, n);
+    float inv = q.sp ? 1.0f / (float)q.sp : 0.0f;
+#pragma omp parallel for if (q.batch * q.ch * q.sp > 65536)
+    for (int64_t bc = 0; bc < q.batch * q.ch; bc++) {
+        const float *xc = x + bc / q.ch * q.ch * q.sp + bc % q.ch * q.cs;
         float sum = 0.0f;
-        for (int64_t i = 0; i < sp; i++) sum += xd[c * sp + i];
-        y[c] = sp ? sum / (float)sp : 0.0f;
+        for (int64_t i = 0; i < q.sp; i++) sum += xc[i * q.is];
+        y[bc] = sum * inv;
     }
     return NM_OK;
 }
@@ -488,34 +547,39 @@ static nm_status globalavg_backward(nm_graph *g, nm_node *n)
     nm_tensor *x = nm_in(g, n, 0);
     const float *dy = nm_out(g, n, 0)->grad;
     if (!x->requires_grad) return NM_OK;
-    int64_t nc, sp;
-    global_dims(x, &nc, &sp);
-#pragma omp parallel for if (nc * sp > 32768)
-    for (int64_t c = 0; c < nc; c++) {
-        float gy = dy[c] / (float)sp;
-        for (int64_t i = 0; i < sp; i++) x->grad[c * sp + i] += gy;
+    global_geom q = global_geom_of(g, n);
+    int assign = n->grad_assign & 1u;
+#pragma omp parallel for if (q.batch * q.ch * q.sp > 65536)
+    for (int64_t bc = 0; bc < q.batch * q.ch; bc++) {
+        float *dxc = x->grad + bc / q.ch * q.ch * q.sp + bc % q.ch * q.cs;
+        float gy = dy[bc] / (float)q.sp;
+        if (assign)
+            for (int64_t i = 0; i < q.sp; i++) dxc[i * q.is] = gy;
+        else
+            for (int64_t i = 0; i < q.sp; i++) dxc[i * q.is] += gy;
     }
     return NM_OK;
 }
 
-/* First position of the channel's maximum. */
-static int64_t channel_argmax(const float *xc, int64_t sp)
+/* Offset (in steps of q.is) of the channel's first maximum. */
+static int64_t channel_argmax(const float *xc, const global_geom *q)
 {
     int64_t best = 0;
-    for (int64_t i = 1; i < sp; i++)
-        if (xc[i] > xc[best]) best = i;
+    for (int64_t i = 1; i < q->sp; i++)
+        if (xc[i * q->is] > xc[best * q->is]) best = i;
     return best;
 }
 
 static nm_status globalmax_forward(nm_graph *g, nm_node *n)
 {
-    const nm_tensor *x = nm_in(g, n, 0);
+    const float *x = nm_in(g, n, 0)->data;
     float *y = nm_out(g, n, 0)->data;
-    const float *xd = x->data;
-    int64_t nc, sp;
-    global_dims(x, &nc, &sp);
-#pragma omp parallel for if (nc * sp > 32768)
-    for (int64_t c = 0; c < nc; c++) y[c] = sp ? xd[c * sp + channel_argmax(xd + c * sp, sp)] : -INFINITY;
+    global_geom q = global_geom_of(g, n);
+#pragma omp parallel for if (q.batch * q.ch * q.sp > 65536)
+    for (int64_t bc = 0; bc < q.batch * q.ch; bc++) {
+        const float *xc = x + bc / q.ch * q.ch * q.sp + bc % q.ch * q.cs;
+        y[bc] = q.sp ? xc[channel_argmax(xc, &q) * q.is] : -INFINITY;
+    }
     return NM_OK;
 }
 
@@ -523,13 +587,16 @@ static nm_status globalmax_backward(nm_graph *g, nm_node *n)
 {
     nm_tensor *x = nm_in(g, n, 0);
     const float *dy = nm_out(g, n, 0)->grad;
-    const float *xd = x->data;
     if (!x->requires_grad) return NM_OK;
-    int64_t nc, sp;
-    global_dims(x, &nc, &sp);
-    if (!sp) return NM_OK;
-#pragma omp parallel for if (nc * sp > 32768)
-    for (int64_t c = 0; c < nc; c++) x->grad[c * sp + channel_argmax(xd + c * sp, sp)] += dy[c];
+    global_geom q = global_geom_of(g, n);
+    if (n->grad_assign & 1u) memset(x->grad, 0, sizeof(float) * (size_t)x->numel);
+    if (!q.sp) return NM_OK;
+    const float *xd = x->data;
+#pragma omp parallel for if (q.batch * q.ch * q.sp > 65536)
+    for (int64_t bc = 0; bc < q.batch * q.ch; bc++) {
+        int64_t off = bc / q.ch * q.ch * q.sp + bc % q.ch * q.cs;
+        x->grad[off + channel_argmax(xd + off, &q) * q.is] += dy[bc];
+    }
     return NM_OK;
 }
 

@@ -1,0 +1,6 @@
+# What the speed work rewrites: the plan's fusions, channels-last layouts and
+# first-writer gradients against the unrewritten graph; the bf16 option
+# against float32 (with ../shared).
+nm_add_c_test(test_fusion test_fusion.c)
+set_property(TEST test_fusion APPEND PROPERTY LABELS asan)
+nm_add_c_test(test_precision test_precision.c)
