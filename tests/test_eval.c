@@ -13,19 +13,6 @@
 
 #define AUC_TOL 1e-4
 
-static float *read_floats(const char *path, size_t n)
-{
-    FILE *f = fopen(path, "rb");
-    float *v = malloc(n * sizeof(float));
-    size_t got = f && v ? fread(v, sizeof(float), n, f) : 0;
-    if (f) fclose(f);
-    if (got != n) {
-        printf("FAIL: cannot read %zu floats from %s\n", n, path);
-        exit(1);
-    }
-    return v;
-}
-
 static nm_model *load_model(const char *spec)
 {
     char buf[1024];
@@ -59,11 +46,11 @@ static void check_case(nm_model *m, const nm_preprocess *pp, const float *x, con
     }
     nm_shape in = nm_model_input_shape(m);
     int hw = (int)(in.dims[2] * in.dims[3]);
-    float *map = read_floats(map_path, (size_t)hw);
+    float *map = nm_test_read_floats(NULL, map_path, (size_t)hw);
     snprintf(path, sizeof path, "%s/%s.del.bin", dir, name);
-    float *ref_dc = read_floats(path, (size_t)steps + 1);
+    float *ref_dc = nm_test_read_floats(NULL, path, (size_t)steps + 1);
     snprintf(path, sizeof path, "%s/%s.ins.bin", dir, name);
-    float *ref_ic = read_floats(path, (size_t)steps + 1);
+    float *ref_ic = nm_test_read_floats(NULL, path, (size_t)steps + 1);
     float *dc = malloc(sizeof(float) * (size_t)(steps + 1)), *ic = malloc(sizeof(float) * (size_t)(steps + 1));
 
     nm_auc_options o;
@@ -97,7 +84,7 @@ static int run_auc(const char *dir, const char *recipe, const char *model_spec)
     if (nm_preprocess_recipe(recipe, &pp, &err)) return printf("FAIL: %s\n", err.msg), 1;
     char path[1024], line[2048];
     snprintf(path, sizeof path, "%s/x.bin", dir);
-    float *x = read_floats(path, (size_t)(in.dims[1] * in.dims[2] * in.dims[3]));
+    float *x = nm_test_read_floats(NULL, path, (size_t)(in.dims[1] * in.dims[2] * in.dims[3]));
     snprintf(path, sizeof path, "%s/ref.txt", dir);
     FILE *f = fopen(path, "r");
     if (!f) return printf("FAIL: cannot open %s (run tools/eval_ref.py first)\n", path), 1;

@@ -9,21 +9,6 @@
 
 #include "testutil.h"
 
-static float *read_bin(const char *dir, const char *name, size_t n)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s.bin", dir, name);
-    FILE *f = fopen(path, "rb");
-    float *v = malloc(n * sizeof(float));
-    size_t got = f && v ? fread(v, sizeof(float), n, f) : 0;
-    if (f) fclose(f);
-    if (got != n) {
-        printf("FAIL: cannot read %zu floats from %s\n", n, path);
-        exit(1);
-    }
-    return v;
-}
-
 static int meta_value(const char *dir, const char *key, char *out, size_t cap)
 {
     char path[1024], k[64], v[960];
@@ -72,10 +57,10 @@ int main(int argc, char **argv)
     if (nm_model_load_file(model_path, NULL, &m, &err)) return printf("FAIL: %s\n", err.msg), 1;
     nm_shape in = nm_model_input_shape(m);
     size_t pixels = (size_t)(in.dims[2] * in.dims[3]);
-    float *x = read_bin(dir, "x", pixels * (size_t)in.dims[1]);
-    float *w0 = read_bin(dir, "w0", pixels);
-    float *ref_loss = read_bin(dir, "loss", (size_t)steps);
-    float *ref_mask = read_bin(dir, "mask", pixels);
+    float *x = nm_test_read_floats(dir, "x", pixels * (size_t)in.dims[1]);
+    float *w0 = nm_test_read_floats(dir, "w0", pixels);
+    float *ref_loss = nm_test_read_floats(dir, "loss", (size_t)steps);
+    float *ref_mask = nm_test_read_floats(dir, "mask", pixels);
 
     nm_preprocess pp;
     nm_preprocess_recipe("torchvision", &pp, &err);   /* only scale/offset/mean/std are used */

@@ -18,21 +18,6 @@
 
 static const char *refdir;
 
-static float *read_bin(const char *name, size_t n)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s.bin", refdir, name);
-    FILE *f = fopen(path, "rb");
-    float *v = malloc(n * sizeof(float));
-    size_t got = f && v ? fread(v, sizeof(float), n, f) : 0;
-    if (f) fclose(f);
-    if (got != n) {
-        printf("FAIL: cannot read %zu floats from %s\n", n, path);
-        exit(1);
-    }
-    return v;
-}
-
 static const char *meta(const char *key)
 {
     static char vals[32][512];
@@ -102,7 +87,7 @@ static void compare(fixture *f, nm_method method, const char *refname, const nm_
 {
     nm_saliency s;
     if (!explain(f, method, o, NULL, &s)) return;
-    float *ref = read_bin(refname, (size_t)f->H * f->W);
+    float *ref = nm_test_read_floats(refdir, refname, (size_t)f->H * f->W);
     double rel = max_rel(s.map, ref, f->H * f->W);
     printf("  %-22s max relative error vs PyTorch %.2e  (%.4f s)\n", label, rel, s.seconds);
     nm_check(s.target == f->target, "%s: target %d == reference %d", nm_method_name(method), s.target, f->target);
@@ -122,7 +107,7 @@ static void load_fixture(fixture *f)
     f->H = atoi(meta("height"));
     f->W = atoi(meta("width"));
     f->target = atoi(meta("target"));
-    f->x = read_bin("x", (size_t)f->C * f->H * f->W);
+    f->x = nm_test_read_floats(refdir, "x", (size_t)f->C * f->H * f->W);
     memset(&f->pp, 0, sizeof f->pp);
     f->pp.scale = (float)atof(meta("scale"));
     f->pp.offset = (float)atof(meta("offset"));

@@ -46,6 +46,22 @@ const char *nm_test_shared(const char *rel, char *buf, size_t cap)
     return buf;
 }
 
+float *nm_test_read_floats(const char *dir, const char *name, size_t n)
+{
+    char path[1024];
+    if (dir) snprintf(path, sizeof path, "%s/%s.bin", dir, name);
+    else snprintf(path, sizeof path, "%s", name);
+    FILE *f = fopen(path, "rb");
+    float *v = malloc(n * sizeof(float));
+    size_t got = f && v ? fread(v, sizeof(float), n, f) : 0;
+    if (f) fclose(f);
+    if (got != n) {
+        printf("FAIL: cannot read %zu floats from %s\n", n, path);
+        exit(1);
+    }
+    return v;
+}
+
 static uint64_t next_u64(uint64_t *s)
 {
     *s ^= *s << 13;

@@ -19,6 +19,10 @@ int nm_test_summary(void);
  * exits 1 when it is set but `rel` is missing. */
 const char *nm_test_shared(const char *rel, char *buf, size_t cap);
 
+/* n raw float32 values from "<dir>/<name>.bin" (dir NULL: name is the
+ * path); prints a failure and exits 1 when the file is short or missing. */
+float *nm_test_read_floats(const char *dir, const char *name, size_t n);
+
 /* Deterministic uniform floats in [lo, hi). */
 void nm_test_rand_fill(float *x, int64_t n, float lo, float hi, uint64_t *state);
 

@@ -377,6 +377,22 @@ static void json_preprocess(FILE *f, const nm_preprocess *p)
             (double)p->mean[1], (double)p->mean[2], (double)p->std[0], (double)p->std[1], (double)p->std[2]);
 }
 
+/* The fields every record starts with, up to the target's label. */
+static void json_head(FILE *f, const explain_opts *o, const explain_run *r, const char *image,
+                      const char *method, int target)
+{
+    const char *label = cli_label(&r->labels, target);
+    fputs("{\n  \"model\": ", f);
+    cli_json_string(f, o->model);
+    fputs(",\n  \"image\": ", f);
+    cli_json_string(f, image);
+    fputs(",\n", f);
+    json_preprocess(f, &r->pre);
+    fprintf(f, "  \"method\": \"%s\",\n  \"target_class\": %d,\n  \"label\": ", method, target);
+    if (label) cli_json_string(f, label);
+    else fputs("null", f);
+}
+
 /* The JSON record of image b; "seconds" comes last, alone on its line. */
 static char *json_record(const explain_opts *o, const explain_run *r, const nm_explanation *e, int b,
                          const char *image, size_t *len)
@@ -386,16 +402,7 @@ static char *json_record(const explain_opts *o, const explain_run *r, const nm_e
     if (!f) return NULL;
     const float *mask = e->mask + (size_t)b * r->h * r->w;
     float area, mean = mask_mean(mask, r->h * r->w, &area);
-    const char *label = cli_label(&r->labels, e->target[b]);
-    fputs("{\n  \"model\": ", f);
-    cli_json_string(f, o->model);
-    fputs(",\n  \"image\": ", f);
-    cli_json_string(f, image);
-    fputs(",\n", f);
-    json_preprocess(f, &r->pre);
-    fprintf(f, "  \"method\": \"neuromask\",\n  \"target_class\": %d,\n  \"label\": ", e->target[b]);
-    if (label) cli_json_string(f, label);
-    else fputs("null", f);
+    json_head(f, o, r, image, "neuromask", e->target[b]);
     fprintf(f, ",\n  \"prob_before\": %.6g,\n  \"prob_after\": %.6g,\n  \"kept\": %s,\n  \"top_after\": %d,\n",
             (double)e->prob_before[b], (double)e->prob_after[b], e->top_after[b] == e->target[b] ? "true" : "false",
             e->top_after[b]);
@@ -569,16 +576,7 @@ static char *json_saliency(const explain_opts *o, const explain_run *r, const nm
     char *buf = NULL;
     FILE *f = open_memstream(&buf, len);
     if (!f) return NULL;
-    const char *label = cli_label(&r->labels, s->target);
-    fputs("{\n  \"model\": ", f);
-    cli_json_string(f, o->model);
-    fputs(",\n  \"image\": ", f);
-    cli_json_string(f, image);
-    fputs(",\n", f);
-    json_preprocess(f, &r->pre);
-    fprintf(f, "  \"method\": \"%s\",\n  \"target_class\": %d,\n  \"label\": ", nm_method_name(o->method), s->target);
-    if (label) cli_json_string(f, label);
-    else fputs("null", f);
+    json_head(f, o, r, image, nm_method_name(o->method), s->target);
     fprintf(f, ",\n  \"prob_before\": %.6g,\n  \"is_mask\": %s,\n", (double)s->prob, s->is_mask ? "true" : "false");
     fprintf(f, "  \"map_min\": %.6g,\n  \"map_max\": %.6g,\n  \"map_mean\": %.6g,\n", (double)lo, (double)hi, mean);
     if (o->method == NM_METHOD_INTEGRATED_GRADIENTS)
