@@ -215,8 +215,9 @@ typedef struct nm_neuromask_options {
                                neighbours of decisive pixels rank next; 0: off */
 } nm_neuromask_options;
 
-/* Presets: "cifar" and "imagenet", the paper's settings; "default", this
- * project's setting chosen by measurement (docs/neuromask_default.md). */
+/* Presets: "cifar" and "imagenet", the paper's settings. "default" is a
+ * placeholder equal to "cifar" while this project's own setting is being
+ * measured (the comparison-suite issue); it is nobody's default yet. */
 nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_error *err);
 
 /* Apply "key=value,key=value" over `o` (after a preset). Keys: steps, lr,
