@@ -24,10 +24,10 @@ test: test-deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
 
-# The tests labelled `asan` (bad input, import, operators) again, built with
-# AddressSanitizer + UndefinedBehaviorSanitizer: any report fails.
+# The tests of untrusted input (label `asan`) and the ONNX cases again, built
+# with AddressSanitizer + UndefinedBehaviorSanitizer: any report fails.
 test-asan: test-deps
-	cmake -S . -B $(BUILD)-asan -DNM_SANITIZE=ON -DNM_NATIVE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake -S . -B $(BUILD)-asan -DNM_SANITIZE=ON -DNM_NATIVE=ON -DNM_TORCH_REFS=$(CURDIR)/$(BUILD)/torch_refs $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -L "asan|onnx"
 

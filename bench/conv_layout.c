@@ -97,6 +97,7 @@ static void run(nm_graph *g, const layer *L, int64_t batch, int plain, double *f
     snprintf(impls, cap, "%s / %s", impl_of(fpd), impl_of(bpd));
 
     nm_dnnl_arg src, wei, bias, dst, bwei, ddst, dsrc;
+    nm_graph_scratch_begin(g);   /* buffers in oneDNN's layouts: regions of the graph's scratch */
     CHECK(nm_dnnl_arg_init(g, &src, NM_ARG_IN, 4, xd, md_of(fpd, DNNL_ARG_SRC), &err));
     CHECK(nm_dnnl_arg_init(g, &wei, NM_ARG_IN, wr, wd, md_of(fpd, DNNL_ARG_WEIGHTS), &err));
     CHECK(nm_dnnl_arg_init(g, &bias, NM_ARG_IN, 1, &L->m, md_of(fpd, DNNL_ARG_BIAS), &err));
@@ -115,6 +116,7 @@ static void run(nm_graph *g, const layer *L, int64_t batch, int plain, double *f
     CHECK(nm_dnnl_arg_freeze(g, &wei, w, &err));
     CHECK(nm_dnnl_arg_freeze(g, &bwei, w, &err));
     CHECK(nm_dnnl_arg_freeze(g, &bias, b, &err));
+    CHECK(nm_graph_scratch_ready(g, &err));
 
     double t_f = 1e30, t_b = 1e30;
     for (int rep = 0; rep < 16; rep++) {
@@ -131,6 +133,7 @@ static void run(nm_graph *g, const layer *L, int64_t batch, int plain, double *f
         double t1 = now_ms();
         for (int it = 0; it < iters; it++) {
             nm_dnnl_arg_in(g, &ddst, dy);
+            nm_dnnl_arg_out_begin(&dsrc, dx);
             dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, ddst.prim}, {DNNL_ARG_WEIGHTS, bwei.prim},
                                     {DNNL_ARG_DIFF_SRC, dsrc.prim}};
             nm_dnnl_exec(g, bwd, 3, a);

@@ -10,6 +10,9 @@
  *       Prints "step_ms" (one step of the batch), "images_per_s" (image-steps
  *       per second), "flop_per_step" (2 x the forward's multiply-adds x 2: the
  *       backward to the input costs about one forward) and "gflops".
+ *   nm_bench_engine --memory MODEL.onnx
+ *       peak resident memory (max RSS) after forward + backward at batch 1,
+ *       against the weights plus the planned activations and gradients.
  *   nm_bench_engine --peak
  *       the machine's measured peak: a large oneDNN sgemm on all threads,
  *       best of 5. Prints "peak_gflops". */
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "neuromask.h"
@@ -73,6 +77,19 @@ static int engine(const char *path, nm_load_options lo, int reps)
     return 0;
 }
 
+/* The clock at the end of the first and of the last step: the step time
+ * leaves out the forward passes before and after the optimisation. */
+typedef struct step_clock {
+    double first, last;
+} step_clock;
+
+static void on_step(void *ctx, int step, int steps, const float *loss, int batch)
+{
+    step_clock *c = ctx;
+    if (step == 1) c->first = now_ms();
+    if (step == steps) c->last = now_ms();
+}
+
 static int neuromask(const char *path, nm_load_options lo, int steps, int rounds)
 {
     nm_error err;
@@ -86,8 +103,11 @@ static int neuromask(const char *path, nm_load_options lo, int steps, int rounds
     const char *preset = in.dims[2] <= 64 ? "cifar" : "imagenet";
     if (nm_neuromask_preset(preset, &o, &err) || nm_preprocess_recipe(in.dims[2] <= 64 ? "cifar" : "torchvision", &pp, &err))
         return fprintf(stderr, "%s\n", err.msg), 1;
-    o.steps = steps;
+    o.steps = steps < 2 ? 2 : steps;
     o.tol = 0;
+    step_clock clock = {0};
+    o.progress = on_step;
+    o.progress_ctx = &clock;
     size_t n = numel(in);
     float *x = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) x[i] = (float)((i * 2654435761u) % 1000) / 1000.f;
@@ -95,7 +115,7 @@ static int neuromask(const char *path, nm_load_options lo, int steps, int rounds
     for (int r = -1; r < rounds; r++) {   /* one warm-up run */
         nm_explanation e;
         if (nm_neuromask_explain(m, &pp, x, lo.batch, &o, &e, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
-        if (r >= 0) t[r] = 1e3 * e.seconds / steps;
+        if (r >= 0) t[r] = (clock.last - clock.first) / (o.steps - 1);
         nm_explanation_free(&e);
     }
     double ms = median(t, rounds), flop = 2.0 * info.flops;
@@ -103,6 +123,49 @@ static int neuromask(const char *path, nm_load_options lo, int steps, int rounds
            flop / ms * 1e-6);
     nm_model_free(m);
     free(x), free(t);
+    return 0;
+}
+
+/* Resident memory now (VmRSS), MiB. */
+static double resident_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %lf", &kib) == 1) break;
+    if (f) fclose(f);
+    return kib / 1024;
+}
+
+/* Peak resident memory of one forward + backward against what the plan
+ * needs: the weights (as loaded, float32) and the activations and gradients. */
+static int memory(const char *path, nm_load_options lo)
+{
+    nm_error err;
+    nm_model *m;
+    if (nm_model_load_file(path, &lo, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    nm_shape in = nm_model_input_shape(m), out = nm_model_output_shape(m);
+    float *x = calloc(numel(in), sizeof(float)), *y = calloc(numel(out), sizeof(float));
+    float *dx = calloc(numel(in), sizeof(float)), *dy = calloc(numel(out), sizeof(float));
+    if (!x || !y || !dx || !dy) return fprintf(stderr, "out of memory\n"), 1;
+    dy[0] = 1.f;
+    for (int r = 0; r < 3; r++)
+        if (nm_model_forward(m, x, y, &err) || nm_model_backward(m, dy, dx, &err))
+            return fprintf(stderr, "%s\n", err.msg), 1;
+    nm_model_info info;
+    nm_model_get_info(m, &info);
+    double now = resident_mib();
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double weights = 4.0 * (double)info.n_params, planned = (double)info.planned_bytes;
+    double rss = 1024.0 * (double)ru.ru_maxrss;
+    printf("weights_mib %.1f\nactivations_gradients_mib %.1f\nmax_rss_mib %.1f\nrss_over_needed %.2f\n"
+           "rss_after_mib %.1f\nrss_after_over_needed %.2f\n",
+           weights / 1048576, planned / 1048576, rss / 1048576, rss / (weights + planned), now,
+           now * 1048576 / (weights + planned));
+    nm_model_free(m);
+    free(x), free(y), free(dx), free(dy);
     return 0;
 }
 
@@ -135,6 +198,7 @@ int main(int argc, char **argv)
         else if (nargs < 8) args[nargs++] = argv[i];
     }
     if (nargs >= 1 && strcmp(args[0], "--peak") == 0) return peak();
+    if (nargs >= 2 && strcmp(args[0], "--memory") == 0) return memory(args[1], lo);
     if (nargs >= 4 && strcmp(args[0], "--neuromask") == 0) {
         lo.batch = atoi(args[2]);
         return neuromask(args[1], lo, atoi(args[3]), nargs > 4 ? atoi(args[4]) : 3);

@@ -8,17 +8,24 @@
 #     achieved GFLOP/s and its fraction of the machine's peak, measured here as
 #     a large oneDNN sgemm;
 #  2. 16 CIFAR images explained together against one at a time (throughput);
-#  3. forward and forward+backward-to-input per call (engine only).
+#  3. forward and forward+backward-to-input per call (engine only);
+#  4. peak memory (max RSS) of resnet50 at batch 1 against weights + planned
+#     activations and gradients;
+#  5. one `neuromask explain` end to end (load, preprocessing, all steps,
+#     outputs) on a CIFAR image with the default preset, as its JSON reports.
 # BF16=1 adds neuromask's --precision bf16 figures (ratio to its float32).
-# Usage: bench/run.sh [BUILD_DIR]   env: ROUNDS (3), MODELS (a subset, by name)
+# Usage: bench/run.sh [BUILD_DIR]   env: ROUNDS (3), MODELS (a subset, by name),
+#   PARTS (a subset of "step batch call memory e2e", the parts above)
 set -e
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 cache=$build/bench_cache
 rounds=${ROUNDS:-3}
 models=${MODELS:-"cifar10_resnet20 cw_cifar resnet18 resnet50 mobilenet_v2 inception_v3"}
+parts=${PARTS:-"step batch call memory e2e"}
+part() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
 mkdir -p "$cache"
-cmake -S "$root" -B "$build" >/dev/null && cmake --build "$build" -j "$(nproc)" --target nm_bench_engine >/dev/null
+cmake -S "$root" -B "$build" >/dev/null && cmake --build "$build" -j "$(nproc)" --target nm_bench_engine neuromask >/dev/null
 bench=$build/nm_bench_engine
 # The fair PyTorch settings (see ../shared/notes/performance.md): AVX-512
 # OpenBLAS kernels, one BLAS thread, two intra-op threads.
@@ -54,6 +61,7 @@ for r in $(seq "$rounds"); do peak="$peak $($bench --peak | value peak_gflops)";
 peak=$(med $peak)
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(date -u +%Y-%m-%d)"
 echo "Measured peak (oneDNN sgemm 2048^3, all threads): $peak GFLOP/s"
+if part step; then
 echo
 echo "NeuroMask step, batch 1 (ms; GFLOP/s counts the backward to the input as one forward):"
 echo "| model | neuromask ms | PyTorch ms | speed-up | GFLOP/s | of peak |$([ -n "$BF16" ] && echo ' bf16 ms | bf16 speed-up |')"
@@ -73,8 +81,9 @@ for name in $models; do
     if (b != "") printf " %.2f | %.2fx |", b, a / b
     printf "\n" }'
 done
+fi
 
-if [ -n "$NEUROMASK_SHARED" ]; then
+if part batch && [ -n "$NEUROMASK_SHARED" ]; then
   f=$(model_file cifar10_resnet20) one="" many=""
   for r in $(seq "$rounds"); do
     one="$one $($bench --neuromask "$f" 1 200 1 | value images_per_s)"
@@ -85,6 +94,7 @@ if [ -n "$NEUROMASK_SHARED" ]; then
     printf "CIFAR ResNet-20 NeuroMask throughput: one image at a time %.0f image-steps/s, 16 together %.0f (%.2fx)\n", a, b, b / a }'
 fi
 
+if part call; then
 echo
 echo "Engine per call, batch 1 (ms):"
 echo "| model | neuromask fwd | PyTorch fwd | ratio | neuromask fwd+bwd | PyTorch fwd+bwd | ratio |"
@@ -101,3 +111,22 @@ for name in $models; do
   awk -v n="$name" -v nf="$(med $nf)" -v ns="$(med $ns)" -v tf="$(med $tf)" -v ts="$(med $ts)" 'BEGIN {
     printf "| %s | %.2f | %.2f | %.2fx | %.2f | %.2f | %.2fx |\n", n, nf, tf, tf / nf, ns, ts, ts / ns }'
 done
+fi
+
+if part memory; then
+  f=$(model_file resnet50)
+  [ -f "$f" ] || $torch_bench --torchvision resnet50 --export "$f" 2>/dev/null
+  echo
+  echo "resnet50, batch 1, after forward + backward (MiB):"
+  $bench --memory "$f" | awk '{printf "  %s %s\n", $1, $2}'
+fi
+
+if part e2e && [ -n "$NEUROMASK_SHARED" ]; then
+  out=$cache/e2e
+  rm -rf "$out"
+  "$build/neuromask" explain --model "$NEUROMASK_SHARED/models/cifar10_resnet20.onnx" --quiet --out "$out" \
+    "$NEUROMASK_SHARED/images/cifar10_test_jpg/cat_0000.jpg"
+  echo
+  echo "neuromask explain, one CIFAR image, default preset, end to end (its JSON):"
+  grep '"seconds' "$out/cat_0000.json" | sed 's/^ */  /'
+fi

@@ -58,6 +58,11 @@ def build(args):
     return net, [args.batch, 3, args.size, args.size]
 
 
+def logits_of(out):
+    """TorchScript'ed Inception returns InceptionOutputs(logits, aux) even in eval mode."""
+    return out if torch.is_tensor(out) else out[0]
+
+
 def timed(fn, reps):
     for _ in range(3):
         fn()
@@ -81,7 +86,7 @@ def measure(module, shape, channels_last, reps):
 
     def step():
         xx = x.detach().requires_grad_(True)
-        out = module(xx)
+        out = logits_of(module(xx))
         out.backward(torch.ones_like(out))
         return xx.grad
 
@@ -107,12 +112,12 @@ def neuromask_step(module, shape, channels_last):
         return v.contiguous(memory_format=torch.channels_last) if channels_last else v
 
     with torch.no_grad():
-        target = module(prepare((x - mean) / std)).argmax(1)
+        target = logits_of(module(prepare((x - mean) / std))).argmax(1)
 
     def step():
         opt.zero_grad(set_to_none=True)
         m = torch.sigmoid(w / temp)
-        logits = module(prepare((x * m - mean) / std))
+        logits = logits_of(module(prepare((x * m - mean) / std)))
         loss = (l_pred * F.cross_entropy(logits, target, reduction="sum") + l_sparse * (w + bound).abs().mean()
                 + l_smooth * F.conv2d(w, lap).pow(2).mean())
         loss.backward()

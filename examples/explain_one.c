@@ -25,7 +25,7 @@ int main(int argc, char **argv)
      * NeuroMask applies the normalisation of `pp` itself. */
     if (!x || nm_preprocess_geometry(&pp, &img, h, w, &view, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     nm_preprocess_normalize(&identity, &view, c, x);
-    nm_neuromask_preset(h <= 64 ? "cifar" : "imagenet", &opt, &err);
+    nm_neuromask_preset(nm_neuromask_preset_for(h), &opt, &err);
     if (nm_neuromask_explain(model, &pp, x, 1, &opt, &ex, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     double mean = 0;
     for (int i = 0; i < h * w; i++) mean += ex.mask[i];

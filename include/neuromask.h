@@ -7,6 +7,7 @@
 #ifndef NEUROMASK_H
 #define NEUROMASK_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,7 +25,8 @@ typedef enum nm_status {
     NM_ERR_LIMIT,       /* a size above the configured limits */
     NM_ERR_ARG,         /* bad argument from the caller */
     NM_ERR_NUMERIC,     /* NaN or Inf where a finite value is needed */
-    NM_ERR_INTERNAL     /* a library (oneDNN) refused an operation */
+    NM_ERR_INTERNAL,    /* a library (oneDNN) refused an operation */
+    NM_ERR_CANCELLED    /* the caller's cancel flag was set (e.g. by a signal handler) */
 } nm_status;
 
 typedef struct nm_error {
@@ -95,6 +97,7 @@ typedef struct nm_model_info {
     int n_nodes;
     int64_t n_params;
     double flops;           /* multiply-adds x 2 of one forward at the planned batch */
+    int64_t planned_bytes;  /* values and gradients of the non-constant tensors, as planned */
     int opset;
     int n_op_types;
     const char *op_types[64];
@@ -115,6 +118,9 @@ typedef struct nm_image {
 } nm_image;
 
 nm_status nm_image_load(const char *path, nm_image *img, nm_error *err);
+/* The same from PNG or JPEG bytes in memory; `name` names the source in errors. */
+nm_status nm_image_load_memory(const void *bytes, size_t size, const char *name, nm_image *img,
+                               nm_error *err);
 /* 8-bit PNG of `img` (c = 1 or 3), written to a temporary name and renamed. */
 nm_status nm_image_write_png(const char *path, const nm_image *img, nm_error *err);
 void nm_image_free(nm_image *img);
@@ -194,15 +200,20 @@ typedef struct nm_neuromask_options {
     const float *init_w;    /* optional: initial w (batch x mask cells), overrides the seed */
     nm_progress_fn progress;
     void *progress_ctx;
+    const volatile sig_atomic_t *cancel;    /* optional: once *cancel is non-zero the run
+                                               stops before its next step, NM_ERR_CANCELLED */
     /* Additions beyond the paper (zero = the paper's behaviour). */
     nm_mask_init init;      /* how w starts (when init_w is NULL) */
     float init_value;       /* w for NM_INIT_CONSTANT */
     nm_sparsity sparsity;   /* what the sparsity term penalises */
+    int sparsity_ramp;      /* 1: the sparsity weight grows linearly from 0 to l_sparse over
+                               the steps, so the mask shrinks gradually (with average: pixels
+                               rank by how long they stay); 0: constant (the paper's) */
     int jitter;             /* each step shifts the composed image by a random offset of
                                up to this many pixels per axis (edges replicated); 0: off */
-    int average;            /* return the mean of the masks over the steps (and the final one)
-                               instead of the final mask: a ranking by how long each pixel
-                               resisted the sparsity pull; 0: off (the paper's) */
+    int average;            /* return the mean of the masks over the steps (and the final one),
+                               scaled to a maximum of 1, instead of the final mask: a ranking
+                               by how long each pixel resisted the sparsity pull; 0: off */
     float l_delete;         /* > 0 adds l_delete * -log(1 - p_c) of the image with the mask's
                                pixels deleted (x (1 - m) + b m): the masked region must also be
                                necessary, not only sufficient. Doubles the work per step */
@@ -215,18 +226,22 @@ typedef struct nm_neuromask_options {
                                neighbours of decisive pixels rank next; 0: off */
 } nm_neuromask_options;
 
-/* Presets: "cifar" and "imagenet", the paper's settings. "default" is a
- * placeholder equal to "cifar" while this project's own setting is being
- * measured (the comparison-suite issue); it is nobody's default yet. */
+/* Presets: "cifar" and "imagenet", the paper's settings; "default", this
+ * project's setting, chosen by measurement on 32-pixel CIFAR-10 inputs
+ * (docs/neuromask_default.md: three games per step, sparsity on m, w = 0 at
+ * the start, the mask averaged over 1000 steps). */
 nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_error *err);
+/* The preset used when none is named: "default" for inputs up to 64 pixels
+ * high (where it was measured), the paper's "imagenet" above. */
+const char *nm_neuromask_preset_for(int input_h);
 
 /* Apply "key=value,key=value" over `o` (after a preset). Keys: steps, lr,
  * l_pred, l_sparse, l_smooth, temperature (or T), init_range (or L), kernel,
  * optimizer (rmsprop|adam), tol, window, early_stop (0|1), baseline
  * (black|blur|mean|noise), blur_sigma, grid, init (uniform|constant),
- * init_value, sparsity (logit|mask), jitter, average (0|1), l_delete, delete_baseline, l_pred_alt, alt_baseline,
- * output_sigma; "preset=NAME" as an item resets
- * to that preset first. */
+ * init_value, sparsity (logit|mask), sparsity_ramp (0|1), jitter,
+ * average (0|1), l_delete, delete_baseline, l_pred_alt, alt_baseline,
+ * output_sigma; "preset=NAME" as an item resets to that preset first. */
 nm_status nm_neuromask_parse(const char *spec, nm_neuromask_options *o, nm_error *err);
 
 typedef struct nm_explanation {
@@ -300,6 +315,9 @@ typedef struct nm_saliency_options {
     float ep_areas[8];          /* extremal perturbation: preserved areas (0.05, 0.1, 0.2) */
     int ep_n_areas;
     nm_neuromask_options neuromask;
+    const volatile sig_atomic_t *cancel;    /* optional: once *cancel is non-zero the method
+                                               stops before its next engine call (and NeuroMask
+                                               before its next step), NM_ERR_CANCELLED */
 } nm_saliency_options;
 
 /* Defaults of every method's parameters (NeuroMask: the "cifar" or

@@ -4,3 +4,5 @@ nm_add_script_test(test_explain_cli sh ${CMAKE_CURRENT_SOURCE_DIR}/test_explain_
 add_test(NAME example_explain_one COMMAND nm_example_explain_one ${CMAKE_SOURCE_DIR}/models/fashion_cnn.onnx
          fashion ${CMAKE_SOURCE_DIR}/data/fashion/2_Trouser.png)
 set_tests_properties(example_explain_one PROPERTIES ENVIRONMENT "${NM_TEST_OMP}" PASS_REGULAR_EXPRESSION "class 1: p")
+# SIGINT / SIGTERM leave only complete files; --resume finishes the set identically.
+nm_add_script_test(test_explain_resume sh ${CMAKE_CURRENT_SOURCE_DIR}/test_explain_resume.sh)

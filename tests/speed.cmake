@@ -4,3 +4,6 @@
 nm_add_c_test(test_fusion test_fusion.c)
 set_property(TEST test_fusion APPEND PROPERTY LABELS asan)
 nm_add_c_test(test_precision test_precision.c)
+# The weights held once (released plain copies, no template copy): named
+# reads and re-planning give back what the first plan had (with ../shared).
+nm_add_c_test(test_weights_once test_weights_once.c)

@@ -18,7 +18,7 @@ img1=$SRC/data/fashion/0_Ankle_boot.png
 img2=$SRC/data/fashion/1_Pullover.png
 run() {  # outdir, extra args...
   out=$1; shift
-  "$NM_BIN" explain --model "$model" --steps 60 --quiet --out "$out" "$@" "$img1" "$img2"
+  "$NM_BIN" explain --model "$model" --preset cifar --steps 60 --quiet --out "$out" "$@" "$img1" "$img2"
 }
 
 check "explain runs" run "$T/a" --seed 7
@@ -48,12 +48,18 @@ for f in 0_Ankle_boot 1_Pullover; do
   for s in mask.png mask.npy overlay.png panel.png; do
     cmp -s "$T/a/$f.$s" "$T/b/$f.$s" || same=0
   done
-  grep -v '"seconds"' "$T/a/$f.json" > "$T/ja" && grep -v '"seconds"' "$T/b/$f.json" > "$T/jb"
+  grep -v '"seconds' "$T/a/$f.json" > "$T/ja" && grep -v '"seconds' "$T/b/$f.json" > "$T/jb"
   cmp -s "$T/ja" "$T/jb" || same=0
 done
 check "same seed writes identical files" test $same = 1
 check "another seed" run "$T/c" --seed 8
 check "another seed gives another mask" sh -c "! cmp -s '$T/a/0_Ankle_boot.mask.npy' '$T/c/0_Ankle_boot.mask.npy'"
+# The project's default preset (used for this 28-pixel model when none is
+# named) starts from w = 0: no seed dependence at all.
+check "default preset, seed 7" "$NM_BIN" explain --model "$model" --steps 60 --quiet --out "$T/e7" --seed 7 "$img1"
+check "default preset, seed 8" "$NM_BIN" explain --model "$model" --steps 60 --quiet --out "$T/e8" --seed 8 "$img1"
+check "default preset: the same mask for any seed" cmp -s "$T/e7/0_Ankle_boot.mask.npy" "$T/e8/0_Ankle_boot.mask.npy"
+check "default preset named in the JSON" grep -q '"preset": "default"' "$T/e7/0_Ankle_boot.json"
 
 before=$(cksum < "$T/a/0_Ankle_boot.mask.npy")
 run "$T/a" --seed 9 2> "$T/err"

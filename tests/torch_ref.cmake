@@ -1,7 +1,7 @@
 # torchvision architectures (random weights) exported to ONNX, compared with
 # PyTorch float32/float64 logits and input gradients. A fixture generates the
 # references into the build tree (cached by script hash; never committed).
-set(NM_TORCH_REFS ${CMAKE_BINARY_DIR}/torch_refs)
+set(NM_TORCH_REFS ${CMAKE_BINARY_DIR}/torch_refs CACHE PATH "Where the PyTorch references are generated (cached by script hash)")
 set(NM_TORCH_REF_MODELS resnet18 resnet50 mobilenet_v2 mobilenet_v3_small inception_v3
     squeezenet1_1 densenet121 efficientnet_b0 googlenet)
 

@@ -5,6 +5,8 @@ set -e
 pkgs="cmake make gcc pkg-config libdnnl-dev libprotobuf-c-dev protobuf-c-compiler libpng-dev libjpeg-dev"
 if [ "$1" = "--test" ]; then
   pkgs="$pkgs libonnx-testdata python3 python3-numpy python3-torch python3-torchvision python3-onnx"
+  # fuzz/run.sh: clang with libFuzzer and its OpenMP runtime
+  pkgs="$pkgs clang libclang-rt-dev libomp-dev"
 fi
 missing=""
 for p in $pkgs; do

@@ -12,6 +12,27 @@
 
 #include "core/error.h"
 
+/* --------------------------------------------------------- interrupts */
+
+volatile sig_atomic_t cli_interrupted = 0;
+
+static void on_interrupt(int sig)
+{
+    cli_interrupted = sig;
+    signal(sig, SIG_DFL);   /* a second signal ends the process */
+}
+
+void cli_catch_interrupts(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sa.sa_flags = SA_RESTART;   /* writes in progress complete instead of failing with EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 /* ------------------------------------------------------------- errors */
 
 /* Messages go out as one line: embedded newlines would break the
@@ -169,6 +190,14 @@ int cli_float3(cli_parser *p, const char *name, float out[3])
         return 1;
     }
     if (k == 1) out[1] = out[2] = out[0];
+    return 1;
+}
+
+int cli_max_memory(cli_parser *p, int64_t *bytes)
+{
+    int mib = 0;
+    if (!cli_int(p, "--max-memory", 1, 1 << 24, &mib)) return 0;
+    *bytes = (int64_t)mib << 20;
     return 1;
 }
 

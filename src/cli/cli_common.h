@@ -3,14 +3,23 @@
 #ifndef NM_CLI_COMMON_H
 #define NM_CLI_COMMON_H
 
+#include <signal.h>
 #include <stdio.h>
 
 #include "neuromask.h"
 
 #define NM_CLI_VERSION "0.1.0"
 
-/* Exit codes: 1 for bad input and runtime errors, 2 for usage errors. */
-enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+/* Exit codes: 1 for bad input and runtime errors, 2 for usage errors,
+ * 128 + the signal after an interrupt (as a shell reports a killed job). */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_SIGNAL_BASE = 128 };
+
+/* The signal number once SIGINT or SIGTERM arrived after
+ * cli_catch_interrupts(), else 0. Long commands hand it to the library as
+ * its cancel flag, finish the file being written and stop; a second signal
+ * ends the process at once (only hidden temporary files can be left). */
+extern volatile sig_atomic_t cli_interrupted;
+void cli_catch_interrupts(void);
 
 /* "neuromask: <message>" on stderr, one line. Returns CLI_FAIL. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -52,6 +61,10 @@ int cli_int(cli_parser *p, const char *name, int lo, int hi, int *out);
 int cli_float(cli_parser *p, const char *name, float *out);
 /* "a,b,c" or a single value for all three. */
 int cli_float3(cli_parser *p, const char *name, float out[3]);
+/* --max-memory MIB: the limit on the model's planned tensor memory
+ * (nm_load_options.max_bytes; the library's default is 8 GiB). */
+int cli_max_memory(cli_parser *p, int64_t *bytes);
+#define CLI_MAX_MEMORY_HELP "  --max-memory MIB   refuse models needing more tensor memory (default 8192)\n"
 /* Records a usage error for an argument nobody matched. */
 void cli_unknown(cli_parser *p);
 

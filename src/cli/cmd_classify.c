@@ -19,12 +19,14 @@ static const char classify_help[] =
     "  --json           one JSON object per line:\n"
     "                   {\"image\": PATH, \"top\": [{\"class\": I, \"label\": S, \"prob\": P}, ...]}\n"
     "  --batch N        images per forward pass (default: up to 16)\n"
+    CLI_MAX_MEMORY_HELP
     "  -h, --help       this help\n"
     "\n";
 
 typedef struct classify_opts {
     const char *model, *labels;
     int top, batch, json;
+    int64_t max_bytes;
     cli_preprocess_flags pre;
     char **inputs;
     int n_inputs;
@@ -41,6 +43,7 @@ static int parse_args(int argc, char **argv, classify_opts *o)
         else if (cli_string(&p, "--labels", &o->labels)) {}
         else if (cli_int(&p, "--top", 1, 100000, &o->top)) {}
         else if (cli_int(&p, "--batch", 1, 4096, &o->batch)) {}
+        else if (cli_max_memory(&p, &o->max_bytes)) {}
         else if (cli_flag(&p, "--json")) o->json = 1;
         else if (cli_preprocess_option(&p, &o->pre)) {}
         else cli_unknown(&p);
@@ -154,7 +157,7 @@ static int classify_batch(const classify_opts *o, classify_run *r, char **paths,
 static int setup(const classify_opts *o, int n_images, classify_run *r)
 {
     nm_error err = { 0 };
-    nm_load_options lo = { .batch = o->batch ? o->batch : (n_images < 16 ? n_images : 16) };
+    nm_load_options lo = { .batch = o->batch ? o->batch : (n_images < 16 ? n_images : 16), .max_bytes = o->max_bytes };
     nm_status st = nm_model_load_file(o->model, &lo, &r->model, &err);
     if (st == NM_ERR_SHAPE && !o->batch && lo.batch > 1) {
         /* some exported graphs hard-code batch 1 (e.g. in a Reshape) */
@@ -173,7 +176,7 @@ static int setup(const classify_opts *o, int n_images, classify_run *r)
     r->batch = (int)nm_model_input_shape(r->model).dims[0];
     int64_t numel = 1;
     for (int i = 0; i < out.ndim; i++) numel *= out.dims[i];
-    if (out.ndim < 1 || out.dims[0] != r->batch || numel / r->batch < 1 || numel / r->batch > (1 << 24))
+    if (out.ndim != 2 || out.dims[0] != r->batch || numel / r->batch < 1 || numel / r->batch > (1 << 24))
         return cli_error("%s: output '%s' is not [N, classes]", o->model, nm_model_output_name(r->model));
     r->k = (int)(numel / r->batch);
     rc = cli_labels_load(o->labels, r->model, o->model, r->k, &r->labels);

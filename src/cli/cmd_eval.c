@@ -49,6 +49,7 @@ static const char eval_help[] =
     "  --batch N            images per engine call (16)\n"
     "  --class-names FILE   class names, one per line (default: model metadata, --labels)\n"
     "  --threads N          threads (default: all cores)\n"
+    CLI_MAX_MEMORY_HELP
     "  --force              overwrite existing results\n"
     "  --quiet              no progress lines\n"
     "  -h, --help           this help\n"
@@ -60,7 +61,8 @@ static const char eval_help[] =
     "  --occ-patch N, --occ-stride N, --occ-fill NAME       occlusion\n"
     "  --rise-masks N, --rise-cell N, --rise-p F            RISE\n"
     "  --pert-steps N, --pert-grid N, --blur-sigma F        perturbation methods\n"
-    "  --preset default|cifar|imagenet   NeuroMask preset (default: cifar up to 64 pixels)\n"
+    "  --preset default|cifar|imagenet   NeuroMask preset (default: 'default' up to 64\n"
+    "                       pixels, else 'imagenet')\n"
     "  --nm-steps N, --early-stop   NeuroMask steps; stop once converged\n"
     "  --nm SPEC            NeuroMask options over the preset, 'key=value,...' (e.g.\n"
     "                       lr=0.1,optimizer=adam,grid=8,jitter=2,init=constant,\n"
@@ -71,6 +73,7 @@ typedef struct eval_opts {
     const char *model, *out, *images_dir, *labels_csv, *methods, *preset, *fill, *class_names;
     const char *ig_baseline, *occ_fill, *nm_spec;
     int limit, spread, steps, batch, threads, force, quiet, sanity, cascade, curves, seed, cls, nm_steps, early_stop;
+    int64_t max_bytes;
     nm_saliency_options so;     /* method options given on the command line */
     cli_preprocess_flags pre;
     char **inputs;
@@ -105,7 +108,8 @@ static int parse_args(int argc, char **argv, eval_opts *o)
                  cli_string(&p, "--class-names", &o->class_names)) {}
         else if (cli_int(&p, "--limit", 1, 1 << 30, &o->limit) || cli_int(&p, "--steps", 1, 1 << 20, &o->steps) ||
                  cli_int(&p, "--class", 0, 1 << 24, &o->cls) || cli_int(&p, "--seed", 0, 1 << 30, &o->seed) ||
-                 cli_int(&p, "--batch", 1, 1024, &o->batch) || cli_int(&p, "--threads", 1, 1024, &o->threads)) {}
+                 cli_int(&p, "--batch", 1, 1024, &o->batch) || cli_int(&p, "--threads", 1, 1024, &o->threads) ||
+                 cli_max_memory(&p, &o->max_bytes)) {}
         else if (cli_flag(&p, "--spread")) o->spread = 1;
         else if (cli_flag(&p, "--curves")) o->curves = 1;
         else if (cli_flag(&p, "--sanity")) o->sanity = 1;
@@ -191,7 +195,7 @@ static int resolve_method_options(eval_opts *o, const eval_run *r)
 {
     nm_error err = {0};
     nm_saliency_options *s = &o->so;
-    const char *preset = o->preset ? o->preset : (r->h <= 64 ? "cifar" : "imagenet");
+    const char *preset = o->preset ? o->preset : nm_neuromask_preset_for(r->h);
     if (nm_neuromask_preset(preset, &s->neuromask, &err)) return cli_usage_error("eval", "%s", err.msg);
     if (o->nm_spec && nm_neuromask_parse(o->nm_spec, &s->neuromask, &err)) return cli_usage_error("eval", "--nm: %s", err.msg);
     if (o->nm_steps) s->neuromask.steps = o->nm_steps;
@@ -575,7 +579,8 @@ static int setup(eval_opts *o, eval_run *r)
     if (rc) return rc;
     if (!r->n_images) return cli_error("no images found");
     apply_limit(o, r);
-    if (nm_model_load_file(o->model, NULL, &r->model, &err)) return cli_fail(&err);
+    nm_load_options lo = {.max_bytes = o->max_bytes};
+    if (nm_model_load_file(o->model, &lo, &r->model, &err)) return cli_fail(&err);
     rc = cli_check_image_model(r->model, o->model, &r->c, &r->h, &r->w);
     if (!rc) rc = cli_resolve_preprocess("eval", &o->pre, r->model, o->model, &r->pre);
     if (rc) return rc;

@@ -23,7 +23,10 @@ static const char explain_help[] =
     "NAME.mask.npy (the learned mask, or the method's raw map, at the model's input\n"
     "size), NAME.overlay.png, NAME.panel.png and NAME.json. Maps of other methods are\n"
     "scaled to [0,1] (min to max) for the pictures.\n"
-    "Existing files are never overwritten unless --force is given.\n"
+    "Existing files are never overwritten unless --force is given. Every file is written\n"
+    "under a temporary name and renamed into place; SIGINT or SIGTERM stops the run after\n"
+    "the current step (exit 128 + the signal) with only complete files left, and a rerun\n"
+    "with --resume skips the images whose five outputs exist and redoes the rest.\n"
     "\n"
     "Options:\n"
     "  --model FILE       the ONNX classifier (input [N,C,H,W], C = 1 or 3)\n"
@@ -31,11 +34,12 @@ static const char explain_help[] =
     "  --method NAME      neuromask (default) | gradient | gradxinput |\n"
     "                     integrated-gradients | smoothgrad | gradcam | occlusion | rise |\n"
     "                     meaningful-perturbation | extremal-perturbation\n"
-    "  --preset NAME      cifar | imagenet: the paper's settings (default: cifar for\n"
-    "                     inputs up to 64 pixels, else imagenet); default: this\n"
-    "                     project's measured setting (docs/neuromask_default.md)\n"
+    "  --preset NAME      default: this project's measured setting (docs/\n"
+    "                     neuromask_default.md), used for inputs up to 64 pixels;\n"
+    "                     cifar | imagenet: the paper's settings (imagenet is used above\n"
+    "                     64 pixels)\n"
     "  --class C          explain class C (default: the predicted class)\n"
-    "  --steps N          optimisation steps (preset: 2000)\n"
+    "  --steps N          optimisation steps (presets: 1000 default, 2000 paper)\n"
     "  --lr F             learning rate (0.03)\n"
     "  --l-pred F, --l-sparse F, --l-smooth F   the loss coefficients\n"
     "  --temperature F    T in m = sigmoid(w / T)\n"
@@ -61,9 +65,12 @@ static const char explain_help[] =
     "                     per engine call (16)\n"
     "  --labels FILE      class names, one per line (default: the model's metadata)\n"
     "  --threads N        threads (default: all cores)\n"
+    CLI_MAX_MEMORY_HELP
     "  --precision P      fp32 (default) | bf16: convolutions multiply in bfloat16 where the\n"
     "                     CPU has AVX512_BF16 (faster; masks differ slightly)\n"
     "  --force            overwrite existing outputs\n"
+    "  --resume           skip images whose outputs are all there (an interrupted run);\n"
+    "                     redo the others, overwriting any of their files\n"
     "  --quiet            no progress output\n"
     "  -h, --help         this help\n"
     "\n"
@@ -89,7 +96,8 @@ static const char explain_help[] =
 
 typedef struct explain_opts {
     const char *model, *out, *labels, *preset, *optimizer, *baseline, *init, *sparsity, *nm_spec;
-    int batch, threads, force, quiet, early_stop, average;
+    int batch, threads, force, resume, quiet, early_stop, average;
+    int64_t max_bytes;
     const char *method_name, *ig_baseline, *occ_fill, *areas, *precision;
     nm_method method;
     nm_saliency_options sal;    /* the other methods' options */
@@ -167,8 +175,10 @@ static int parse_args(int argc, char **argv, explain_opts *o)
         else if (cli_string(&p, "--sparsity", &o->sparsity)) {}
         else if (cli_int(&p, "--batch", 1, 1024, &o->batch)) o->batch_given = 1;
         else if (cli_int(&p, "--threads", 1, 1024, &o->threads)) {}
+        else if (cli_max_memory(&p, &o->max_bytes)) {}
         else if (cli_string(&p, "--precision", &o->precision)) {}
         else if (cli_flag(&p, "--force")) o->force = 1;
+        else if (cli_flag(&p, "--resume")) o->resume = 1;
         else if (cli_flag(&p, "--quiet")) o->quiet = 1;
         else if (cli_flag(&p, "--early-stop")) o->early_stop = 1;
         else if (cli_flag(&p, "--average")) o->average = 1;
@@ -206,7 +216,7 @@ static int resolve_nm_options(explain_opts *o, int input_h)
     static const char *const baselines[] = {"black", "blur", "mean", "noise"};
     static const char *const inits[] = {"uniform", "constant"}, *const sparsities[] = {"logit", "mask"};
     nm_error err = {0};
-    const char *preset = o->preset ? o->preset : (input_h <= 64 ? "cifar" : "imagenet");
+    const char *preset = o->preset ? o->preset : nm_neuromask_preset_for(input_h);
     if (nm_neuromask_preset(preset, &o->nm, &err)) return cli_usage_error("explain", "%s", err.msg);
     if (o->nm_spec && nm_neuromask_parse(o->nm_spec, &o->nm, &err)) return cli_usage_error("explain", "--nm: %s", err.msg);
     nm_neuromask_options *n = &o->nm;
@@ -289,6 +299,7 @@ typedef struct explain_run {
     int *orig_w, *orig_h;   /* the images' own sizes, for the mask PNG */
     int done, total;        /* images finished, images in all */
     double t0;
+    double load_seconds;    /* loading the model, shared by the images */
     int tty;
 } explain_run;
 
@@ -322,14 +333,17 @@ static void output_path(const char *dir, const char *image, const char *suffix, 
 static const char *const suffixes[] = {"mask.png", "mask.npy", "overlay.png", "panel.png", "json"};
 #define N_OUTPUTS 5
 
-static int outputs_exist(const char *dir, const char *image, char *which, size_t cap)
+/* How many of the image's outputs exist; `which` names the first found. */
+static int outputs_existing(const char *dir, const char *image, char *which, size_t cap)
 {
     struct stat st;
+    char path[4096];
+    int found = 0;
     for (int i = 0; i < N_OUTPUTS; i++) {
-        output_path(dir, image, suffixes[i], which, cap);
-        if (stat(which, &st) == 0) return 1;
+        output_path(dir, image, suffixes[i], path, sizeof path);
+        if (stat(path, &st) == 0 && found++ == 0) snprintf(which, cap, "%s", path);
     }
-    return 0;
+    return found;
 }
 
 static float mask_mean(const float *m, int n, float *area)
@@ -395,7 +409,7 @@ static void json_head(FILE *f, const explain_opts *o, const explain_run *r, cons
 
 /* The JSON record of image b; "seconds" comes last, alone on its line. */
 static char *json_record(const explain_opts *o, const explain_run *r, const nm_explanation *e, int b,
-                         const char *image, size_t *len)
+                         const char *image, double end_to_end, size_t *len)
 {
     char *buf = NULL;
     FILE *f = open_memstream(&buf, len);
@@ -412,6 +426,7 @@ static char *json_record(const explain_opts *o, const explain_run *r, const nm_e
     fprintf(f, "  \"loss\": %.6g,\n", (double)(terms[0] + terms[1] + terms[2]));
     json_floats(f, "loss_terms", terms, 3);
     json_options(f, o);
+    fprintf(f, "  \"seconds_end_to_end\": %.4f,\n", end_to_end);
     fprintf(f, "  \"seconds\": %.4f\n}\n", e->seconds / e->batch);
     fclose(f);
     return buf;
@@ -453,7 +468,7 @@ static nm_status write_pictures(const char *dir, const char *image, const nm_ima
 }
 
 static int write_outputs(const explain_opts *o, const explain_run *r, const nm_explanation *e, int b,
-                         const char *image)
+                         const char *image, double t_start)
 {
     char path[4096], line[3][160];
     nm_error err = {0};
@@ -471,7 +486,8 @@ static int write_outputs(const explain_opts *o, const explain_run *r, const nm_e
     if (!s) s = write_mask_png(r, b, o->out, image, mask, &err);
     if (!s) s = write_pictures(o->out, image, &r->geo[b], mask, caption, &err);
     size_t len = 0;
-    char *json = s ? NULL : json_record(o, r, e, b, image, &len);
+    double end_to_end = r->load_seconds / r->total + (now_seconds() - t_start) / e->batch;
+    char *json = s ? NULL : json_record(o, r, e, b, image, end_to_end, &len);
     output_path(o->out, image, "json", path, sizeof path);
     if (!s && !json) s = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
     if (!s) s = nm_write_file_atomic(path, json, len, &err);
@@ -571,7 +587,7 @@ static void json_method_options(FILE *f, const explain_opts *o)
 
 /* The JSON record of one saliency map; "seconds" comes last, alone on its line. */
 static char *json_saliency(const explain_opts *o, const explain_run *r, const nm_saliency *s, const char *image,
-                           float lo, float hi, double mean, size_t *len)
+                           float lo, float hi, double mean, double end_to_end, size_t *len)
 {
     char *buf = NULL;
     FILE *f = open_memstream(&buf, len);
@@ -582,12 +598,14 @@ static char *json_saliency(const explain_opts *o, const explain_run *r, const nm
     if (o->method == NM_METHOD_INTEGRATED_GRADIENTS)
         fprintf(f, "  \"completeness_error\": %.6g,\n", s->completeness_error);
     json_method_options(f, o);
+    fprintf(f, "  \"seconds_end_to_end\": %.4f,\n", end_to_end);
     fprintf(f, "  \"seconds\": %.4f\n}\n", s->seconds);
     fclose(f);
     return buf;
 }
 
-static int write_saliency(const explain_opts *o, const explain_run *r, const nm_saliency *s, const char *image)
+static int write_saliency(const explain_opts *o, const explain_run *r, const nm_saliency *s, const char *image,
+                          double t_start)
 {
     char path[4096], line[3][160];
     nm_error err = {0};
@@ -608,7 +626,8 @@ static int write_saliency(const explain_opts *o, const explain_run *r, const nm_
     if (!st) st = write_mask_png(r, 0, o->out, image, pic, &err);
     if (!st) st = write_pictures(o->out, image, &r->geo[0], pic, caption, &err);
     size_t len = 0;
-    char *json = st ? NULL : json_saliency(o, r, s, image, lo, hi, mean, &len);
+    double end_to_end = r->load_seconds / r->total + (now_seconds() - t_start);
+    char *json = st ? NULL : json_saliency(o, r, s, image, lo, hi, mean, end_to_end, &len);
     output_path(o->out, image, "json", path, sizeof path);
     if (!st && !json) st = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
     if (!st) st = nm_write_file_atomic(path, json, len, &err);
@@ -622,17 +641,20 @@ static int write_saliency(const explain_opts *o, const explain_run *r, const nm_
 }
 
 /* One image (loaded as image 0 of the run) through nm_explain. */
-static int explain_saliency(explain_opts *o, explain_run *r, const char *image, int index, int *failed)
+static int explain_saliency(explain_opts *o, explain_run *r, const char *image, int index, double t_start,
+                            int *failed)
 {
     nm_error err = {0};
     nm_saliency_options so = o->sal;
     so.seed = o->sal.seed + (uint64_t)index;   /* as NeuroMask: image i draws with seed + i */
+    so.cancel = &cli_interrupted;
     nm_saliency s;
     if (nm_explain(r->model, &r->pre, r->x, o->method, &so, &s, &err)) {
+        if (err.code == NM_ERR_CANCELLED) return CLI_OK;   /* cmd_explain reports the interrupt */
         *failed = 1;
         return cli_error("%s: %s", image, err.msg);
     }
-    int rc = write_saliency(o, r, &s, image);
+    int rc = write_saliency(o, r, &s, image, t_start);
     r->done++;
     nm_saliency_free(&s);
     return rc;
@@ -645,23 +667,26 @@ static int explain_batch(explain_opts *o, explain_run *r, char **paths, int n, i
     nm_error err = {0};
     const char *loaded[1024];
     int count = 0;
+    double t_start = now_seconds();
     for (int i = 0; i < n; i++) {
         if (load_image(r, paths[i], count, &err)) *failed = cli_fail(&err);
         else loaded[count++] = paths[i];
     }
     if (!count) return CLI_OK;
-    if (o->method != NM_METHOD_NEUROMASK) return explain_saliency(o, r, loaded[0], first_index, failed);
+    if (o->method != NM_METHOD_NEUROMASK) return explain_saliency(o, r, loaded[0], first_index, t_start, failed);
     nm_neuromask_options nm = o->nm;
     nm.seed = o->nm.seed + (uint64_t)first_index;
     nm.progress = o->quiet ? NULL : progress;
     nm.progress_ctx = r;
+    nm.cancel = &cli_interrupted;
     nm_explanation e;
     if (nm_neuromask_explain(r->model, &r->pre, r->x, count, &nm, &e, &err)) {
+        if (err.code == NM_ERR_CANCELLED) return CLI_OK;   /* cmd_explain reports the interrupt */
         *failed = 1;
         return cli_error("%s: %s", loaded[0], err.msg);
     }
     int rc = CLI_OK;
-    for (int b = 0; b < count && rc == CLI_OK; b++) rc = write_outputs(o, r, &e, b, loaded[b]);
+    for (int b = 0; b < count && rc == CLI_OK; b++) rc = write_outputs(o, r, &e, b, loaded[b], t_start);
     r->done += count;
     nm_explanation_free(&e);
     return rc;
@@ -670,11 +695,13 @@ static int explain_batch(explain_opts *o, explain_run *r, char **paths, int n, i
 static int setup(explain_opts *o, explain_run *r, int n_images)
 {
     nm_error err = {0};
-    nm_load_options lo = {0};
+    nm_load_options lo = {.max_bytes = o->max_bytes};
     if (o->precision && strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0)
         return cli_usage_error("explain", "unknown precision '%s' (fp32, bf16)", o->precision);
     if (o->precision && strcmp(o->precision, "bf16") == 0) lo.precision = NM_PRECISION_BF16;
+    double t_load = now_seconds();
     if (nm_model_load_file(o->model, &lo, &r->model, &err)) return cli_fail(&err);
+    r->load_seconds = now_seconds() - t_load;
     int rc = cli_check_image_model(r->model, o->model, &r->c, &r->h, &r->w);
     if (!rc) rc = cli_resolve_preprocess("explain", &o->pre, r->model, o->model, &r->pre);
     if (!rc) rc = resolve_nm_options(o, r->h);
@@ -702,14 +729,14 @@ static int setup(explain_opts *o, explain_run *r, int n_images)
     return CLI_OK;
 }
 
-/* Drop images whose outputs exist (an error each, unless --force). */
+/* Drop images whose outputs exist (an error each), unless --force or --resume. */
 static int skip_existing(const explain_opts *o, char **images, int *n)
 {
     char which[4096];
     int kept = 0, rc = CLI_OK;
     for (int i = 0; i < *n; i++) {
-        if (!o->force && outputs_exist(o->out, images[i], which, sizeof which)) {
-            rc = cli_error("%s: exists (use --force to overwrite)", which);
+        if (!o->force && !o->resume && outputs_existing(o->out, images[i], which, sizeof which)) {
+            rc = cli_error("%s: exists (use --force to overwrite, --resume to finish an interrupted run)", which);
             free(images[i]);
             continue;
         }
@@ -717,6 +744,15 @@ static int skip_existing(const explain_opts *o, char **images, int *n)
     }
     *n = kept;
     return rc;
+}
+
+/* Every image of the batch has all its outputs (it was finished before). */
+static int batch_complete(const explain_opts *o, char **images, int n)
+{
+    char which[4096];
+    for (int i = 0; i < n; i++)
+        if (outputs_existing(o->out, images[i], which, sizeof which) < N_OUTPUTS) return 0;
+    return 1;
 }
 
 static void run_free(explain_run *r)
@@ -742,11 +778,23 @@ int cmd_explain(int argc, char **argv)
     if (rc == CLI_OK && o.threads) omp_set_num_threads(o.threads);
     if (rc == CLI_OK) failed = skip_existing(&o, images, &n_images);
     if (rc == CLI_OK && n_images) rc = setup(&o, &r, n_images);
-    for (int i = 0; rc == CLI_OK && i < n_images; i += r.batch) {
+    if (rc == CLI_OK && n_images) cli_catch_interrupts();
+    int resumed = 0;
+    for (int i = 0; rc == CLI_OK && i < n_images && !cli_interrupted; i += r.batch) {
         int n = n_images - i < r.batch ? n_images - i : r.batch;
+        if (o.resume && batch_complete(&o, images + i, n)) {
+            resumed += n;   /* the slot stays: seeds and batches match an uninterrupted run */
+            r.done += n;
+            continue;
+        }
         rc = explain_batch(&o, &r, images + i, n, i, &failed);
     }
-    if (rc == CLI_OK && failed) rc = CLI_FAIL;
+    if (resumed && !o.quiet) fprintf(stderr, "%d image(s) already complete, skipped (--resume)\n", resumed);
+    if (rc == CLI_OK && cli_interrupted) {
+        cli_error("interrupted: %d of %d images written, each complete; rerun with --resume to finish",
+                  r.done - resumed, n_images - resumed);
+        rc = CLI_SIGNAL_BASE + cli_interrupted;
+    } else if (rc == CLI_OK && failed) rc = CLI_FAIL;
     cli_free_list(images, n_images);
     run_free(&r);
     free(o.inputs);

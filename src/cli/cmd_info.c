@@ -12,6 +12,7 @@ static const char info_help[] =
     "\n"
     "Options:\n"
     "  --batch N    batch size to plan for (default: the model's, or 1)\n"
+    CLI_MAX_MEMORY_HELP
     "  -h, --help   this help\n";
 
 static void print_shape(const char *what, const char *name, nm_shape s)
@@ -61,6 +62,7 @@ static void print_info(const char *path, const nm_model *m)
     if (info.n_params >= 1000000) printf("%.2f M)\n", info.n_params / 1e6);
     else printf("%.1f k)\n", info.n_params / 1e3);
     print_count("FLOPs", info.flops, "FLOP");
+    printf("%-11s %.1f MiB (activations and gradients, as planned)\n", "memory", (double)info.planned_bytes / 1048576);
     print_metadata(m);
 }
 
@@ -69,9 +71,11 @@ int cmd_info(int argc, char **argv)
     cli_parser p = cli_parser_start("info", argc, argv);
     const char *path = NULL;
     int batch = 0;
+    int64_t max_bytes = 0;
     while (cli_next(&p)) {
         if (cli_positional(&p) && !path) path = p.arg;
         else if (cli_int(&p, "--batch", 1, 4096, &batch)) {}
+        else if (cli_max_memory(&p, &max_bytes)) {}
         else cli_unknown(&p);
     }
     if (p.help) {
@@ -82,7 +86,7 @@ int cmd_info(int argc, char **argv)
     if (!path) return cli_usage_error("info", "no model given (see --help)");
     nm_model *m = NULL;
     nm_error err = { 0 };
-    nm_load_options lo = { .batch = batch };
+    nm_load_options lo = { .batch = batch, .max_bytes = max_bytes };
     if (nm_model_load_file(path, &lo, &m, &err) != NM_OK) return cli_fail(&err);
     print_info(path, m);
     nm_model_free(m);

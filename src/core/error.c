@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 static const char *const status_names[] = {
-    "ok", "io", "parse", "unsupported", "shape", "memory", "limit", "argument", "numeric", "internal",
+    "ok", "io", "parse", "unsupported", "shape", "memory", "limit", "argument", "numeric", "internal", "cancelled",
 };
 
 const char *nm_status_name(nm_status s)

@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <math.h>
 #include <stdio.h>
 
 #include "core/error.h"
@@ -34,4 +35,11 @@ int nm_axis(int64_t axis, int rank)
 {
     if (axis < 0) axis += rank;
     return (axis < 0 || axis >= rank) ? -1 : (int)axis;
+}
+
+nm_status nm_check_finite(const float *v, size_t n, const char *what, nm_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return nm_fail(err, NM_ERR_NUMERIC, "%s has %s at element %zu", what, isnan(v[i]) ? "NaN" : "Inf", i);
+    return NM_OK;
 }

@@ -1,7 +1,8 @@
 /* Cascading model randomisation (Adebayo et al. 2018, "Sanity checks for
  * saliency maps"): the weights of the top n layers are replaced by Gaussian
  * values with each tensor's own standard deviation. Restoring means
- * rebuilding the graph from the ONNX bytes. */
+ * rebuilding the graph from the model's template, which keeps the original
+ * of every re-drawn tensor (nm_model_keep_original). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,14 +10,18 @@
 #include "core/error.h"
 #include "graph/model.h"
 
+/* A constant float tensor with a value (maybe held in its operator's layout). */
+static int const_float(const nm_tensor *t)
+{
+    return t && t->is_const && t->dtype == NM_FLOAT && (t->data || t->released);
+}
+
 /* A layer: Conv, Gemm or MatMul reading a constant float tensor. */
 static int is_layer(nm_graph *g, const nm_node *n)
 {
     if (n->op != NM_OP_CONV && n->op != NM_OP_GEMM && n->op != NM_OP_MATMUL) return 0;
-    for (int i = 0; i < n->n_in; i++) {
-        const nm_tensor *t = nm_in(g, n, i);
-        if (t && t->is_const && t->dtype == NM_FLOAT && t->data) return 1;
-    }
+    for (int i = 0; i < n->n_in; i++)
+        if (const_float(nm_in(g, n, i))) return 1;
     return 0;
 }
 
@@ -62,11 +67,15 @@ static void fill_gaussian(float *v, int64_t n, double std, uint64_t *state)
 
 /* Re-draw every constant float input of node n (layer number `layer`), then
  * let the op rebuild what it derived from them (e.g. reordered weights). */
-static nm_status randomize_node(nm_graph *g, nm_node *n, int layer, uint64_t seed, nm_error *err)
+static nm_status randomize_node(nm_model *m, nm_node *n, int layer, uint64_t seed, nm_error *err)
 {
+    nm_graph *g = m->g;
     for (int i = 0; i < n->n_in; i++) {
         nm_tensor *t = nm_in(g, n, i);
-        if (!t || !t->is_const || t->dtype != NM_FLOAT || !t->data || t->numel < 1) continue;
+        if (!const_float(t) || t->numel < 1) continue;
+        nm_status s = nm_model_keep_original(m, n->in[i], err);
+        if (!s) s = nm_graph_const_restore(g, n->in[i], err);
+        if (s) return s;
         uint64_t state = seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(layer + 1)) ^ ((uint64_t)i << 56);
         splitmix64(&state);
         fill_gaussian(nm_f32(t), t->numel, tensor_std(nm_f32(t), t->numel), &state);
@@ -88,7 +97,7 @@ nm_status nm_model_apply_randomization(nm_model *m, nm_error *err)
         nm_node *n = &g->nodes[i];
         if (!is_layer(g, n)) continue;
         layer--;
-        nm_status s = randomize_node(g, n, layer, m->random_seed, err);
+        nm_status s = randomize_node(m, n, layer, m->random_seed, err);
         if (s) return s;
     }
     return NM_OK;

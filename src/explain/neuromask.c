@@ -2,13 +2,21 @@
  * masked image keeps the class while m stays sparse and smooth:
  *   loss = l_pred CE(f(norm(x m + b (1 - m))), c) + l_sparse mean|w + L|
  *        + l_smooth mean((K conv w)^2)
- * Masking happens in pixel space; the normalisation is differentiated. */
+ * Masking happens in pixel space; the normalisation is differentiated.
+ * Options beyond the paper (all off in the "cifar" and "imagenet" presets,
+ * whose arithmetic they leave untouched): extra games in the same model
+ * batch (the mask's removal must lose the class: l_delete; a second
+ * preserve fill: l_pred_alt), sparsity on m, a constant start, jitter, the
+ * mask averaged over the steps, a blurred output. */
+#include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/error.h"
+#include "core/tensor.h"
 #include "explain/mask_terms.h"
 #include "explain/optim.h"
 
@@ -27,6 +35,7 @@ typedef struct nm_run {
     float *input, *dinput;  /* model input and its gradient */
     float *logits, *dlogits;
     int model_batch;        /* B x (1 + extra games) */
+    float l_sparse;         /* this step's sparsity weight (o->l_sparse, or ramped) */
     int n_extra;            /* extra games: images (g + 1) B .. (g + 2) B - 1 of the model batch */
     struct extra_game {
         int preserve;       /* 1: x where m = 1 (like the paper's term); 0: x where m = 0 */
@@ -370,12 +379,12 @@ static void weight_gradient(nm_run *r)
             memcpy(dmc, dm, sizeof(float) * (size_t)r->cells);
         }
         if (o->sparsity == NM_SPARSITY_MASK) {
-            r->ls[b] = mask_sparsity(mc, r->cells, o->l_sparse, dmc);
+            r->ls[b] = mask_sparsity(mc, r->cells, r->l_sparse, dmc);
             mask_sigmoid_backward(mc, dmc, r->cells, o->temperature, dw);
         } else {
             mask_sigmoid_backward(mc, dmc, r->cells, o->temperature, dw);
-            r->ls[b] = o->l_sparse * sparsity_forward(w, r->cells, o->init_range);
-            sparsity_backward(w, r->cells, o->init_range, o->l_sparse, dw);
+            r->ls[b] = r->l_sparse * sparsity_forward(w, r->cells, o->init_range);
+            sparsity_backward(w, r->cells, o->init_range, r->l_sparse, dw);
         }
         r->lsm[b] = o->l_smooth * smoothness_forward(w, r->gh, r->gw, o->kernel, r->r);
         smoothness_backward(r->r, r->gh, r->gw, o->kernel, o->l_smooth, dw);
@@ -489,15 +498,20 @@ static void accumulate_mask(nm_run *r, int b)
     for (int i = 0; i < r->pixels; i++) sum[i] += m[i];
 }
 
-/* The mean over the steps taken and the final mask: pixels that kept their
- * mask value longer while the sparsity pulled rank higher. Replaces r->m. */
+/* The mean over the steps taken and the final mask, scaled so its largest
+ * value is 1: pixels that kept their mask value longer while the sparsity
+ * pulled rank higher, and the most lasting one is fully kept. Replaces r->m. */
 static void average_masks(nm_run *r, const nm_explanation *e)
 {
     for (int b = 0; b < r->B; b++) {
         float *m = r->m + (size_t)b * r->pixels;
         const float *sum = r->msum + (size_t)b * r->pixels;
-        float n = (float)(e->steps[b] + 1);
-        for (int i = 0; i < r->pixels; i++) m[i] = (sum[i] + m[i]) / n;
+        float n = (float)(e->steps[b] + 1), top = 0;
+        for (int i = 0; i < r->pixels; i++) {
+            m[i] = (sum[i] + m[i]) / n;
+            top = m[i] > top ? m[i] : top;
+        }
+        for (int i = 0; top > 0 && i < r->pixels; i++) m[i] /= top;
     }
 }
 
@@ -531,6 +545,11 @@ static nm_status optimise(nm_run *r, nm_model *m, nm_explanation *e, nm_error *e
     nm_status s = NM_OK;
     for (int b = 0; b < r->B; b++) e->converged_at[b] = -1;
     for (; t < o->steps && remaining > 0 && !s; t++) {
+        if (o->cancel && *o->cancel) {
+            s = nm_fail(err, NM_ERR_CANCELLED, "interrupted at step %d of %d", t, o->steps);
+            break;
+        }
+        if (o->sparsity_ramp) r->l_sparse = o->l_sparse * (float)(t + 1) / (float)o->steps;
         s = step(r, m, e->target, err);
         if (s) break;
         memcpy(e->history + (size_t)t * r->B, r->loss, sizeof(float) * (size_t)r->B);
@@ -599,6 +618,7 @@ static nm_status setup(nm_run *r, nm_model *m, int batch, nm_error *err)
     if (o->l_pred_alt > 0)
         r->extra[r->n_extra++] = (struct extra_game){.preserve = 1, .weight = o->l_pred_alt, .fill = o->alt_baseline};
     r->model_batch = batch * (1 + r->n_extra);
+    r->l_sparse = o->l_sparse;
     nm_status s = nm_model_set_batch(m, r->model_batch, err);
     if (s) return s;
     nm_shape in = nm_model_input_shape(m), out = nm_model_output_shape(m);
@@ -624,6 +644,12 @@ nm_status nm_neuromask_explain(nm_model *m, const nm_preprocess *pp, const float
     if (batch < 1) return nm_fail(err, NM_ERR_ARG, "batch must be >= 1");
     nm_status s = check_options(o, err);
     if (s) return s;
+    nm_shape in = nm_model_input_shape(m);
+    if (in.ndim == 4) {   /* other ranks are refused by setup() */
+        size_t per_image = (size_t)(in.dims[1] * in.dims[2] * in.dims[3]);
+        s = nm_check_finite(x, (size_t)batch * per_image, "the input image", err);
+        if (s) return s;
+    }
     nm_run r = {.o = o, .pp = pp, .x = x};
     s = setup(&r, m, batch, err);
     if (!s && alloc_result(out, &r)) s = nm_fail(err, NM_ERR_MEMORY, "out of memory for the result");
@@ -643,12 +669,32 @@ nm_status nm_neuromask_explain(nm_model *m, const nm_preprocess *pp, const float
     return NM_OK;
 }
 
-/* This project's default, chosen by measurement (docs/neuromask_default.md). */
+/* This project's default, chosen by measurement on the CIFAR ResNet-20
+ * (docs/neuromask_default.md): the mask must keep the class on a blurred
+ * fill and on black, and its removal (to black) must lose it; the sparsity
+ * acts on m; w starts at 0 (m = 0.5, no seed dependence); the returned map
+ * is the mean mask over the steps, so pixels rank by how long they lasted. */
 static void default_preset(nm_neuromask_options *o)
 {
     o->l_smooth = 0.15f;
     o->temperature = 1.f;
     o->kernel = 3;
+    o->steps = 1000;
+    o->l_sparse = 0.1f;
+    o->sparsity = NM_SPARSITY_MASK;
+    o->init = NM_INIT_CONSTANT;
+    o->init_value = 0.f;
+    o->baseline = NM_BASELINE_BLUR;   /* blur_sigma 5, as the insertion metric's start image */
+    o->l_delete = 0.4f;
+    o->delete_baseline = NM_BASELINE_BLACK;
+    o->l_pred_alt = 0.4f;
+    o->alt_baseline = NM_BASELINE_BLACK;
+    o->average = 1;
+}
+
+const char *nm_neuromask_preset_for(int input_h)
+{
+    return input_h <= 64 ? "default" : "imagenet";
 }
 
 nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_error *err)
@@ -690,35 +736,53 @@ static int pick_name(const char *v, const char *const *names, int n)
     return -1;
 }
 
-static nm_status set_option(nm_neuromask_options *o, const char *key, const char *v, nm_error *err)
+#define NM_OFF(field) offsetof(nm_neuromask_options, field)
+/* Keys of nm_neuromask_parse: f float, i int, o optimizer, b baseline,
+ * n init, s sparsity. */
+static const struct option_key {
+    const char *name;
+    char kind;
+    size_t off;
+} option_keys[] = {
+    {"steps", 'i', NM_OFF(steps)}, {"lr", 'f', NM_OFF(lr)}, {"l_pred", 'f', NM_OFF(l_pred)},
+    {"l_sparse", 'f', NM_OFF(l_sparse)}, {"l_smooth", 'f', NM_OFF(l_smooth)},
+    {"temperature", 'f', NM_OFF(temperature)}, {"T", 'f', NM_OFF(temperature)},
+    {"init_range", 'f', NM_OFF(init_range)}, {"L", 'f', NM_OFF(init_range)}, {"kernel", 'i', NM_OFF(kernel)},
+    {"optimizer", 'o', NM_OFF(optimizer)}, {"tol", 'f', NM_OFF(tol)}, {"window", 'i', NM_OFF(window)},
+    {"early_stop", 'i', NM_OFF(early_stop)}, {"baseline", 'b', NM_OFF(baseline)},
+    {"blur_sigma", 'f', NM_OFF(blur_sigma)}, {"grid", 'i', NM_OFF(grid)}, {"init", 'n', NM_OFF(init)},
+    {"init_value", 'f', NM_OFF(init_value)}, {"sparsity", 's', NM_OFF(sparsity)},
+    {"sparsity_ramp", 'i', NM_OFF(sparsity_ramp)}, {"jitter", 'i', NM_OFF(jitter)},
+    {"average", 'i', NM_OFF(average)}, {"l_delete", 'f', NM_OFF(l_delete)},
+    {"delete_baseline", 'b', NM_OFF(delete_baseline)}, {"l_pred_alt", 'f', NM_OFF(l_pred_alt)},
+    {"alt_baseline", 'b', NM_OFF(alt_baseline)}, {"output_sigma", 'f', NM_OFF(output_sigma)},
+};
+#undef NM_OFF
+
+static int set_value(nm_neuromask_options *o, const struct option_key *k, const char *v)
 {
     static const char *const optimizers[] = {"rmsprop", "adam"}, *const baselines[] = {"black", "blur", "mean", "noise"};
     static const char *const inits[] = {"uniform", "constant"}, *const sparsities[] = {"logit", "mask"};
-    char *end = NULL;
+    char *field = (char *)o + k->off, *end = NULL;
     double d = strtod(v, &end);
     int numeric = end != v && *end == '\0', pick;
-    float *f = !strcmp(key, "lr") ? &o->lr : !strcmp(key, "l_pred") ? &o->l_pred : !strcmp(key, "l_sparse") ? &o->l_sparse
-             : !strcmp(key, "l_smooth") ? &o->l_smooth : !strcmp(key, "temperature") || !strcmp(key, "T") ? &o->temperature
-             : !strcmp(key, "init_range") || !strcmp(key, "L") ? &o->init_range : !strcmp(key, "tol") ? &o->tol
-             : !strcmp(key, "blur_sigma") ? &o->blur_sigma : !strcmp(key, "init_value") ? &o->init_value
-             : !strcmp(key, "l_delete") ? &o->l_delete : !strcmp(key, "l_pred_alt") ? &o->l_pred_alt
-             : !strcmp(key, "output_sigma") ? &o->output_sigma : NULL;
-    int *i = !strcmp(key, "steps") ? &o->steps : !strcmp(key, "kernel") ? &o->kernel : !strcmp(key, "window") ? &o->window
-           : !strcmp(key, "early_stop") ? &o->early_stop : !strcmp(key, "grid") ? &o->grid
-           : !strcmp(key, "jitter") ? &o->jitter : !strcmp(key, "average") ? &o->average : NULL;
-    if (f && numeric) return *f = (float)d, NM_OK;
-    if (i && numeric && d == (int)d) return *i = (int)d, NM_OK;
-    if (!strcmp(key, "optimizer") && (pick = pick_name(v, optimizers, 2)) >= 0) return o->optimizer = (nm_optimizer)pick, NM_OK;
-    if (!strcmp(key, "baseline") && (pick = pick_name(v, baselines, 4)) >= 0) return o->baseline = (nm_baseline)pick, NM_OK;
-    if (!strcmp(key, "delete_baseline") && (pick = pick_name(v, baselines, 4)) >= 0)
-        return o->delete_baseline = (nm_baseline)pick, NM_OK;
-    if (!strcmp(key, "alt_baseline") && (pick = pick_name(v, baselines, 4)) >= 0)
-        return o->alt_baseline = (nm_baseline)pick, NM_OK;
-    if (!strcmp(key, "init") && (pick = pick_name(v, inits, 2)) >= 0) return o->init = (nm_mask_init)pick, NM_OK;
-    if (!strcmp(key, "sparsity") && (pick = pick_name(v, sparsities, 2)) >= 0) return o->sparsity = (nm_sparsity)pick, NM_OK;
+    switch (k->kind) {
+    case 'f': return numeric ? (*(float *)field = (float)d, 1) : 0;
+    case 'i': return numeric && d >= INT_MIN && d <= INT_MAX && d == (int)d ? (*(int *)field = (int)d, 1) : 0;
+    case 'o': return (pick = pick_name(v, optimizers, 2)) >= 0 ? (*(nm_optimizer *)field = (nm_optimizer)pick, 1) : 0;
+    case 'b': return (pick = pick_name(v, baselines, 4)) >= 0 ? (*(nm_baseline *)field = (nm_baseline)pick, 1) : 0;
+    case 'n': return (pick = pick_name(v, inits, 2)) >= 0 ? (*(nm_mask_init *)field = (nm_mask_init)pick, 1) : 0;
+    default: return (pick = pick_name(v, sparsities, 2)) >= 0 ? (*(nm_sparsity *)field = (nm_sparsity)pick, 1) : 0;
+    }
+}
+
+static nm_status set_option(nm_neuromask_options *o, const char *key, const char *v, nm_error *err)
+{
     if (!strcmp(key, "preset")) return nm_neuromask_preset(v, o, err);
-    if (f || i || !strcmp(key, "optimizer") || !strcmp(key, "baseline") || strstr(key, "_baseline") || !strcmp(key, "init") || !strcmp(key, "sparsity"))
-        return nm_fail(err, NM_ERR_ARG, "NeuroMask option %s: bad value '%s'", key, v);
+    for (size_t i = 0; i < sizeof option_keys / sizeof option_keys[0]; i++)
+        if (!strcmp(key, option_keys[i].name))
+            return set_value(o, &option_keys[i], v) ? NM_OK
+                                                    : nm_fail(err, NM_ERR_ARG, "NeuroMask option %s: bad value '%s'", key, v);
     return nm_fail(err, NM_ERR_ARG, "unknown NeuroMask option '%s'", key);
 }
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "core/tensor.h"
 #include "explain/saliency.h"
 
 static const char *const method_names[NM_METHOD_COUNT] = {
@@ -123,6 +124,7 @@ nm_status sal_prepare(sal_ctx *s, int B, nm_error *err)
 
 nm_status sal_forward(sal_ctx *s, const float *pix, int n, nm_error *err)
 {
+    if (s->o->cancel && *s->o->cancel) return nm_fail(err, NM_ERR_CANCELLED, "interrupted");
     const nm_preprocess *pp = s->pp;
     for (int b = 0; b < s->B; b++) {
         const float *src = pix + (size_t)(b < n ? b : n - 1) * s->image;
@@ -309,6 +311,7 @@ static nm_status run_neuromask(sal_ctx *s, nm_saliency *out, nm_error *err)
 {
     nm_neuromask_options nmo = s->o->neuromask;
     if (s->o->target_class >= 0) nmo.target_class = s->o->target_class;
+    if (s->o->cancel) nmo.cancel = s->o->cancel;
     nm_explanation e;
     nm_status st = nm_neuromask_explain(s->m, s->pp, s->x, 1, &nmo, &e, err);
     if (st) return st;
@@ -373,6 +376,7 @@ nm_status nm_explain(nm_model *m, const nm_preprocess *pp, const float *x, nm_me
     s.pixels = s.H * s.W;
     s.image = s.C * s.pixels;
     nm_status st = check_options(&s, method, err);
+    if (!st) st = nm_check_finite(x, (size_t)s.image, "the input image", err);
     if (st) return st;
     out->h = s.H;
     out->w = s.W;

@@ -14,6 +14,8 @@ static const nm_op_impl *node_impl(const nm_graph *g, const nm_node *n)
 
 nm_status nm_graph_forward(nm_graph *g, nm_error *err)
 {
+    nm_status s = nm_graph_scratch_ready(g, err);   /* a node rebuilt since may need more */
+    if (s) return s;
     for (int i = 0; i < g->n_nodes; i++) {
         nm_node *n = &g->nodes[i];
         if (node_impl(g, n)->forward(g, n) != NM_OK)
@@ -42,6 +44,8 @@ static void clear_gradients(nm_graph *g)
 
 nm_status nm_graph_backward(nm_graph *g, nm_error *err)
 {
+    nm_status s = nm_graph_scratch_ready(g, err);
+    if (s) return s;
     clear_gradients(g);
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         nm_node *n = &g->nodes[i];

@@ -86,9 +86,144 @@ void nm_graph_free(nm_graph *g)
     free(g->inputs);
     free(g->outputs);
     free(g->source);
+    free(g->scratch);
     if (g->stream) dnnl_stream_destroy(g->stream);
     if (g->engine) dnnl_engine_destroy(g->engine);
     free(g);
+}
+
+/* ------------------------------------------------------------ copies */
+
+static int *dup_ints(const int *v, int n);
+
+static void *dup_mem(const void *p, size_t n)
+{
+    void *d = malloc(n ? n : 1);
+    if (d && n) memcpy(d, p, n);
+    return d;
+}
+
+static nm_tensor *clone_attr_tensor(const nm_tensor *t)
+{
+    nm_tensor *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    *c = *t;
+    c->grad = NULL;
+    c->name = dup_str(t->name);
+    c->data = t->data ? dup_mem(t->data, (size_t)(t->numel > 0 ? t->numel : 0) * nm_dtype_size(t->dtype)) : NULL;
+    if (!c->name || (t->data && !c->data)) {
+        free(c->name);
+        free(c->data);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int clone_attrs(nm_node *d, const nm_node *s)
+{
+    if (!s->n_attrs) return 1;
+    d->attrs = calloc((size_t)s->n_attrs, sizeof *d->attrs);
+    if (!d->attrs) return 0;
+    for (int i = 0; i < s->n_attrs; i++, d->n_attrs++) {
+        const nm_attr *a = &s->attrs[i];
+        nm_attr *c = &d->attrs[i];
+        *c = *a;
+        c->name = dup_str(a->name);
+        c->s = a->s ? dup_str(a->s) : NULL;
+        c->floats = a->floats ? dup_mem(a->floats, sizeof(float) * (size_t)a->n) : NULL;
+        c->ints = a->ints ? dup_mem(a->ints, sizeof(int64_t) * (size_t)a->n) : NULL;
+        c->t = a->t ? clone_attr_tensor(a->t) : NULL;
+        if (!c->name || (a->s && !c->s) || (a->floats && !c->floats) || (a->ints && !c->ints) || (a->t && !c->t)) {
+            d->n_attrs++;   /* freed with the node */
+            return 0;
+        }
+    }
+    return 1;
+}
+
+nm_graph *nm_graph_clone(const nm_graph *g)
+{
+    nm_graph *c = nm_graph_new(g->source);
+    if (!c) return NULL;
+    c->opset = g->opset;
+    c->limits = g->limits;
+    c->t = calloc((size_t)(g->n_t ? g->n_t : 1), sizeof *c->t);
+    c->nodes = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *c->nodes);
+    c->inputs = dup_mem(g->inputs, sizeof(int) * (size_t)g->n_inputs);
+    c->outputs = dup_mem(g->outputs, sizeof(int) * (size_t)g->n_outputs);
+    if (!c->t || !c->nodes || !c->inputs || !c->outputs) goto oom;
+    c->cap_t = g->n_t ? g->n_t : 1;
+    c->cap_nodes = g->n_nodes ? g->n_nodes : 1;
+    c->n_inputs = g->n_inputs;
+    c->n_outputs = g->n_outputs;
+    for (int i = 0; i < g->n_t; i++, c->n_t++) {
+        const nm_tensor *t = &g->t[i];
+        nm_tensor *x = &c->t[i];
+        *x = *t;
+        x->data = NULL;
+        x->grad = NULL;
+        x->released = 0;
+        x->name = dup_str(t->name);
+        if (!x->name) goto oom;
+    }
+    for (int k = 0; k < g->n_nodes; k++, c->n_nodes++) {
+        const nm_node *n = &g->nodes[k];
+        nm_node *d = &c->nodes[k];
+        memset(d, 0, sizeof *d);
+        d->op = n->op;
+        d->n_in = n->n_in;
+        d->n_out = n->n_out;
+        d->dead = n->dead;
+        d->name = dup_str(n->name);
+        d->op_type = dup_str(n->op_type);
+        d->in = dup_ints(n->in, n->n_in);
+        d->out = dup_ints(n->out, n->n_out);
+        if (!d->name || !d->op_type || !d->in || !d->out || !clone_attrs(d, n)) {
+            c->n_nodes++;   /* freed with the graph */
+            goto oom;
+        }
+    }
+    for (int i = 0; i < g->n_meta; i++)
+        if (!nm_graph_add_meta(c, g->meta_key[i], g->meta_val[i])) goto oom;
+    return c;
+oom:
+    nm_graph_free(c);
+    return NULL;
+}
+
+nm_status nm_graph_const_read(nm_graph *g, int t, void *dst, nm_error *err)
+{
+    const nm_tensor *x = &g->t[t];
+    size_t bytes = (size_t)(x->numel > 0 ? x->numel : 0) * nm_dtype_size(x->dtype);
+    if (x->data) {
+        if (bytes) memcpy(dst, x->data, bytes);
+        return NM_OK;
+    }
+    for (int k = 0; x->released && k < g->n_nodes; k++) {
+        nm_node *n = &g->nodes[k];
+        if (n->dead || !n->state) continue;
+        for (int i = 0; i < n->n_in; i++)
+            if (n->in[i] == t && nm_op_restore_const(g, n, i, dst) == NM_OK) return NM_OK;
+    }
+    return nm_fail(err, NM_ERR_INTERNAL, "%s: constant '%s' has no value", g->source, x->name);
+}
+
+nm_status nm_graph_const_restore(nm_graph *g, int t, nm_error *err)
+{
+    nm_tensor *x = &g->t[t];
+    if (!x->released || x->data) return NM_OK;
+    size_t bytes = (size_t)(x->numel > 0 ? x->numel : 0) * nm_dtype_size(x->dtype);
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
+    nm_status s = nm_graph_const_read(g, t, p, err);
+    if (s) {
+        free(p);
+        return s;
+    }
+    x->data = p;
+    x->released = 0;
+    return NM_OK;
 }
 
 int nm_graph_find_tensor(const nm_graph *g, const char *name)

@@ -71,12 +71,33 @@ typedef struct nm_graph {
     float **view;           /* per tensor: plain copies of NHWC values and ... */
     float **view_grad;      /* ... gradients for named reads, made on demand */
     int defer_build;        /* while set, Conv/pooling reshape only infers shapes */
+    /* Operators' per-call temporaries (oneDNN layouts of activations, a
+     * fused activation's gradient, backward-data weights): one buffer shared
+     * by all nodes, which run one at a time. A node's build takes regions
+     * from offset 0 (nm_graph_scratch_begin, nm_graph_scratch_take); the
+     * buffer holds the largest node's need once nm_graph_scratch_ready ran. */
+    void *scratch;
+    size_t scratch_size, scratch_need, scratch_cursor;
+    /* Operators may release the plain value of a constant they keep in their
+     * own layout (nm_tensor.released; Conv weights). Set by the model, which
+     * reads such values back with nm_graph_const_read; off for other users,
+     * which may read t->data directly. */
+    int release_consts;
+    /* Bytes Conv may still spend on a second frozen layout of constant
+     * weights (its backward's), set by nm_graph_prepare; past it that layout
+     * is copied from the forward's per call. */
+    int64_t dup_budget;
 } nm_graph;
 
 static inline nm_layout nm_tensor_layout(const nm_graph *g, int t)
 {
     return (g->layout && t >= 0) ? (nm_layout)g->layout[t] : NM_LAYOUT_PLAIN;
 }
+
+/* A copy of an unprepared graph (no operator state, no plan): structure,
+ * attributes and names; constants keep their shape and flags but no value
+ * (data NULL), which the caller gives. NULL when out of memory. */
+nm_graph *nm_graph_clone(const nm_graph *g);
 
 /* Building. Strings are copied. Indices stay valid; pointers into g->t and
  * g->nodes do not survive further additions. */
@@ -139,12 +160,28 @@ nm_status nm_graph_fuse_pad_pool(nm_graph *g, nm_error *err);
  * `grad_inputs` is a bitmask of which graph inputs want gradients (bit 0:
  * the first). Runs once: a new batch size means building the graph again. */
 nm_status nm_graph_prepare(nm_graph *g, unsigned grad_inputs, nm_error *err);
+/* Largest tensor the plan accepts (elements): an operator whose reshape
+ * allocates per output element checks its output against it first. */
+int64_t nm_graph_max_elements(const nm_graph *g);
 /* Value and gradient (NULL when none) of tensor t in plain row-major layout:
  * the tensor's own buffers, or copies made now for an NHWC tensor (valid
  * until the next call for t). */
 nm_status nm_graph_plain_view(nm_graph *g, int t, const float **value, const float **grad, nm_error *err);
 /* What the plan allocated besides tensors (graph.c calls it). */
 void nm_graph_free_plan(nm_graph *g);
+/* The value of constant t, copied to dst (numel elements of its dtype),
+ * from its data or, when released, from the operator keeping it. */
+nm_status nm_graph_const_read(nm_graph *g, int t, void *dst, nm_error *err);
+/* Give a released constant its plain value (t->data) back. */
+nm_status nm_graph_const_restore(nm_graph *g, int t, nm_error *err);
+
+/* Scratch (see nm_graph.scratch). begin: a node starts taking regions;
+ * take: `bytes` more for the node, returns the region's offset; ready:
+ * make the buffer as large as taken so far (before a node runs). */
+void nm_graph_scratch_begin(nm_graph *g);
+size_t nm_graph_scratch_take(nm_graph *g, size_t bytes);
+nm_status nm_graph_scratch_ready(nm_graph *g, nm_error *err);
+static inline void *nm_graph_scratch_at(const nm_graph *g, size_t off) { return (char *)g->scratch + off; }
 
 /* Execution (graph/exec.c). Inputs are written into g->t[inputs[i]].data by the caller. */
 nm_status nm_graph_forward(nm_graph *g, nm_error *err);

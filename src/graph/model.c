@@ -1,5 +1,7 @@
-/* The public model API: a prepared graph plus the bytes it came from (a new
- * batch size rebuilds the graph from them). */
+/* The public model API: a prepared graph plus the template it was prepared
+ * from (the imported graph after the batch-independent passes); a new batch
+ * size prepares a fresh copy of the template. The weights are held once: in
+ * the prepared graph (see give_constants). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,15 @@ static nm_status check_classifier_io(nm_graph *g, nm_error *err)
     char buf[160];
     if (g->n_inputs < 1 || g->n_outputs < 1)
         return nm_fail(err, NM_ERR_PARSE, "%s: model has no input or no output", g->source);
+    /* Only the first input is fed: another one that a node reads would be zeros. */
+    for (int i = 1; i < g->n_inputs; i++)
+        for (int k = 0; k < g->n_nodes; k++)
+            for (int j = 0; j < g->nodes[k].n_in; j++)
+                if (g->nodes[k].in[j] == g->inputs[i])
+                    return nm_fail(err, NM_ERR_UNSUPPORTED,
+                                   "%s: model has %d inputs ('%s', '%s'%s); neuromask needs exactly one image input",
+                                   g->source, g->n_inputs, g->t[g->inputs[0]].name, g->t[g->inputs[i]].name,
+                                   g->n_inputs > 2 ? ", ..." : "");
     nm_tensor *in = &g->t[g->inputs[0]];
     if (in->dtype != NM_FLOAT || in->shape.ndim != 4)
         return nm_fail(err, NM_ERR_UNSUPPORTED, "%s: input '%s' is %s %s; neuromask needs a float [N,C,H,W] image input",
@@ -30,23 +41,113 @@ static nm_status set_batch_dim(nm_graph *g, int batch, nm_error *err)
     else if (in->shape.dims[0] <= 0) in->shape.dims[0] = 1;
     for (int i = 1; i < in->shape.ndim; i++)
         if (in->shape.dims[i] <= 0)
-            return nm_fail(err, NM_ERR_UNSUPPORTED, "%s: input '%s' has an unknown dimension %s", g->source,
-                           in->name, nm_shape_str(&in->shape, buf, sizeof buf));
+            return nm_fail(err, NM_ERR_UNSUPPORTED, "%s: input '%s' has %s dimension %s", g->source, in->name,
+                           in->shape.dims[i] == 0 ? "an empty" : "an unknown", nm_shape_str(&in->shape, buf, sizeof buf));
     return NM_OK;
+}
+
+/* A NaN or Inf weight would poison every output: refuse the model at load,
+ * naming the initializer (or the Constant node) that holds it. */
+static nm_status check_finite_weights(const nm_graph *g, nm_error *err)
+{
+    char what[512];
+    for (int i = 0; i < g->n_t; i++) {
+        const nm_tensor *t = &g->t[i];
+        if (!t->is_const || t->dtype != NM_FLOAT || !t->data) continue;
+        snprintf(what, sizeof what, "%s: initializer '%s'", g->source, t->name);
+        if (nm_check_finite(nm_f32(t), (size_t)t->numel, what, err)) return NM_ERR_NUMERIC;
+    }
+    for (int k = 0; k < g->n_nodes; k++)
+        for (int a = 0; a < g->nodes[k].n_attrs; a++) {
+            const nm_tensor *t = g->nodes[k].attrs[a].t;
+            if (!t || t->dtype != NM_FLOAT || !t->data) continue;
+            snprintf(what, sizeof what, "%s: %s node '%s': tensor '%s'", g->source, g->nodes[k].op_type,
+                     g->nodes[k].name, t->name);
+            if (nm_check_finite(nm_f32(t), (size_t)t->numel, what, err)) return NM_ERR_NUMERIC;
+        }
+    return NM_OK;
+}
+
+/* A float activation without elements (a Conv with 0 output channels, say)
+ * makes the logits constant: no classifier, nothing to explain. */
+static nm_status check_nonempty_activations(nm_graph *g, nm_error *err)
+{
+    char buf[160];
+    for (int k = 0; k < g->n_nodes; k++)
+        for (int o = 0; o < g->nodes[k].n_out; o++) {
+            const nm_tensor *t = nm_out(g, &g->nodes[k], o);
+            if (t && t->dtype == NM_FLOAT && !t->is_const && t->numel == 0)
+                return nm_fail(err, NM_ERR_SHAPE, "%s: tensor '%s' of shape %s has no elements", g->source, t->name,
+                               nm_shape_str(&t->shape, buf, sizeof buf));
+        }
+    return NM_OK;
+}
+
+/* The passes that do not depend on the batch size, once, on the imported
+ * graph: it becomes the template every build prepares a copy of. */
+static nm_status make_template(nm_model *m, nm_graph *t, nm_error *err)
+{
+    m->tmpl = t;
+    t->limits = m->opt;
+    nm_status s = check_finite_weights(t, err);
+    if (!s) s = check_classifier_io(t, err);
+    if (!s) s = nm_graph_sort(t, err);
+    if (!s) s = nm_graph_remove_identities(t, err);
+    if (!s) s = nm_graph_fold_batchnorm(t, err);
+    return s;
+}
+
+/* The template's constants for a new graph g: moved at the first build (the
+ * template keeps them released), later copied from the template where it
+ * kept them (nm_model_keep_original) or else from the current graph, which
+ * holds them in the same tensor slots (possibly only in an operator's
+ * layout: nm_graph_const_read). */
+static nm_status give_constants(nm_model *m, nm_graph *g, nm_error *err)
+{
+    nm_graph *t = m->tmpl;
+    for (int i = 0; i < t->n_t; i++) {
+        nm_tensor *c = &t->t[i], *x = &g->t[i];
+        if (!c->is_const || c->dtype == NM_UNDEFINED) continue;
+        if (c->data && !m->g) {
+            x->data = c->data;
+            c->data = NULL;
+            c->released = 1;
+            continue;
+        }
+        const nm_tensor *old = m->g && i < m->g->n_t ? &m->g->t[i] : NULL;
+        if (!c->data && (!old || old->dtype != c->dtype || old->numel != c->numel || strcmp(old->name, c->name)))
+            return nm_fail(err, NM_ERR_INTERNAL, "%s: constant '%s' lost its value", m->source, c->name);
+        size_t bytes = (size_t)(c->numel > 0 ? c->numel : 0) * nm_dtype_size(c->dtype);
+        x->data = malloc(bytes ? bytes : 1);
+        if (!x->data) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", m->source);
+        if (c->data) memcpy(x->data, c->data, bytes);
+        else if (nm_graph_const_read(m->g, i, x->data, err)) return NM_ERR_INTERNAL;
+    }
+    return NM_OK;
+}
+
+/* Originals the template kept for a randomised graph go once a graph
+ * without randomisation holds them again. */
+static void release_kept(nm_model *m)
+{
+    for (int i = 0; m->random_layers == 0 && i < m->tmpl->n_t; i++) {
+        nm_tensor *c = &m->tmpl->t[i];
+        if (!c->is_const || !c->data || c->dtype == NM_UNDEFINED) continue;
+        free(c->data);
+        c->data = NULL;
+        c->released = 1;
+    }
 }
 
 static nm_status build_graph(nm_model *m, int batch, nm_error *err)
 {
-    nm_graph *g = NULL;
-    nm_status s = nm_onnx_import(m->bytes, m->size, m->source, &g, err);
-    if (s) return s;
-    g->limits = m->opt;
-    s = check_classifier_io(g, err);
+    nm_graph *g = nm_graph_clone(m->tmpl);
+    if (!g) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", m->source);
+    g->release_consts = 1;   /* read back with nm_graph_const_read (give_constants) */
+    nm_status s = give_constants(m, g, err);
     if (!s) s = set_batch_dim(g, batch, err);
-    if (!s) s = nm_graph_sort(g, err);
-    if (!s) s = nm_graph_remove_identities(g, err);
-    if (!s) s = nm_graph_fold_batchnorm(g, err);
     if (!s) s = nm_graph_prepare(g, 1u, err);
+    if (!s) s = check_nonempty_activations(g, err);
     if (!s && g->t[g->outputs[0]].dtype != NM_FLOAT)
         s = nm_fail(err, NM_ERR_UNSUPPORTED, "%s: output '%s' is not float", g->source, g->t[g->outputs[0]].name);
     if (s) {
@@ -55,7 +156,51 @@ static nm_status build_graph(nm_model *m, int batch, nm_error *err)
     }
     nm_graph_free(m->g);
     m->g = g;
+    release_kept(m);
     return m->random_layers > 0 ? nm_model_apply_randomization(m, err) : NM_OK;
+}
+
+nm_status nm_model_keep_original(nm_model *m, int t, nm_error *err)
+{
+    nm_tensor *c = t >= 0 && t < m->tmpl->n_t ? &m->tmpl->t[t] : NULL;
+    if (!c || !c->is_const || c->data || c->dtype == NM_UNDEFINED) return NM_OK;
+    size_t bytes = (size_t)(c->numel > 0 ? c->numel : 0) * nm_dtype_size(c->dtype);
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", m->source);
+    nm_status s = nm_graph_const_read(m->g, t, p, err);
+    if (s) {
+        free(p);
+        return s;
+    }
+    c->data = p;
+    c->released = 0;
+    return NM_OK;
+}
+
+/* A model from an imported graph (or the import's failure). */
+static nm_status load_imported(nm_model *m, nm_status s, nm_graph *t, nm_model **out, nm_error *err)
+{
+    if (!s) s = make_template(m, t, err);
+    else nm_graph_free(t);
+    if (!s) s = build_graph(m, m->opt.batch, err);
+    if (s) {
+        nm_model_free(m);
+        return s;
+    }
+    *out = m;
+    return NM_OK;
+}
+
+static nm_model *model_new(const char *name, const nm_load_options *opt)
+{
+    nm_model *m = calloc(1, sizeof *m);
+    if (m) m->source = strdup(name);
+    if (m && !m->source) {
+        free(m);
+        return NULL;
+    }
+    if (m && opt) m->opt = *opt;
+    return m;
 }
 
 nm_status nm_model_load_memory(const void *bytes, size_t size, const char *name,
@@ -64,23 +209,11 @@ nm_status nm_model_load_memory(const void *bytes, size_t size, const char *name,
     *out = NULL;
     if (!name) name = "<memory>";
     if (size == 0) return nm_fail(err, NM_ERR_PARSE, "%s: empty file", name);
-    nm_model *m = calloc(1, sizeof *m);
+    nm_model *m = model_new(name, opt);
     if (!m) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", name);
-    m->bytes = malloc(size);
-    m->source = strdup(name);
-    if (opt) m->opt = *opt;
-    nm_status s = (m->bytes && m->source) ? NM_OK : nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", name);
-    if (!s) {
-        memcpy(m->bytes, bytes, size);
-        m->size = size;
-        s = build_graph(m, m->opt.batch, err);
-    }
-    if (s) {
-        nm_model_free(m);
-        return s;
-    }
-    *out = m;
-    return NM_OK;
+    nm_graph *t = NULL;
+    nm_status s = nm_onnx_import(bytes, size, m->source, &t, err);
+    return load_imported(m, s, t, out, err);
 }
 
 static nm_status read_file(const char *path, void **bytes, size_t *size, nm_error *err)
@@ -122,16 +255,22 @@ nm_status nm_model_load_file(const char *path, const nm_load_options *opt, nm_mo
     *out = NULL;
     nm_status s = read_file(path, &bytes, &size, err);
     if (s) return s;
-    s = nm_model_load_memory(bytes, size, path, opt, out, err);
-    free(bytes);
-    return s;
+    nm_model *m = size ? model_new(path, opt) : NULL;
+    if (!m) {
+        free(bytes);
+        return size ? nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", path)
+                    : nm_fail(err, NM_ERR_PARSE, "%s: empty file", path);
+    }
+    nm_graph *t = NULL;
+    s = nm_onnx_import_owned(bytes, size, m->source, &t, err);   /* frees the bytes once unpacked */
+    return load_imported(m, s, t, out, err);
 }
 
 void nm_model_free(nm_model *m)
 {
     if (!m) return;
     nm_graph_free(m->g);
-    free(m->bytes);
+    nm_graph_free(m->tmpl);
     free(m->source);
     free(m);
 }
@@ -214,6 +353,7 @@ void nm_model_get_info(const nm_model *m, nm_model_info *info)
     memset(info, 0, sizeof *info);
     info->n_nodes = g->n_nodes;
     info->opset = g->opset;
+    info->planned_bytes = g->planned_bytes;
     for (int i = 0; i < g->n_t; i++) {
         const nm_tensor *t = &g->t[i];
         if (t->is_const && t->dtype == NM_FLOAT) info->n_params += t->numel;

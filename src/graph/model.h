@@ -7,17 +7,24 @@
 
 struct nm_model {
     nm_graph *g;            /* the prepared graph */
-    void *bytes;            /* the ONNX bytes it was built from */
-    size_t size;
+    nm_graph *tmpl;         /* the imported graph after sorting, Identity removal and
+                             * BatchNorm folding, unprepared: each build prepares a copy
+                             * (nm_graph_clone). Its constants are released: their values
+                             * are in g at the same tensor index, except the originals it
+                             * keeps of what the sanity check re-drew in g */
     char *source;
     nm_load_options opt;
     int random_layers;      /* sanity check: the top layers re-initialised ... */
     uint64_t random_seed;   /* ... with this seed, re-applied after every rebuild */
 };
 
-/* A fresh graph from the bytes at the current batch size (with the
+/* A fresh graph from the template at the current batch size (with the
  * randomisation of the sanity check re-applied, if any). */
 nm_status nm_model_rebuild(nm_model *m, nm_error *err);
+
+/* Before constant t of m->g is changed in place (the sanity check's
+ * re-drawing): the template keeps its original value, for later builds. */
+nm_status nm_model_keep_original(nm_model *m, int t, nm_error *err);
 
 /* Re-initialise the top m->random_layers layers of the freshly built graph
  * (eval/randomize.c). */

@@ -304,6 +304,10 @@ static int foldable_conv(const nm_graph *g, const nm_node *bn)
     if (conv->n_in > 2 && conv->in[2] >= 0 && !private_const(g, conv->in[2], m, 1)) return -1;
     for (int i = 1; i < 5; i++)
         if (!private_const(g, bn->in[i], m, 0)) return -1;
+    const float *var = nm_f32(&g->t[bn->in[4]]);
+    double eps = nm_attr_float(bn, "epsilon", 1e-5f);
+    for (int64_t o = 0; o < m; o++)
+        if (!((double)var[o] + eps > 0)) return -1;   /* left to the BatchNormalization node, which refuses it */
     return c;
 }
 

@@ -13,14 +13,24 @@
 #define NM_DEFAULT_MAX_BYTES ((int64_t)8 << 30)
 #define NM_ALIGN 64
 
+int64_t nm_graph_max_elements(const nm_graph *g)
+{
+    return g->limits.max_elements > 0 ? g->limits.max_elements : NM_DEFAULT_MAX_ELEMENTS;
+}
+
 static nm_status check_tensor_size(nm_graph *g, nm_tensor *t, nm_error *err)
 {
     char buf[160];
-    int64_t max = g->limits.max_elements > 0 ? g->limits.max_elements : NM_DEFAULT_MAX_ELEMENTS;
+    int64_t max = nm_graph_max_elements(g);
     t->numel = nm_shape_numel(&t->shape);
-    if (t->numel < 0)
+    int negative = 0;
+    for (int i = 0; i < t->shape.ndim; i++) negative |= t->shape.dims[i] < 0;
+    if (t->numel < 0 && negative)
         return nm_fail(err, NM_ERR_SHAPE, "%s: tensor '%s' has an invalid shape %s", g->source,
                        t->name, nm_shape_str(&t->shape, buf, sizeof buf));
+    if (t->numel < 0)   /* the element count overflows int64 */
+        return nm_fail(err, NM_ERR_LIMIT, "%s: tensor '%s' of shape %s would need more than 2^63 elements (limit %lld)",
+                       g->source, t->name, nm_shape_str(&t->shape, buf, sizeof buf), (long long)max);
     if (t->numel > max)
         return nm_fail(err, NM_ERR_LIMIT,
                        "%s: tensor '%s' of shape %s would need %lld elements (limit %lld)",
@@ -72,6 +82,8 @@ static nm_status fold_node(nm_graph *g, nm_node *n, nm_error *err)
         t->data = alloc_buffer(t->numel, nm_dtype_size(t->dtype));
         if (!t->data) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory folding node '%s'", g->source, n->name);
     }
+    nm_status s = nm_graph_scratch_ready(g, err);
+    if (s) return s;
     if (nm_op_get(n->op)->forward(g, n) != NM_OK)
         return nm_fail(err, NM_ERR_INTERNAL, "%s: node '%s' (%s) failed while folding constants",
                        g->source, n->name, n->op_type);
@@ -142,18 +154,23 @@ static nm_status infer_shapes(nm_graph *g, unsigned grad_inputs, nm_error *err)
 
 static nm_status allocate(nm_graph *g, nm_error *err)
 {
-    int64_t total = 0;
+    int64_t total = 0, top = 0;
     int64_t max = g->limits.max_bytes > 0 ? g->limits.max_bytes : NM_DEFAULT_MAX_BYTES;
+    const nm_tensor *largest = NULL;
     for (int i = 0; i < g->n_t; i++) {
         const nm_tensor *t = &g->t[i];
         if (t->dtype == NM_UNDEFINED) continue;
         int64_t per = (int64_t)nm_dtype_size(t->dtype) * (t->is_const ? 0 : 1) + (t->requires_grad ? 4 : 0);
-        total += per * t->numel;
+        total += per * t->numel;   /* numel <= max_elements (checked): no overflow */
+        if (per * t->numel > top) top = per * t->numel, largest = t;
     }
     g->planned_bytes = total;
+    char buf[160];
     if (total > max)
-        return nm_fail(err, NM_ERR_LIMIT, "%s: the model would need %.1f MiB of tensor memory (limit %.1f MiB)",
-                       g->source, (double)total / (1 << 20), (double)max / (1 << 20));
+        return nm_fail(err, NM_ERR_LIMIT, "%s: the model would need %.1f MiB of tensor memory (limit %.1f MiB); "
+                       "the largest, tensor '%s' %s, needs %.1f MiB with its gradient",
+                       g->source, (double)total / (1 << 20), (double)max / (1 << 20), largest->name,
+                       nm_shape_str(&largest->shape, buf, sizeof buf), (double)top / (1 << 20));
     for (int i = 0; i < g->n_t; i++) {
         nm_tensor *t = &g->t[i];
         if (t->dtype == NM_UNDEFINED) continue;
@@ -162,6 +179,33 @@ static nm_status allocate(nm_graph *g, nm_error *err)
         if ((!t->is_const && !t->data) || (t->requires_grad && !t->grad))
             return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory for tensor '%s'", g->source, t->name);
     }
+    return nm_graph_scratch_ready(g, err);
+}
+
+/* ------------------------------------------------------------ scratch */
+
+void nm_graph_scratch_begin(nm_graph *g) { g->scratch_cursor = 0; }
+
+size_t nm_graph_scratch_take(nm_graph *g, size_t bytes)
+{
+    size_t off = g->scratch_cursor;
+    g->scratch_cursor += (bytes + NM_ALIGN - 1) / NM_ALIGN * NM_ALIGN;
+    if (g->scratch_cursor > g->scratch_need) g->scratch_need = g->scratch_cursor;
+    return off;
+}
+
+/* The old contents go: nothing in the scratch outlives a node's run. */
+nm_status nm_graph_scratch_ready(nm_graph *g, nm_error *err)
+{
+    if (g->scratch && g->scratch_size >= g->scratch_need) return NM_OK;
+    size_t bytes = g->scratch_need ? g->scratch_need : NM_ALIGN;
+    void *p = aligned_alloc(NM_ALIGN, bytes);
+    if (!p)
+        return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory for %.1f MiB of operator scratch", g->source,
+                       (double)bytes / (1 << 20));
+    free(g->scratch);
+    g->scratch = p;
+    g->scratch_size = bytes;
     return NM_OK;
 }
 
@@ -339,10 +383,30 @@ static nm_status plan_memory_layouts(nm_graph *g, nm_error *err)
     return s;
 }
 
+/* A second layout of the weights (Conv's backward-data one, frozen beside
+ * the forward's) is held for at most this share of the weights' bytes, the
+ * first layers first; the rest is copied per call. Holding saves that copy
+ * (about the time to read those weights from memory once per backward: on
+ * resnet50 at batch 1, holding none costs ~4% of a forward + backward, all
+ * ~0%); not holding saves the memory (resnet50: 1.20 x weights + activations
+ * + gradients with none held, 1.37 x with a third, 1.67 x with all).
+ * NM_DUP_WEIGHTS (a share, 0 to 2) overrides it: 0 holds none, 1 or more
+ * all. */
+static double dup_weights_share(void)
+{
+    const char *e = getenv("NM_DUP_WEIGHTS");
+    double v = e && *e ? atof(e) : 1.0 / 3.0;
+    return v > 0 ? (v < 2 ? v : 2) : 0;
+}
+
 /* Conv and pooling deferred their primitives to here, where the layouts and
  * gradient flags they depend on are known. */
 static nm_status build_deferred(nm_graph *g, nm_error *err)
 {
+    int64_t weights = 0;
+    for (int i = 0; i < g->n_t; i++)
+        if (g->t[i].is_const && g->t[i].dtype == NM_FLOAT) weights += 4 * g->t[i].numel;
+    g->dup_budget = (int64_t)(dup_weights_share() * (double)weights);
     for (int k = 0; k < g->n_nodes; k++) {
         nm_node *n = &g->nodes[k];
         if (!n->deferred) continue;
@@ -386,6 +450,10 @@ static float *plain_copy(float **slot, const float *src, const nm_tensor *t)
 nm_status nm_graph_plain_view(nm_graph *g, int t, const float **value, const float **grad, nm_error *err)
 {
     const nm_tensor *x = &g->t[t];
+    if (x->released) {   /* a weight kept only in its operator's layout */
+        nm_status s = nm_graph_const_restore(g, t, err);
+        if (s) return s;
+    }
     if (nm_tensor_layout(g, t) == NM_LAYOUT_PLAIN) {
         if (value) *value = nm_f32(x);
         if (grad) *grad = x->grad;

@@ -30,13 +30,12 @@ void nm_image_free(nm_image *img)
     img->w = img->h = img->c = 0;
 }
 
-/* Refuse empty or oversized images before allocating; on success allocate
- * img->data for w*h*c floats. */
-static nm_status image_alloc(const char *path, int64_t w, int64_t h, int c, nm_image *img,
+/* Refuse empty or oversized images; on success *bytes is the size of the
+ * w*h*c floats. */
+static nm_status image_check(const char *path, int64_t w, int64_t h, int c, size_t *bytes,
                              nm_error *err)
 {
     int64_t pixels;
-    size_t bytes;
     if (w <= 0 || h <= 0) return nm_fail(err, NM_ERR_PARSE, "%s: image is %lldx%lld", path,
                                          (long long)w, (long long)h);
     if (w > NM_IMAGE_MAX_SIDE || h > NM_IMAGE_MAX_SIDE || !nm_mul_i64(w, h, &pixels) ||
@@ -44,8 +43,18 @@ static nm_status image_alloc(const char *path, int64_t w, int64_t h, int c, nm_i
         return nm_fail(err, NM_ERR_LIMIT, "%s: image of %lldx%lld pixels is above the limit "
                        "(side %d, %lld pixels)", path, (long long)w, (long long)h,
                        NM_IMAGE_MAX_SIDE, (long long)NM_IMAGE_MAX_PIXELS);
-    if (!nm_mul_size((size_t)pixels, (size_t)c * sizeof(float), &bytes))
+    if (!nm_mul_size((size_t)pixels, (size_t)c * sizeof(float), bytes))
         return nm_fail(err, NM_ERR_LIMIT, "%s: image too large", path);
+    return NM_OK;
+}
+
+/* image_check, then allocate img->data for w*h*c floats. */
+static nm_status image_alloc(const char *path, int64_t w, int64_t h, int c, nm_image *img,
+                             nm_error *err)
+{
+    size_t bytes;
+    nm_status st = image_check(path, w, h, c, &bytes, err);
+    if (st != NM_OK) return st;
     img->data = malloc(bytes);
     if (!img->data) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory for a %lldx%lld image",
                                    path, (long long)w, (long long)h);
@@ -256,11 +265,13 @@ static void jpeg_on_error(j_common_ptr cinfo)
 
 /* Warnings (level -1) are mostly recoverable corruption, which we accept as
  * other decoders do; running out of data is not: libjpeg would pad the image
- * with grey and call it a success. */
+ * with grey and call it a success. That is the end of the file, or a marker
+ * (EOI) where the compressed data still had rows to give: a few hundred bytes
+ * would otherwise make a grey image of gigabytes. */
 static void jpeg_on_message(j_common_ptr cinfo, int level)
 {
     jpeg_guard *g = (jpeg_guard *)cinfo->err;
-    if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
+    if (level == -1 && (cinfo->err->msg_code == JWRN_JPEG_EOF || cinfo->err->msg_code == JWRN_HIT_MARKER)) {
         g->truncated = 1;
         longjmp(g->jmp, 1);
     }
@@ -295,11 +306,15 @@ static nm_status load_jpeg(const char *path, const unsigned char *bytes, size_t 
     }
     int c = cs == JCS_GRAYSCALE ? 1 : 3;
     cinfo.out_color_space = c == 1 ? JCS_GRAYSCALE : JCS_RGB;
-    nm_status st = image_alloc(path, cinfo.image_width, cinfo.image_height, c, img, err);
+    size_t total;
+    nm_status st = image_check(path, cinfo.image_width, cinfo.image_height, c, &total, err);
     if (st != NM_OK) {
         jpeg_destroy_decompress(&cinfo);
         return st;
     }
+    img->w = (int)cinfo.image_width;
+    img->h = (int)cinfo.image_height;
+    img->c = c;
     jpeg_start_decompress(&cinfo);
     if ((int)cinfo.output_components != c) {
         jpeg_destroy_decompress(&cinfo);
@@ -313,11 +328,30 @@ static nm_status load_jpeg(const char *path, const unsigned char *bytes, size_t 
         nm_image_free(img);
         return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", path);
     }
+    /* The pixels grow with the rows decoded (doubling), so that a damaged
+     * file claiming a huge size costs memory in proportion to what it holds,
+     * not the gigabytes its header asks for. */
+    size_t row_floats = (size_t)img->w * c, cap_rows = 0;
     while (cinfo.output_scanline < cinfo.output_height) {
-        float *dst = img->data + (size_t)cinfo.output_scanline * img->w * c;
+        size_t y = cinfo.output_scanline;
+        if (y == cap_rows) {
+            cap_rows = cap_rows ? 2 * cap_rows : 64;
+            if (cap_rows > (size_t)img->h) cap_rows = (size_t)img->h;
+            float *more = realloc(img->data, cap_rows == (size_t)img->h ? total
+                                                                      : cap_rows * row_floats * sizeof(float));
+            if (!more) {
+                jpeg_destroy_decompress(&cinfo);
+                free(row);
+                nm_image_free(img);
+                return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory for a %dx%d image", path,
+                               (int)cinfo.image_width, (int)cinfo.image_height);
+            }
+            img->data = more;
+        }
+        float *dst = img->data + y * row_floats;
         JSAMPROW rows[1] = { row };
         jpeg_read_scanlines(&cinfo, rows, 1);
-        for (int i = 0; i < img->w * c; i++) dst[i] = (float)(row[i] / 255.0);
+        for (size_t i = 0; i < row_floats; i++) dst[i] = (float)(row[i] / 255.0);
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
@@ -327,24 +361,30 @@ static nm_status load_jpeg(const char *path, const unsigned char *bytes, size_t 
 
 /* --------------------------------------------------------------- public */
 
-nm_status nm_image_load(const char *path, nm_image *img, nm_error *err)
+nm_status nm_image_load_memory(const void *data, size_t size, const char *name, nm_image *img,
+                               nm_error *err)
 {
     static const unsigned char png_sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+    const unsigned char *bytes = data;
+    memset(img, 0, sizeof *img);
+    if (!name) name = "<memory>";
+    if (!bytes && size) return nm_fail(err, NM_ERR_ARG, "%s: nm_image_load_memory: no bytes", name);
+    if (size == 0) return nm_fail(err, NM_ERR_PARSE, "%s: empty file", name);
+    if (size >= 8 && memcmp(bytes, png_sig, 8) == 0) return load_png(name, bytes, size, img, err);
+    if (size >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
+        return load_jpeg(name, bytes, size, img, err);
+    return nm_fail(err, NM_ERR_PARSE, "%s: not a PNG or JPEG image", name);
+}
+
+nm_status nm_image_load(const char *path, nm_image *img, nm_error *err)
+{
     unsigned char *bytes = NULL;
     size_t size = 0;
-    nm_status st;
     memset(img, 0, sizeof *img);
     if (!path) return nm_fail(err, NM_ERR_ARG, "nm_image_load: no path");
-    st = read_file(path, &bytes, &size, err);
+    nm_status st = read_file(path, &bytes, &size, err);
     if (st != NM_OK) return st;
-    if (size == 0)
-        st = nm_fail(err, NM_ERR_PARSE, "%s: empty file", path);
-    else if (size >= 8 && memcmp(bytes, png_sig, 8) == 0)
-        st = load_png(path, bytes, size, img, err);
-    else if (size >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
-        st = load_jpeg(path, bytes, size, img, err);
-    else
-        st = nm_fail(err, NM_ERR_PARSE, "%s: not a PNG or JPEG image", path);
+    st = nm_image_load_memory(bytes, size, path, img, err);
     free(bytes);
     return st;
 }

@@ -8,6 +8,7 @@
  * therefore works on 8-bit values, so that a model sees the same pixels as
  * under its PyTorch training pipeline. Crops alone keep full precision. */
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,6 +342,17 @@ static nm_status step(u8_image *im, u8_image *next, nm_status st)
     return NM_OK;
 }
 
+/* Every intermediate and final size stays within the image limits of
+ * image_io.c, so that an extreme aspect ratio or a spec (which may come from
+ * a model's metadata) cannot ask for gigabytes. Doubles: no int overflow. */
+#define GEOMETRY_MAX_SIDE 65535
+#define GEOMETRY_MAX_PIXELS ((double)(1 << 28))
+
+static int size_ok(double w, double h)
+{
+    return w <= GEOMETRY_MAX_SIDE && h <= GEOMETRY_MAX_SIDE && w * h <= GEOMETRY_MAX_PIXELS;
+}
+
 /* The geometry on 8-bit values. */
 static nm_status geometry_u8(const nm_preprocess *p, u8_image *im, int h, int w, nm_error *err)
 {
@@ -355,14 +367,13 @@ static nm_status geometry_u8(const nm_preprocess *p, u8_image *im, int h, int w,
     }
     if (st == NM_OK && p->resize_short > 0) {
         /* torchvision: the long side is int(short_target * long / short). */
-        int rs = p->resize_short, nw, nh;
-        if (im->w <= im->h) {
-            nw = rs;
-            nh = (int)((double)rs * im->h / im->w);
-        } else {
-            nh = rs;
-            nw = (int)((double)rs * im->w / im->h);
-        }
+        int rs = p->resize_short;
+        double dw = im->w <= im->h ? rs : floor((double)rs * im->w / im->h);
+        double dh = im->w <= im->h ? floor((double)rs * im->h / im->w) : rs;
+        if (!size_ok(dw, dh))
+            return nm_fail(err, NM_ERR_LIMIT, "preprocessing: resizing %dx%d to a short side of %d "
+                           "gives %.0fx%.0f pixels, above the limit", im->w, im->h, rs, dw, dh);
+        int nw = (int)dw, nh = (int)dh;
         if (nw < 1) nw = 1;
         if (nh < 1) nh = 1;
         if (nw != im->w || nh != im->h) st = step(im, &next, resize_u8(im, nw, nh, &next, err));
@@ -435,8 +446,9 @@ nm_status nm_preprocess_geometry(const nm_preprocess *p, const nm_image *in, int
         if (h <= 0 && p->crop > 0) h = w = p->crop;
         if (h <= 0) return nm_fail(err, NM_ERR_ARG, "preprocessing: no output size");
     }
-    if (h > 65535 || w > 65535 || p->resize_short > 65535 || p->crop > 65535)
-        return nm_fail(err, NM_ERR_LIMIT, "preprocessing: output size %dx%d too large", w, h);
+    if (!size_ok(w, h) || p->resize_short > GEOMETRY_MAX_SIDE || !size_ok(p->crop, p->crop))
+        return nm_fail(err, NM_ERR_LIMIT, "preprocessing: output size %dx%d too large (or crop %d, "
+                       "resize %d)", w, h, p->crop, p->resize_short);
     if (!needs_resampling(p, in, h, w)) return crops_float(p, in, out, err);
 
     u8_image im;
@@ -497,8 +509,8 @@ static void kept_region(const nm_preprocess *p, int w0, int h0, double r[4])
     }
     if (p->resize_short > 0) {
         int rs = p->resize_short;
-        int nw = iw <= ih ? rs : (int)((double)rs * iw / ih);
-        int nh = iw <= ih ? (int)((double)rs * ih / iw) : rs;
+        int nw = iw <= ih ? rs : (int)fmin((double)rs * iw / ih, INT_MAX);   /* no overflow */
+        int nh = iw <= ih ? (int)fmin((double)rs * ih / iw, INT_MAX) : rs;
         nw = nw < 1 ? 1 : nw;
         nh = nh < 1 ? 1 : nh;
         sx = (double)nw / iw, sy = (double)nh / ih;

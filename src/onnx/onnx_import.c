@@ -5,6 +5,7 @@
 #include "onnx/onnx_import.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,8 +167,33 @@ static nm_status tensor_shape(const Onnx__TensorProto *tp, const char *source, c
     return NM_OK;
 }
 
-/* TensorProto -> dtype, shape, numel, data of `out` (name untouched). */
-static nm_status convert_tensor(const Onnx__TensorProto *tp, const char *source, const char *name,
+/* The float payload of an unpacked TensorProto, taken out of it: protobuf-c
+ * allocated it with malloc (the default allocator), so it becomes the
+ * tensor's data and the weights are never held twice while loading. raw_data
+ * is little-endian: taken as is on a little-endian host only. NULL when it
+ * cannot be taken. */
+static void *take_floats(Onnx__TensorProto *tp, int64_t numel)
+{
+    if (tp->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || numel < 1) return NULL;
+    void *p = NULL;
+    if (tp->has_raw_data) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if ((uintptr_t)tp->raw_data.data % sizeof(float)) return NULL;
+        p = tp->raw_data.data;
+        tp->raw_data.data = NULL;
+        tp->raw_data.len = 0;
+#endif
+        return p;
+    }
+    p = tp->float_data;
+    tp->float_data = NULL;
+    tp->n_float_data = 0;
+    return p;
+}
+
+/* TensorProto -> dtype, shape, numel, data of `out` (name untouched). The
+ * float payload moves out of tp (take_floats). */
+static nm_status convert_tensor(Onnx__TensorProto *tp, const char *source, const char *name,
                                 nm_tensor *out, nm_error *err)
 {
     if ((tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
@@ -197,13 +223,16 @@ static nm_status convert_tensor(const Onnx__TensorProto *tp, const char *source,
     size_t bytes, es = dt == NM_FLOAT ? sizeof(float) : sizeof(int64_t);
     if (!nm_mul_size((size_t)numel, es, &bytes))
         return nm_fail(err, NM_ERR_LIMIT, "%s: tensor '%s' too large", source, name);
-    void *data = malloc(bytes ? bytes : 1);
-    if (!data) return nm_fail(err, NM_ERR_MEMORY, "%s: tensor '%s': out of memory", source, name);
-    st = tp->has_raw_data ? convert_raw(tp, numel, data, source, name, err)
-                          : convert_typed(tp, numel, data, source, name, err);
-    if (st) {
-        free(data);
-        return st;
+    void *data = take_floats(tp, numel);
+    if (!data) {
+        data = malloc(bytes ? bytes : 1);
+        if (!data) return nm_fail(err, NM_ERR_MEMORY, "%s: tensor '%s': out of memory", source, name);
+        st = tp->has_raw_data ? convert_raw(tp, numel, data, source, name, err)
+                              : convert_typed(tp, numel, data, source, name, err);
+        if (st) {
+            free(data);
+            return st;
+        }
     }
     free(out->data);
     out->dtype = dt;
@@ -303,7 +332,7 @@ static nm_status add_tensor(nm_graph *g, const char *name, int *idx, nm_error *e
 static nm_status add_initializers(nm_graph *g, const Onnx__GraphProto *gp, nm_error *err)
 {
     for (size_t k = 0; k < gp->n_initializer; k++) {
-        const Onnx__TensorProto *tp = gp->initializer[k];
+        Onnx__TensorProto *tp = gp->initializer[k];
         const char *name = str_or(tp->name, "");
         if (!*name) return nm_fail(err, NM_ERR_PARSE, "%s: initializer %zu has no name", g->source, k);
         if (nm_graph_find_tensor(g, name) >= 0)
@@ -546,8 +575,9 @@ static nm_status build_graph(nm_graph *g, const Onnx__ModelProto *mp, nm_error *
     const Onnx__GraphProto *gp = mp->graph;
     if (!gp) return nm_fail(err, NM_ERR_PARSE, "%s: not an ONNX model (no graph)", g->source);
     if (gp->n_node == 0) return nm_fail(err, NM_ERR_PARSE, "%s: ONNX graph has no nodes", g->source);
-    if (gp->n_node > INT_MAX / 2)
-        return nm_fail(err, NM_ERR_LIMIT, "%s: too many nodes (%zu)", g->source, gp->n_node);
+    if (gp->n_node > NM_ONNX_MAX_NODES)
+        return nm_fail(err, NM_ERR_LIMIT, "%s: graph has %zu nodes (limit %d)", g->source, gp->n_node,
+                       NM_ONNX_MAX_NODES);
     nm_status st = read_opset(mp, g->source, &g->opset, err);
     if (!st) st = check_operators(gp, g->source, g->opset, err);
     if (!st) st = add_metadata(g, mp, err);
@@ -559,13 +589,15 @@ static nm_status build_graph(nm_graph *g, const Onnx__ModelProto *mp, nm_error *
     return st;
 }
 
-nm_status nm_onnx_import(const void *bytes, size_t size, const char *source,
-                         nm_graph **out, nm_error *err)
+/* `owned`: the bytes are freed as soon as they are unpacked. */
+static nm_status import_model(const void *bytes, size_t size, void *owned, const char *source, nm_graph **out,
+                              nm_error *err)
 {
     *out = NULL;
     source = str_or(source, "model");
     if (!bytes && size) return nm_fail(err, NM_ERR_ARG, "%s: no bytes", source);
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, bytes);
+    free(owned);
     if (!mp) return nm_fail(err, NM_ERR_PARSE, "%s: not an ONNX model (protobuf parse failed)", source);
     nm_graph *g = nm_graph_new(source);
     nm_status st = g ? build_graph(g, mp, err) : nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", source);
@@ -576,4 +608,14 @@ nm_status nm_onnx_import(const void *bytes, size_t size, const char *source,
     }
     *out = g;
     return NM_OK;
+}
+
+nm_status nm_onnx_import(const void *bytes, size_t size, const char *source, nm_graph **out, nm_error *err)
+{
+    return import_model(bytes, size, NULL, source, out, err);
+}
+
+nm_status nm_onnx_import_owned(void *bytes, size_t size, const char *source, nm_graph **out, nm_error *err)
+{
+    return import_model(bytes, size, bytes, source, out, err);
 }

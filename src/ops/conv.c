@@ -7,7 +7,13 @@
  * layouts oneDNN prefers (format "any", usually channel-blocked); reorders
  * bridge the rest per call. conv_plain_*() pick per layer and direction from
  * measurements (bench/conv_layout.c). Constant weights are reordered once at
- * reshape, into the forward and the backward-data layouts.
+ * reshape into the forward's layout, their one full copy: a model's graph
+ * releases the plain one (nm_op_restore_const gives it back on demand), and
+ * the backward-data layout comes from the forward's: the same buffer where
+ * the layouts agree (Winograd), else a frozen copy while the graph's budget
+ * for such copies lasts (nm_graph.dup_budget), else a copy per call into
+ * the graph's scratch, where every per-call temporary here lives (layout
+ * conversions, the primitives' scratchpads, a fused activation's gradient).
  *
  * A fused activation (graph pass nm_graph_fuse_activations: attributes
  * _nm_act, _nm_alpha, _nm_beta) runs as the primitive's eltwise post-op; its
@@ -32,6 +38,7 @@ typedef struct conv_state {
     int has_bias;
     dnnl_primitive_t fwd;
     dnnl_primitive_desc_t fwd_pd;    /* hint for the backward primitives */
+    nm_dnnl_arg fwd_pad, bd_pad, bw_pad;   /* the primitives' scratchpads (in the graph's scratch) */
     nm_dnnl_arg src, wei, bias, dst;
     dnnl_primitive_t bwd_data;       /* built when X needs a gradient */
     nm_dnnl_arg bd_wei, bd_ddst, bd_dsrc;
@@ -39,7 +46,9 @@ typedef struct conv_state {
     nm_dnnl_arg bw_src, bw_ddst, bw_dwei, bw_dbias;
     int act;                         /* fused activation (nm_op_type), -1: none */
     float act_alpha, act_beta;
-    float *dz;                       /* gradient before the activation, Y's layout */
+    size_t dz_off;                   /* gradient before the activation, Y's layout: */
+    int has_dz;                      /* ... in the graph's scratch at dz_off */
+    size_t scratch_end;              /* the node's scratch regions end here */
     dnnl_format_tag_t xtag, ytag;    /* graph layouts of X and Y */
     int threads;                     /* nm_dnnl_threads_for this layer's work */
     int wino;                        /* forward and backward data run Winograd */
@@ -49,26 +58,28 @@ typedef struct conv_state {
 
 typedef enum conv_mode { MODE_ANY, MODE_PLAIN, MODE_NHWC } conv_mode;
 
-static void conv_free_prims(conv_state *s)
+/* With g, a held second layout of the weights gives its bytes back to the
+ * graph's budget (nm_graph.dup_budget). */
+static void conv_free_prims(nm_graph *g, conv_state *s)
 {
+    if (g && s->bd_wei.derived && s->bd_wei.own) g->dup_budget += (int64_t)s->bd_wei.bytes;
     if (s->fwd) dnnl_primitive_destroy(s->fwd);
     if (s->fwd_pd) dnnl_primitive_desc_destroy(s->fwd_pd);
     if (s->bwd_data) dnnl_primitive_destroy(s->bwd_data);
     if (s->bwd_wei) dnnl_primitive_destroy(s->bwd_wei);
-    nm_dnnl_arg *args[] = {&s->src, &s->wei, &s->bias, &s->dst, &s->bd_wei, &s->bd_ddst,
-                           &s->bd_dsrc, &s->bw_src, &s->bw_ddst, &s->bw_dwei, &s->bw_dbias};
+    nm_dnnl_arg *args[] = {&s->src, &s->wei, &s->bias, &s->dst, &s->bd_wei, &s->bd_ddst, &s->bd_dsrc,
+                           &s->bw_src, &s->bw_ddst, &s->bw_dwei, &s->bw_dbias, &s->fwd_pad, &s->bd_pad, &s->bw_pad};
     for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) nm_dnnl_arg_free(args[i]);
     s->fwd = s->bwd_data = s->bwd_wei = NULL;
     s->fwd_pd = NULL;
-    free(s->dz);
-    s->dz = NULL;
+    s->has_dz = 0;
 }
 
 static void conv_destroy(nm_node *n)
 {
     conv_state *s = n->state;
     if (!s) return;
-    conv_free_prims(s);
+    conv_free_prims(NULL, s);
     free(s);
     n->state = NULL;
 }
@@ -76,7 +87,7 @@ static void conv_destroy(nm_node *n)
 static nm_status conv_init(nm_graph *g, nm_node *n, nm_error *err)
 {
     if (n->n_in < 2 || n->n_in > 3 + (nm_attr_get(n, "_nm_sum") != NULL) || !nm_in(g, n, 0) || !nm_in(g, n, 1) ||
-        n->n_out != 1)
+        n->n_out != 1 || !nm_out(g, n, 0))
         return nm_fail(err, NM_ERR_PARSE, "%s: Conv node '%s': needs inputs X, W[, B] and one output",
                        g->source, n->name);
     if (nm_attr_int(n, "group", 1) < 1)
@@ -96,9 +107,9 @@ static nm_status conv_shapes(nm_graph *g, nm_node *n, conv_state *s, nm_error *e
         return nm_fail(err, NM_ERR_UNSUPPORTED, "%s: Conv node '%s': only float tensors", g->source, n->name);
     int r = x->shape.ndim, nsp = r - 2;
     s->group = nm_attr_int(n, "group", 1);
-    int64_t c = r > 1 ? x->shape.dims[1] : 0, m = w->shape.dims[0];
-    if (nsp < 1 || nsp > NM_MAX_SPATIAL || w->shape.ndim != r || w->shape.dims[1] * s->group != c ||
-        m % s->group != 0)
+    int64_t c = r > 1 ? x->shape.dims[1] : 0, m = w->shape.dims[0], wc = 0;
+    if (nsp < 1 || nsp > NM_MAX_SPATIAL || w->shape.ndim != r || !nm_mul_i64(w->shape.dims[1], s->group, &wc) ||
+        wc != c || m % s->group != 0)
         return nm_fail(err, NM_ERR_SHAPE, "%s: Conv node '%s': X %s and W %s (group %lld) disagree",
                        g->source, n->name, nm_shape_str(&x->shape, bx, sizeof bx),
                        nm_shape_str(&w->shape, bw, sizeof bw), (long long)s->group);
@@ -270,19 +281,22 @@ static nm_status conv_build_forward(nm_graph *g, nm_node *n, conv_state *s, nm_e
                            s->has_bias ? &md.b : NULL, &md.y, strides, dil, pl, pr),
                        err, "Conv forward descriptor");
     if (!st) st = conv_post_op_attr(s, &attr, err);
-    if (!st) st = nm_dnnl_primitive(g, &cd, attr, NULL, &s->fwd_pd, &s->fwd, err, "Conv forward");
+    if (!st) st = nm_dnnl_primitive_pad(g, &cd, attr, NULL, &s->fwd_pd, &s->fwd, &s->fwd_pad, err, "Conv forward");
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (st) return st;
     const_dnnl_primitive_desc_t pd = s->fwd_pd;
+    const nm_tensor *w = nm_in(g, n, 1), *b = nm_in(g, n, 2);
     st = nm_dnnl_arg_init_tag(g, &s->src, NM_ARG_IN, s->rank, s->xdims, s->xtag, pd_md(pd, DNNL_ARG_SRC), err);
-    if (!st) st = nm_dnnl_arg_init(g, &s->wei, NM_ARG_IN, s->wrank, s->wdims, pd_md(pd, DNNL_ARG_WEIGHTS), err);
-    if (!st && s->has_bias)
+    if (!st && w->is_const && w->data)
+        st = nm_dnnl_arg_init_const(g, &s->wei, s->wrank, s->wdims, pd_md(pd, DNNL_ARG_WEIGHTS), w->data, err);
+    else if (!st)
+        st = nm_dnnl_arg_init(g, &s->wei, NM_ARG_IN, s->wrank, s->wdims, pd_md(pd, DNNL_ARG_WEIGHTS), err);
+    if (!st && b && b->is_const && b->data)
+        st = nm_dnnl_arg_init_const(g, &s->bias, 1, &s->ydims[1], pd_md(pd, DNNL_ARG_BIAS), b->data, err);
+    else if (!st && s->has_bias)
         st = nm_dnnl_arg_init(g, &s->bias, NM_ARG_IN, 1, &s->ydims[1], pd_md(pd, DNNL_ARG_BIAS), err);
     if (!st)
         st = nm_dnnl_arg_init_tag(g, &s->dst, NM_ARG_OUT, s->rank, s->ydims, s->ytag, pd_md(pd, DNNL_ARG_DST), err);
-    const nm_tensor *w = nm_in(g, n, 1), *b = nm_in(g, n, 2);
-    if (!st && w->is_const && w->data) st = nm_dnnl_arg_freeze(g, &s->wei, w->data, err);
-    if (!st && b && b->is_const && b->data) st = nm_dnnl_arg_freeze(g, &s->bias, b->data, err);
     return st;
 }
 
@@ -298,11 +312,22 @@ static nm_status conv_build_backward_data(nm_graph *g, nm_node *n, conv_state *s
     st = nm_dnnl_check(dnnl_dilated_convolution_backward_data_desc_init(
                            &cd, conv_alg(s), &md.x, &md.w, &md.y, strides, dil, pl, pr),
                        err, "Conv backward-data descriptor");
-    if (!st) st = nm_dnnl_primitive(g, &cd, NULL, s->fwd_pd, &pd, &s->bwd_data, err, "Conv backward data");
+    if (!st)
+        st = nm_dnnl_primitive_pad(g, &cd, NULL, s->fwd_pd, &pd, &s->bwd_data, &s->bd_pad, err, "Conv backward data");
     if (st) return st;
     /* The first writer of dX overwrites it (no clearing, no scratch). */
     nm_arg_kind dx_kind = (n->grad_assign & 1u) ? NM_ARG_OUT : NM_ARG_ACC;
-    st = nm_dnnl_arg_init(g, &s->bd_wei, NM_ARG_IN, s->wrank, s->wdims, pd_md(pd, DNNL_ARG_WEIGHTS), err);
+    const nm_tensor *w = nm_in(g, n, 1);
+    if (w->is_const && s->wei.frozen && s->wei.own && !s->bf16) {   /* from the forward's frozen weights */
+        const dnnl_memory_desc_t *wmd = pd_md(pd, DNNL_ARG_WEIGHTS);
+        int hold = (int64_t)dnnl_memory_desc_get_size(wmd) <= g->dup_budget;
+        st = nm_dnnl_arg_init_derived(g, &s->bd_wei, &s->wei, wmd, hold, err);
+        if (s->bd_wei.own) g->dup_budget -= (int64_t)s->bd_wei.bytes;
+    }
+    else if (w->is_const && w->data)
+        st = nm_dnnl_arg_init_const(g, &s->bd_wei, s->wrank, s->wdims, pd_md(pd, DNNL_ARG_WEIGHTS), w->data, err);
+    else
+        st = nm_dnnl_arg_init(g, &s->bd_wei, NM_ARG_IN, s->wrank, s->wdims, pd_md(pd, DNNL_ARG_WEIGHTS), err);
     if (!st)
         st = nm_dnnl_arg_init_tag(g, &s->bd_ddst, NM_ARG_IN, s->rank, s->ydims, s->ytag,
                                   pd_md(pd, DNNL_ARG_DIFF_DST), err);
@@ -310,8 +335,6 @@ static nm_status conv_build_backward_data(nm_graph *g, nm_node *n, conv_state *s
         st = nm_dnnl_arg_init_tag(g, &s->bd_dsrc, dx_kind, s->rank, s->xdims, s->xtag,
                                   pd_md(pd, DNNL_ARG_DIFF_SRC), err);
     dnnl_primitive_desc_destroy(pd);
-    const nm_tensor *w = nm_in(g, n, 1);
-    if (!st && w->is_const && w->data) st = nm_dnnl_arg_freeze(g, &s->bd_wei, w->data, err);
     return st;
 }
 
@@ -328,7 +351,9 @@ static nm_status conv_build_backward_weights(nm_graph *g, conv_state *s, nm_erro
                            &cd, dnnl_convolution_direct, &md.x, &md.w, s->has_bias ? &md.b : NULL, &md.y,
                            strides, dil, pl, pr),
                        err, "Conv backward-weights descriptor");
-    if (!st) st = nm_dnnl_primitive(g, &cd, NULL, s->fwd_pd, &pd, &s->bwd_wei, err, "Conv backward weights");
+    if (!st)
+        st = nm_dnnl_primitive_pad(g, &cd, NULL, s->fwd_pd, &pd, &s->bwd_wei, &s->bw_pad, err,
+                                   "Conv backward weights");
     if (st) return st;
     st = nm_dnnl_arg_init_tag(g, &s->bw_src, NM_ARG_IN, s->rank, s->xdims, s->xtag, pd_md(pd, DNNL_ARG_SRC), err);
     if (!st)
@@ -356,19 +381,52 @@ static double conv_flops(const conv_state *s)
     return f;
 }
 
+static void conv_take_dz(nm_graph *g, nm_node *n, conv_state *s)
+{
+    s->dz_off = nm_graph_scratch_take(g, sizeof(float) * (size_t)nm_shape_numel(&nm_out(g, n, 0)->shape));
+    s->has_dz = 1;
+}
+
 /* Every primitive the node needs, and the scratch of a fused activation. */
 static nm_status conv_build_all(nm_graph *g, nm_node *n, conv_state *s, nm_error *err)
 {
     int wants_dx = nm_in(g, n, 0)->requires_grad, wants_dw = conv_wants_weight_grad(g, n);
+    nm_graph_scratch_begin(g);
     nm_status st = conv_build_forward(g, n, s, err);
+    nm_graph_scratch_begin(g);   /* the backward's regions: never live with the forward's */
     if (!st && wants_dx) st = conv_build_backward_data(g, n, s, err);
     if (!st && wants_dw) st = conv_build_backward_weights(g, s, err);
     int wants_ds = s->sum && nm_in(g, n, 3)->requires_grad;
-    if (!st && s->act >= 0 && (wants_dx || wants_dw || wants_ds)) {
-        s->dz = malloc(sizeof(float) * (size_t)nm_shape_numel(&nm_out(g, n, 0)->shape));
-        if (!s->dz) st = nm_fail(err, NM_ERR_MEMORY, "out of memory");
-    }
+    if (!st && s->act >= 0 && (wants_dx || wants_dw || wants_ds)) conv_take_dz(g, n, s);
+    s->scratch_end = g->scratch_cursor;
     return st;
+}
+
+/* Once the forward holds W frozen in its own layout and the backward's
+ * weights derive from it, the plain copy goes (nm_op_restore_const gives it
+ * back), where the graph allows it. Kept: a W that something else reads
+ * too, one folded with the node (X constant), and in bf16, whose frozen copy
+ * is rounded. */
+static void conv_release_weights(nm_graph *g, nm_node *n, conv_state *s)
+{
+    nm_tensor *x = nm_in(g, n, 0), *w = nm_in(g, n, 1);
+    if (!g->release_consts || !w->is_const || !w->data || w->is_input || w->is_output || x->is_const || s->bf16 ||
+        !s->wei.own || (s->bwd_data && !s->bd_wei.derived) || s->bwd_wei)
+        return;
+    int uses = 0;
+    for (int k = 0; k < g->n_nodes; k++)
+        for (int i = 0; !g->nodes[k].dead && i < g->nodes[k].n_in; i++) uses += g->nodes[k].in[i] == n->in[1];
+    if (uses != 1) return;
+    free(w->data);
+    w->data = NULL;
+    w->released = 1;
+}
+
+nm_status nm_op_restore_const(nm_graph *g, nm_node *n, int slot, void *dst)
+{
+    conv_state *s = n->op == NM_OP_CONV ? n->state : NULL;
+    if (slot != 1 || !s || !s->wei.frozen || !s->wei.own) return NM_ERR_INTERNAL;
+    return nm_dnnl_arg_thaw(g, &s->wei, dst, NULL);
 }
 
 static nm_status conv_build(nm_graph *g, nm_node *n, conv_state *s, nm_error *err)
@@ -382,11 +440,12 @@ static nm_status conv_build(nm_graph *g, nm_node *n, conv_state *s, nm_error *er
     s->wino = !s->bf16 && conv_wino_eligible(s);
     nm_status st = s->wino ? conv_build_all(g, n, s, NULL) : NM_ERR_UNSUPPORTED;
     if (st) {   /* direct: no Winograd here, or oneDNN has none for this case */
-        conv_free_prims(s);
+        conv_free_prims(g, s);
         s->wino = 0;
         st = conv_build_all(g, n, s, err);
     }
     nm_dnnl_threads_end(saved);
+    if (!st) conv_release_weights(g, n, s);
     if (st && err) {
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
@@ -398,7 +457,12 @@ static nm_status conv_build(nm_graph *g, nm_node *n, conv_state *s, nm_error *er
 static nm_status conv_reshape(nm_graph *g, nm_node *n, nm_error *err)
 {
     conv_state *s = n->state;
-    conv_free_prims(s);
+    /* The frozen weights go with the primitives: a released W comes back first. */
+    if (n->n_in > 1 && n->in[1] >= 0 && g->t[n->in[1]].released) {
+        nm_status st = nm_graph_const_restore(g, n->in[1], err);
+        if (st) return st;
+    }
+    conv_free_prims(g, s);
     nm_status st = conv_shapes(g, n, s, err);
     if (!st) st = nm_dnnl_ready(g, err);
     if (st || nm_shape_numel(&nm_out(g, n, 0)->shape) == 0) return st;
@@ -413,7 +477,7 @@ static nm_status conv_reshape(nm_graph *g, nm_node *n, nm_error *err)
         return NM_OK;
     }
     st = conv_build(g, n, s, err);
-    if (st) conv_free_prims(s);
+    if (st) conv_free_prims(g, s);
     return st;
 }
 
@@ -446,12 +510,13 @@ static nm_status conv_forward_run(nm_graph *g, nm_node *n, conv_state *s)
     if (!st && b) st = nm_dnnl_arg_in(g, &s->bias, b->data);
     if (st) return st;
     if (s->sum) copy_floats(nm_f32(y), nm_f32(nm_in(g, n, 3)), y->numel);
-    nm_dnnl_arg_out_begin(&s->dst, y->data);
+    st = nm_dnnl_arg_out_begin(&s->dst, y->data);
+    if (st) return st;
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->src.prim},
                                {DNNL_ARG_WEIGHTS, s->wei.prim},
                                {DNNL_ARG_DST, s->dst.prim},
                                {DNNL_ARG_BIAS, s->bias.prim}};
-    st = nm_dnnl_exec(g, s->fwd, b ? 4 : 3, args);
+    st = nm_dnnl_exec_pad(g, s->fwd, b ? 4 : 3, args, &s->fwd_pad);
     return st ? st : nm_dnnl_arg_out_end(g, &s->dst, y->data);
 }
 
@@ -485,15 +550,14 @@ static nm_status conv_backward_data(nm_graph *g, nm_node *n, conv_state *s, cons
 {
     const nm_tensor *w = nm_in(g, n, 1);
     nm_tensor *x = nm_in(g, n, 0);
-    if (!s->bwd_data && conv_build_backward_data(g, n, s, NULL)) return NM_ERR_INTERNAL;
     nm_status st = nm_dnnl_arg_in(g, &s->bd_wei, w->data);
     if (!st) st = nm_dnnl_arg_in(g, &s->bd_ddst, dz);
+    if (!st) st = nm_dnnl_arg_out_begin(&s->bd_dsrc, x->grad);
     if (st) return st;
-    nm_dnnl_arg_out_begin(&s->bd_dsrc, x->grad);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, s->bd_ddst.prim},
                                {DNNL_ARG_WEIGHTS, s->bd_wei.prim},
                                {DNNL_ARG_DIFF_SRC, s->bd_dsrc.prim}};
-    st = nm_dnnl_exec(g, s->bwd_data, 3, args);
+    st = nm_dnnl_exec_pad(g, s->bwd_data, 3, args, &s->bd_pad);
     return st ? st : nm_dnnl_arg_out_end(g, &s->bd_dsrc, x->grad);
 }
 
@@ -501,15 +565,16 @@ static nm_status conv_backward_weights(nm_graph *g, nm_node *n, conv_state *s, c
 {
     const nm_tensor *x = nm_in(g, n, 0);
     nm_tensor *w = nm_in(g, n, 1), *b = nm_in(g, n, 2);
-    if (!s->bwd_wei && conv_build_backward_weights(g, s, NULL)) return NM_ERR_INTERNAL;
     nm_status st = nm_dnnl_arg_in(g, &s->bw_src, x->data);
     if (!st) st = nm_dnnl_arg_in(g, &s->bw_ddst, dz);
+    if (!st) st = nm_dnnl_arg_out_begin(&s->bw_dwei, w->grad);
+    if (!st && s->has_bias) st = nm_dnnl_arg_out_begin(&s->bw_dbias, b ? b->grad : NULL);
     if (st) return st;
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->bw_src.prim},
                                {DNNL_ARG_DIFF_DST, s->bw_ddst.prim},
                                {DNNL_ARG_DIFF_WEIGHTS, s->bw_dwei.prim},
                                {DNNL_ARG_DIFF_BIAS, s->bw_dbias.prim}};
-    st = nm_dnnl_exec(g, s->bwd_wei, s->has_bias ? 4 : 3, args);
+    st = nm_dnnl_exec_pad(g, s->bwd_wei, s->has_bias ? 4 : 3, args, &s->bw_pad);
     if (!st && w->requires_grad) st = nm_dnnl_arg_out_end(g, &s->bw_dwei, w->grad);
     if (!st && b && b->requires_grad) st = nm_dnnl_arg_out_end(g, &s->bw_dbias, b->grad);
     return st;
@@ -525,17 +590,33 @@ static nm_status conv_forward(nm_graph *g, nm_node *n)
     return st;
 }
 
+/* What the build left out (gradient flags set since): built now, with
+ * scratch regions after the node's own, before any of them is written. */
+static nm_status conv_build_late(nm_graph *g, nm_node *n, conv_state *s)
+{
+    int wants_dx = nm_in(g, n, 0)->requires_grad, wants_dw = conv_wants_weight_grad(g, n);
+    if (!(wants_dx && !s->bwd_data) && !(wants_dw && !s->bwd_wei) && !(s->act >= 0 && !s->has_dz)) return NM_OK;
+    g->scratch_cursor = s->scratch_end;
+    if (wants_dx && !s->bwd_data && conv_build_backward_data(g, n, s, NULL)) return NM_ERR_INTERNAL;
+    if (wants_dw && !s->bwd_wei && conv_build_backward_weights(g, s, NULL)) return NM_ERR_INTERNAL;
+    if (s->act >= 0 && !s->has_dz) conv_take_dz(g, n, s);
+    s->scratch_end = g->scratch_cursor;
+    return nm_graph_scratch_ready(g, NULL);
+}
+
 static nm_status conv_backward_run(nm_graph *g, nm_node *n, conv_state *s)
 {
     const nm_tensor *y = nm_out(g, n, 0);
     const float *dz = y->grad;
+    nm_status st = conv_build_late(g, n, s);
+    if (st) return st;
     if (s->act >= 0) {
-        conv_activation_backward(s, nm_f32(y), y->grad, s->dz, y->numel);
-        dz = s->dz;
+        float *buf = nm_graph_scratch_at(g, s->dz_off);
+        conv_activation_backward(s, nm_f32(y), y->grad, buf, y->numel);
+        dz = buf;
     }
     nm_tensor *res = s->sum ? nm_in(g, n, 3) : NULL;
     if (res && res->requires_grad) sum_backward(res->grad, dz, y->numel, (n->grad_assign >> 3) & 1u);
-    nm_status st = NM_OK;
     if (nm_in(g, n, 0)->requires_grad) st = conv_backward_data(g, n, s, dz);
     if (!st && conv_wants_weight_grad(g, n)) st = conv_backward_weights(g, n, s, dz);
     return st;

@@ -55,9 +55,26 @@ nm_status nm_dnnl_primitive(nm_graph *g, const_dnnl_op_desc_t desc, const_dnnl_p
                             const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd,
                             dnnl_primitive_t *prim, nm_error *err, const char *what);
 
+/* A copy between two blocked f32 layouts of one tensor, planned once
+ * (ops/dnnl_util.c); faster per call than a oneDNN reorder. */
+typedef struct nm_dnnl_copy nm_dnnl_copy;
+
+/* nm_dnnl_primitive with the scratchpad user-managed: a region of the graph's
+ * scratch, like every per-call temporary (one scratch for the whole graph
+ * instead of oneDNN's own beside ours). *pad (an argument without a user
+ * side, zeroed when the primitive needs none) goes to nm_dnnl_exec_pad. */
+struct nm_dnnl_arg;
+nm_status nm_dnnl_primitive_pad(nm_graph *g, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
+                                const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd,
+                                dnnl_primitive_t *prim, struct nm_dnnl_arg *pad, nm_error *err, const char *what);
+/* nm_dnnl_exec with the primitive's scratchpad (when it has one) added. */
+nm_status nm_dnnl_exec_pad(nm_graph *g, dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args,
+                           struct nm_dnnl_arg *pad);
+
 /* One primitive argument as the graph sees it: a plain row-major buffer given
- * per call and, when the primitive prefers another layout, the primitive's own
- * buffer plus a reorder between the two.
+ * per call and, when the primitive prefers another layout, a buffer in that
+ * layout plus a reorder between the two. That buffer is a region of the
+ * graph's scratch, bound per call, except for a frozen constant's (owned).
  *   NM_ARG_IN:  plain -> prim before execution (or the plain buffer used directly)
  *   NM_ARG_OUT: prim -> plain after execution (or written directly)
  *   NM_ARG_ACC: prim -> plain, ADDED to the plain buffer (gradients); always
@@ -70,7 +87,14 @@ typedef struct nm_dnnl_arg {
     dnnl_memory_t prim;       /* primitive layout; == user when used directly */
     dnnl_primitive_t reorder; /* NULL when no reorder is needed (ACC: plain add) */
     int64_t numel;
+    nm_graph *sg;             /* prim's buffer is sg's scratch at `off` (`bytes`), or NULL */
+    size_t off, bytes;
+    void *own;                /* prim's own buffer: a frozen constant in another layout */
+    nm_dnnl_copy *copy;       /* derived: copied per call from `from` ... */
+    const void *from;         /* ... (another argument's frozen buffer) */
     unsigned frozen : 1;      /* NM_ARG_IN converted once (constant weights) */
+    unsigned alias : 1;       /* prim belongs to another argument (same layout) */
+    unsigned derived : 1;     /* made by nm_dnnl_arg_init_derived */
 } nm_dnnl_arg;
 
 /* `prim_md` is what the primitive descriptor asks for; `dims` the plain shape. */
@@ -79,12 +103,27 @@ nm_status nm_dnnl_arg_init(nm_graph *g, nm_dnnl_arg *a, nm_arg_kind kind, int nd
 /* The same for a graph buffer in layout `user_tag` (plain or channels-last). */
 nm_status nm_dnnl_arg_init_tag(nm_graph *g, nm_dnnl_arg *a, nm_arg_kind kind, int ndim, const int64_t *dims,
                                dnnl_format_tag_t user_tag, const dnnl_memory_desc_t *prim_md, nm_error *err);
+/* nm_dnnl_arg_init (NM_ARG_IN) of a constant, frozen at once (below). */
+nm_status nm_dnnl_arg_init_const(nm_graph *g, nm_dnnl_arg *a, int ndim, const int64_t *dims,
+                                 const dnnl_memory_desc_t *prim_md, const void *data, nm_error *err);
 /* NM_ARG_IN: present `data` to the primitive (reorders unless frozen). */
 nm_status nm_dnnl_arg_in(nm_graph *g, nm_dnnl_arg *a, const void *data);
-/* NM_ARG_IN of a constant: convert once now, later calls reuse it. */
+/* NM_ARG_IN of a constant: convert once now, later calls reuse it (the
+ * constant's own buffer when the layouts agree, borrowed: it must outlive
+ * the argument). */
 nm_status nm_dnnl_arg_freeze(nm_graph *g, nm_dnnl_arg *a, const void *data, nm_error *err);
-/* NM_ARG_OUT: point the primitive at `data` before execution when plain. */
-void nm_dnnl_arg_out_begin(nm_dnnl_arg *a, void *data);
+/* NM_ARG_IN of the same constant as `from` (frozen in another layout, its
+ * own buffer) in layout `prim_md`: from's buffer itself when the layouts
+ * agree; else, with `hold`, a frozen copy (own buffer, a->bytes); else
+ * copied per call into scratch when nm_dnnl_copy can, else frozen all the
+ * same (a oneDNN reorder). nm_dnnl_arg_in ignores its data argument. */
+nm_status nm_dnnl_arg_init_derived(nm_graph *g, nm_dnnl_arg *a, const nm_dnnl_arg *from,
+                                   const dnnl_memory_desc_t *prim_md, int hold, nm_error *err);
+/* A frozen argument's value back in its plain (user) layout, into dst. */
+nm_status nm_dnnl_arg_thaw(nm_graph *g, const nm_dnnl_arg *a, void *dst, nm_error *err);
+/* NM_ARG_OUT, NM_ARG_ACC: point the primitive at `data` (or at its scratch
+ * region) before execution. */
+nm_status nm_dnnl_arg_out_begin(nm_dnnl_arg *a, void *data);
 /* NM_ARG_OUT: copy out after execution; NM_ARG_ACC: add into `data`. */
 nm_status nm_dnnl_arg_out_end(nm_graph *g, nm_dnnl_arg *a, float *data);
 void nm_dnnl_arg_free(nm_dnnl_arg *a);

@@ -324,6 +324,9 @@ static nm_status split_sizes(nm_graph *g, nm_node *n, int64_t dim, int64_t *size
     int64_t sum = 0;
     for (int i = 0; i < k; i++) {
         if (sizes[i] < 0) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "negative split size");
+        if (sizes[i] > dim)   /* also keeps the sum from overflowing */
+            return nm_node_fail(g, n, err, NM_ERR_SHAPE, "split size %lld is larger than the axis (%lld)",
+                                (long long)sizes[i], (long long)dim);
         sum += sizes[i];
     }
     if (sum != dim)
@@ -555,13 +558,24 @@ static nm_status pad_reshape(nm_graph *g, nm_node *n, nm_error *err)
     if (cv && (cv->dtype != x->dtype || cv->numel > 1))
         return nm_node_fail(g, n, err, NM_ERR_SHAPE, "constant_value must be a scalar of the data's type");
     nm_shape out = {.ndim = r};
-    int64_t total = 0;
+    int64_t total = 0, max = nm_graph_max_elements(g);
     for (int d = 0; d < r; d++) {
-        out.dims[d] = x->shape.dims[d] + pads[d] + pads[r + d];
-        if (out.dims[d] < 0) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "axis %d would have negative size", d);
+        /* Bounded first, so that neither the sum nor o - pads[d] below can overflow. */
+        if (pads[d] > max || pads[r + d] > max)
+            return nm_node_fail(g, n, err, NM_ERR_LIMIT, "pads %lld and %lld of axis %d are above the limit of %lld",
+                                (long long)pads[d], (long long)pads[r + d], d, (long long)max);
+        if (pads[d] < -x->shape.dims[d] || pads[r + d] < -x->shape.dims[d] ||
+            (out.dims[d] = x->shape.dims[d] + pads[d] + pads[r + d]) < 0)
+            return nm_node_fail(g, n, err, NM_ERR_SHAPE, "axis %d would have negative size", d);
         if (st->mode != PAD_CONSTANT && x->shape.dims[d] == 0 && out.dims[d] > 0)
             return nm_node_fail(g, n, err, NM_ERR_SHAPE, "cannot %s-pad an empty axis", st->mode == PAD_EDGE ? "edge" : "reflect");
         total += out.dims[d];
+    }
+    int64_t numel = nm_shape_numel(&out);
+    if (numel < 0 || numel > max || total > max) {
+        char so[160];
+        return nm_node_fail(g, n, err, NM_ERR_LIMIT, "output %s would be above the limit of %lld elements",
+                            nm_shape_str(&out, so, sizeof so), (long long)max);
     }
     free(st->maps);
     st->maps = malloc(sizeof(int64_t) * (size_t)(total ? total : 1));

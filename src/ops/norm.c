@@ -194,6 +194,12 @@ static nm_status bn_reshape(nm_graph *g, nm_node *n, nm_error *err)
                            n->name, p->name, nm_shape_str(&p->shape, sp, sizeof sp),
                            nm_shape_str(&x->shape, sx, sizeof sx));
     }
+    const nm_tensor *var = nm_in(g, n, 4);
+    for (int64_t p = 0; !st->training && var->is_const && var->data && p < st->P; p++)
+        if (!((double)nm_f32(var)[p] + st->epsilon > 0))   /* 1 / sqrt(var + eps) would be NaN or Inf */
+            return nm_fail(err, NM_ERR_NUMERIC,
+                           "%s: BatchNormalization node '%s': variance %g + epsilon %g of channel %lld is not positive",
+                           g->source, n->name, (double)nm_f32(var)[p], (double)st->epsilon, (long long)p);
     free(st->buf);
     st->buf = malloc(sizeof(float) * (size_t)(6 * st->P + 1));
     if (!st->buf) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);

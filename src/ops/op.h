@@ -75,6 +75,11 @@ typedef struct nm_op_impl {
     void (*destroy)(struct nm_node *n);
 } nm_op_impl;
 
+/* The plain value of constant input `slot` of node n, which n released after
+ * keeping it in its own layout (Conv weights, ops/conv.c), written to dst;
+ * another status when n keeps none. */
+nm_status nm_op_restore_const(struct nm_graph *g, struct nm_node *n, int slot, void *dst);
+
 /* NM_OP_COUNT when the name is not supported. */
 nm_op_type nm_op_from_name(const char *onnx_name);
 const char *nm_op_name(nm_op_type op);

@@ -367,6 +367,12 @@ static nm_status pool_reshape(nm_graph *g, nm_node *n, nm_error *err)
     s->count_include_pad = s->kind == POOL_AVG && nm_attr_int(n, "count_include_pad", 0) != 0;
     nm_status st = nm_window_from_node(g, n, r - 2, x->shape.dims + 2, NULL, s->ceil_mode, &s->win, err);
     if (st) return st;
+    /* A max window wholly in padding would give -inf (ONNX refuses such pads too). */
+    for (int i = 0; s->kind == POOL_MAX && i < r - 2; i++)
+        if (s->win.pad_l[i] >= nm_window_extent(&s->win, i) || s->win.pad_r[i] >= nm_window_extent(&s->win, i))
+            return nm_node_fail(g, n, err, NM_ERR_SHAPE, "pads %lld and %lld are not smaller than the kernel (%lld)",
+                                (long long)s->win.pad_l[i], (long long)s->win.pad_r[i],
+                                (long long)nm_window_extent(&s->win, i));
     s->rank = r;
     memcpy(s->xdims, x->shape.dims, sizeof(int64_t) * (size_t)r);
     s->ydims[0] = s->xdims[0];
@@ -448,7 +454,9 @@ static nm_status pool_backward(nm_graph *g, nm_node *n)
     nm_tensor *x = nm_in(g, n, 0);
     const nm_tensor *y = nm_out(g, n, 0);
     if (!x->requires_grad || nm_shape_numel(&y->shape) == 0) return NM_OK;
-    if (s->use_dnnl && !s->bwd && pool_build_backward(g, n, s, NULL)) return NM_ERR_INTERNAL;
+    /* Built late: its scratch regions must exist before the primitives run. */
+    if (s->use_dnnl && !s->bwd && (pool_build_backward(g, n, s, NULL) || nm_graph_scratch_ready(g, NULL)))
+        return NM_ERR_INTERNAL;
     if (s->use_dnnl) {
         int saved = nm_dnnl_threads_begin(s->threads);
         nm_status st = nm_dnnl_arg_in(g, &s->ddst, y->grad);

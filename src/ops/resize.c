@@ -341,15 +341,26 @@ static nm_status resize_geometry(nm_graph *g, nm_node *n, const resize_params *p
         return nm_node_fail(g, n, err, NM_ERR_PARSE, "neither scales nor sizes is given");
     }
     out->ndim = r;
+    int64_t max = nm_graph_max_elements(g);
     for (int d = 0; d < r; d++) {
         if (sv) {
             if (!(sv[d] > 0)) return nm_node_fail(g, n, err, NM_ERR_SHAPE, "scale %g is not positive", (double)sv[d]);
             scale[d] = sv[d];
-            out->dims[d] = (int64_t)floor((double)in->dims[d] * (roi[r + d] - roi[d]) * scale[d]);
+            /* Checked as a double: converting a NaN or a value past int64 is undefined. */
+            double len = floor((double)in->dims[d] * (roi[r + d] - roi[d]) * scale[d]);
+            if (!(len >= 0))
+                return nm_node_fail(g, n, err, NM_ERR_SHAPE, "scale %g gives axis %d a length of %g", (double)sv[d], d, len);
+            if (len > (double)max)
+                return nm_node_fail(g, n, err, NM_ERR_LIMIT, "scale %g makes axis %d %g long (limit %lld)",
+                                    (double)sv[d], d, len, (long long)max);
+            out->dims[d] = (int64_t)len;
         } else {
             out->dims[d] = nm_i64(sizes)[d];
             if (out->dims[d] < 0)
                 return nm_node_fail(g, n, err, NM_ERR_SHAPE, "cannot resize axis %d to %lld", d, (long long)out->dims[d]);
+            if (out->dims[d] > max)
+                return nm_node_fail(g, n, err, NM_ERR_LIMIT, "cannot resize axis %d to %lld (limit %lld)", d,
+                                    (long long)out->dims[d], (long long)max);
             scale[d] = in->dims[d] ? (double)out->dims[d] / (double)in->dims[d] : 1.0;
         }
         if (out->dims[d] > 0 && in->dims[d] == 0)
@@ -368,6 +379,13 @@ static nm_status resize_reshape(nm_graph *g, nm_node *n, nm_error *err)
     resize_clear(st);
     nm_status s = resize_geometry(g, n, &st->p, &x->shape, scale, &out, roi, err);
     if (s) return s;
+    /* The passes below allocate per output element: check the size first. */
+    int64_t max = nm_graph_max_elements(g), out_numel = nm_shape_numel(&out);
+    if (out_numel < 0 || out_numel > max) {
+        char so[160];
+        return nm_node_fail(g, n, err, NM_ERR_LIMIT, "output %s would be above the limit of %lld elements",
+                            nm_shape_str(&out, so, sizeof so), (long long)max);
+    }
     nm_shape cur = x->shape;
     int r = cur.ndim;
     for (int d = r - 1; d >= 0; d--) {
@@ -388,6 +406,9 @@ static nm_status resize_reshape(nm_graph *g, nm_node *n, nm_error *err)
     for (int i = 0; i + 1 < st->n_pass; i++) {
         const resize_pass *ps = &st->pass[i];
         st->tmp_numel[i] = ps->outer * ps->out_len * ps->inner;
+        if (st->tmp_numel[i] > max)
+            return nm_node_fail(g, n, err, NM_ERR_LIMIT, "an intermediate of %lld elements would be above the limit of %lld",
+                                (long long)st->tmp_numel[i], (long long)max);
         st->tmp[i] = malloc(sizeof(float) * (size_t)st->tmp_numel[i]);
         if (!st->tmp[i]) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
     }
