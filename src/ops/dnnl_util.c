@@ -588,7 +588,7 @@ static inline void transpose16(const float *s, int64_t ss, float *d)
            t12 = _mm512_unpacklo_ps(r12, r13), t13 = _mm512_unpackhi_ps(r12, r13), t14 = _mm512_unpacklo_ps(r14, r15),
            t15 = _mm512_unpackhi_ps(r14, r15);
 #define SH(a, b, m) _mm512_shuffle_ps(a, b, m)
-    const int lo = _MM_SHUFFLE(1, 0, 1, 0), hi = _MM_SHUFFLE(3, 2, 3, 2);
+    enum { lo = _MM_SHUFFLE(1, 0, 1, 0), hi = _MM_SHUFFLE(3, 2, 3, 2) };   /* constant expressions, as clang requires */
     r0 = SH(t0, t2, lo), r1 = SH(t0, t2, hi), r2 = SH(t1, t3, lo), r3 = SH(t1, t3, hi);
     r4 = SH(t4, t6, lo), r5 = SH(t4, t6, hi), r6 = SH(t5, t7, lo), r7 = SH(t5, t7, hi);
     r8 = SH(t8, t10, lo), r9 = SH(t8, t10, hi), r10 = SH(t9, t11, lo), r11 = SH(t9, t11, hi);
