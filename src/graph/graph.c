@@ -209,10 +209,9 @@ nm_status nm_graph_const_read(nm_graph *g, int t, void *dst, nm_error *err)
     return nm_fail(err, NM_ERR_INTERNAL, "%s: constant '%s' has no value", g->source, x->name);
 }
 
-nm_status nm_graph_const_restore(nm_graph *g, int t, nm_error *err)
+nm_status nm_graph_const_copy(nm_graph *g, int t, void **out, nm_error *err)
 {
-    nm_tensor *x = &g->t[t];
-    if (!x->released || x->data) return NM_OK;
+    const nm_tensor *x = &g->t[t];
     size_t bytes = (size_t)(x->numel > 0 ? x->numel : 0) * nm_dtype_size(x->dtype);
     void *p = malloc(bytes ? bytes : 1);
     if (!p) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", g->source);
@@ -221,9 +220,17 @@ nm_status nm_graph_const_restore(nm_graph *g, int t, nm_error *err)
         free(p);
         return s;
     }
-    x->data = p;
-    x->released = 0;
+    *out = p;
     return NM_OK;
+}
+
+nm_status nm_graph_const_restore(nm_graph *g, int t, nm_error *err)
+{
+    nm_tensor *x = &g->t[t];
+    if (!x->released || x->data) return NM_OK;
+    nm_status s = nm_graph_const_copy(g, t, &x->data, err);
+    if (!s) x->released = 0;
+    return s;
 }
 
 int nm_graph_find_tensor(const nm_graph *g, const char *name)

@@ -174,6 +174,8 @@ void nm_graph_free_plan(nm_graph *g);
 nm_status nm_graph_const_read(nm_graph *g, int t, void *dst, nm_error *err);
 /* Give a released constant its plain value (t->data) back. */
 nm_status nm_graph_const_restore(nm_graph *g, int t, nm_error *err);
+/* Constant t's value (plain layout) in a new malloc'd buffer, via nm_graph_const_read. */
+nm_status nm_graph_const_copy(nm_graph *g, int t, void **out, nm_error *err);
 
 /* Scratch (see nm_graph.scratch). begin: a node starts taking regions;
  * take: `bytes` more for the node, returns the region's offset; ready:

@@ -117,11 +117,8 @@ static nm_status give_constants(nm_model *m, nm_graph *g, nm_error *err)
         const nm_tensor *old = m->g && i < m->g->n_t ? &m->g->t[i] : NULL;
         if (!c->data && (!old || old->dtype != c->dtype || old->numel != c->numel || strcmp(old->name, c->name)))
             return nm_fail(err, NM_ERR_INTERNAL, "%s: constant '%s' lost its value", m->source, c->name);
-        size_t bytes = (size_t)(c->numel > 0 ? c->numel : 0) * nm_dtype_size(c->dtype);
-        x->data = malloc(bytes ? bytes : 1);
-        if (!x->data) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", m->source);
-        if (c->data) memcpy(x->data, c->data, bytes);
-        else if (nm_graph_const_read(m->g, i, x->data, err)) return NM_ERR_INTERNAL;
+        nm_status s = nm_graph_const_copy(c->data ? t : m->g, i, &x->data, err);
+        if (s) return s;
     }
     return NM_OK;
 }
@@ -164,17 +161,9 @@ nm_status nm_model_keep_original(nm_model *m, int t, nm_error *err)
 {
     nm_tensor *c = t >= 0 && t < m->tmpl->n_t ? &m->tmpl->t[t] : NULL;
     if (!c || !c->is_const || c->data || c->dtype == NM_UNDEFINED) return NM_OK;
-    size_t bytes = (size_t)(c->numel > 0 ? c->numel : 0) * nm_dtype_size(c->dtype);
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory", m->source);
-    nm_status s = nm_graph_const_read(m->g, t, p, err);
-    if (s) {
-        free(p);
-        return s;
-    }
-    c->data = p;
-    c->released = 0;
-    return NM_OK;
+    nm_status s = nm_graph_const_copy(m->g, t, &c->data, err);
+    if (!s) c->released = 0;
+    return s;
 }
 
 /* A model from an imported graph (or the import's failure). */
