@@ -124,7 +124,7 @@ fi
 if part e2e && [ -n "$NEUROMASK_SHARED" ]; then
   out=$cache/e2e
   rm -rf "$out"
-  "$build/neuromask" explain --model "$NEUROMASK_SHARED/models/cifar10_resnet20.onnx" --quiet --out "$out" \
+  "$build/neuromask" explain --model "$NEUROMASK_SHARED/models/cifar10_resnet20.onnx" --preprocess cifar --quiet --out "$out" \
     "$NEUROMASK_SHARED/images/cifar10_test_jpg/cat_0000.jpg"
   echo
   echo "neuromask explain, one CIFAR image, default preset, end to end (its JSON):"
