@@ -227,12 +227,12 @@ typedef struct nm_neuromask_options {
 } nm_neuromask_options;
 
 /* Presets: "cifar" and "imagenet", the paper's settings; "default", this
- * project's setting, chosen by measurement on 32-pixel CIFAR-10 inputs
- * (docs/neuromask_default.md: three games per step, sparsity on m, w = 0 at
- * the start, the mask averaged over 1000 steps). */
+ * project's setting, designed by measurement on 32-pixel CIFAR-10 inputs and
+ * checked on two 224-pixel ImageNet models (docs/neuromask_default.md: three
+ * games per step, sparsity on m, w = 0 at the start, the mask averaged over
+ * 1000 steps). */
 nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_error *err);
-/* The preset used when none is named: "default" for inputs up to 64 pixels
- * high (where it was measured), the paper's "imagenet" above. */
+/* The preset used when none is named: "default", at every input size. */
 const char *nm_neuromask_preset_for(int input_h);
 
 /* Apply "key=value,key=value" over `o` (after a preset). Keys: steps, lr,
