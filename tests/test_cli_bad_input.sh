@@ -5,19 +5,9 @@
 # The fixtures are generated here (python3-onnx, PIL) in a temporary folder.
 # NM_BAD_INPUT_TABLE=FILE also writes the rows as a Markdown table (the source
 # of the README's bad-input table).
-NM_BIN=${NM_BIN:?NM_BIN must name the neuromask executable}
-PY=/usr/bin/python3
-case "$NM_BIN" in /*) ;; *) NM_BIN="$(pwd)/$NM_BIN" ;; esac
-
-if ! "$PY" -c 'import onnx, PIL' 2>/dev/null; then
-  echo "python3-onnx or PIL missing: skipped"
-  exit 77
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/nm_bad_input.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT INT TERM
+. "$(cd "$(dirname "$0")" && pwd)/cli_test_setup.sh"
 # Fixtures and runs in $T/w; the test's own bookkeeping files in $T.
-mkdir "$T/w" && cd "$T/w" || exit 1
+nm_cli_test_setup "onnx, PIL" nm_bad_input
 
 "$PY" - <<'EOF' || { echo "FAIL: could not generate the fixtures"; exit 1; }
 import io, os, random

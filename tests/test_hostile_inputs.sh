@@ -7,19 +7,9 @@
 # on stderr, all five outputs written with a mask of the image's own size.
 # Registered with label asan (tests/hostile.cmake): run under ASan + UBSan too.
 # NM_HOSTILE_TABLE=FILE also writes the cases as the README's Markdown table.
-NM_BIN=${NM_BIN:?NM_BIN must name the neuromask executable}
-PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
-case "$NM_BIN" in /*) ;; *) NM_BIN="$(pwd)/$NM_BIN" ;; esac
-
-if ! "$PY" -c 'import onnx, PIL, numpy' 2>/dev/null; then
-  echo "python3-onnx, PIL or numpy missing: skipped"
-  exit 77
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/nm_hostile.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT INT TERM
-mkdir "$T/w" && cd "$T/w" || exit 1
+. "$HERE/cli_test_setup.sh"
+nm_cli_test_setup "onnx, PIL, numpy" nm_hostile
 "$PY" "$HERE/../tools/make_hostile_inputs.py" . || { echo "FAIL: could not generate the inputs"; exit 1; }
 touch "$T/stamp"
 
