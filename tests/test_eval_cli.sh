@@ -2,7 +2,8 @@
 # neuromask eval end to end on two bundled Fashion-MNIST images with two
 # cheap methods: results.csv columns and rows, a summary.md table row per
 # method, an index.html whose images exist and that loads nothing from
-# outside, no overwrite without --force, usage errors.
+# outside, no overwrite without --force, usage errors, --resume after an
+# interruption.
 set -u
 BIN=${NM_BIN:-./neuromask}
 SRC=${NM_SOURCE_DIR:-$(dirname "$0")/..}
@@ -58,6 +59,61 @@ check "... saying the file exists" grep -q "exists (use --force" "$OUT/err"
 "$BIN" eval --model "$MODEL" --methods gradient --out "$D" --quiet --force "$SRC/data/fashion/0_Ankle_boot.png" 2>"$OUT/err"
 check "with --force it runs" test $? -eq 0
 check "... and rewrites results.csv (1 row)" test "$(tail -n +2 "$D/results.csv" | wc -l)" -eq 1
+
+# --resume: an interrupted run (rows of the last image and one method of the
+# second missing) is finished; the result equals the uninterrupted run's,
+# the kept rows are read back (their seconds unchanged), the rest computed.
+IMGS3="$SRC/data/fashion/0_Ankle_boot.png $SRC/data/fashion/13_Dress.png $SRC/data/fashion/18_Bag.png"
+R=$OUT/resume
+# shellcheck disable=SC2086
+"$BIN" eval --model "$MODEL" --methods gradient,rise --rise-masks 64 --steps 28 --out "$OUT/whole" --quiet $IMGS3 \
+    2>"$OUT/err"
+check "the uninterrupted run exits 0 ($(head -c 300 "$OUT/err"))" test $? -eq 0
+cp -r "$OUT/whole" "$R"
+head -n 4 "$OUT/whole/results.csv" >"$R/results.csv"     # header, image 1 (2 rows), image 2 gradient
+# shellcheck disable=SC2086
+"$BIN" eval --model "$MODEL" --methods gradient,rise --rise-masks 64 --steps 28 --out "$R" --resume $IMGS3 \
+    2>"$OUT/err"
+check "--resume exits 0 ($(head -c 300 "$OUT/err"))" test $? -eq 0
+check "... says it kept 3 rows" test "$(grep -c 'kept from' "$OUT/err")" -eq 3
+check "... and computed 3" test "$(grep -c 'deletion' "$OUT/err")" -eq 3
+cut -d, -f1-11 "$OUT/whole/results.csv" >"$OUT/whole.cut"
+cut -d, -f1-11 "$R/results.csv" >"$OUT/resume.cut"
+check "the resumed results.csv equals the uninterrupted one but for seconds" cmp -s "$OUT/whole.cut" "$OUT/resume.cut"
+check "the kept rows are read back unchanged (seconds too)" \
+    test "$(head -n 4 "$R/results.csv")" = "$(head -n 4 "$OUT/whole/results.csv")"
+check "summary.md counts 3 images per method" grep -q "^| rise | 3 | " "$R/summary.md"
+# shellcheck disable=SC2086
+"$BIN" eval --model "$MODEL" --methods gradient --out "$R" --resume --curves $IMGS3 2>"$OUT/err"
+check "--resume with --curves is a usage error (rc $?)" test $? -eq 2
+printf 'a,b\n1,2\n' >"$R/results.csv"
+# shellcheck disable=SC2086
+"$BIN" eval --model "$MODEL" --methods gradient --out "$R" --resume --quiet $IMGS3 2>"$OUT/err"
+check "--resume on a foreign results.csv fails (rc 1)" test $? -eq 1
+check "... naming the file" grep -q "resume/results.csv: not the results.csv of neuromask eval" "$OUT/err"
+
+# SIGINT stops the run with complete rows only; --resume finishes it.
+I=$OUT/interrupted
+(exec "$BIN" eval --model "$MODEL" --methods neuromask --nm-steps 300 --steps 28 --out "$I" --quiet \
+    "$SRC/data/fashion") 2>"$OUT/err" &
+pid=$!
+n=0
+while [ ! -s "$I/results.csv" ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done
+kill -INT $pid
+wait $pid
+rc=$?
+check "SIGINT: exit 130 (got $rc)" test $rc -eq 130
+check "SIGINT: one error line naming --resume" sh -c "[ \$(wc -l <'$OUT/err') = 1 ] && grep -q -- '--resume' '$OUT/err'"
+rows=$(tail -n +2 "$I/results.csv" | wc -l)
+check "SIGINT: some but not all rows written ($rows)" test "$rows" -ge 1 -a "$rows" -lt 10
+check "SIGINT: no temporary files left" sh -c "! ls -A '$I' | grep -q '\.tmp\.'"
+cp "$I/results.csv" "$OUT/interrupted.csv"
+"$BIN" eval --model "$MODEL" --methods neuromask --nm-steps 300 --steps 28 --out "$I" --resume --quiet \
+    "$SRC/data/fashion" 2>"$OUT/err"
+check "--resume after SIGINT exits 0 ($(head -c 300 "$OUT/err"))" test $? -eq 0
+check "... with all 10 rows" test "$(tail -n +2 "$I/results.csv" | wc -l)" -eq 10
+check "... the interrupted run's rows first and unchanged" \
+    test "$(head -n $((rows + 1)) "$I/results.csv")" = "$(cat "$OUT/interrupted.csv")"
 
 "$BIN" eval --model "$MODEL" --methods nosuch --out "$OUT/x" "$SRC/data/fashion/0_Ankle_boot.png" 2>"$OUT/err"
 check "an unknown method is a usage error (rc 2)" test $? -eq 2

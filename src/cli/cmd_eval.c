@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli_common.h"
+#include "eval_resume.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "eval/report.h"
@@ -51,6 +52,10 @@ static const char eval_help[] =
     "  --threads N          threads (default: all cores)\n"
     CLI_MAX_MEMORY_HELP
     "  --force              overwrite existing results\n"
+    "  --resume             continue an interrupted run in DIR: keep the rows of\n"
+    "                       DIR/results.csv (and their overlays) for the images and\n"
+    "                       methods of this run, compute only the missing ones; give\n"
+    "                       the same images and options as the first run\n"
     "  --quiet              no progress lines\n"
     "  -h, --help           this help\n"
     "\n"
@@ -71,7 +76,7 @@ static const char eval_help[] =
 typedef struct eval_opts {
     const char *model, *out, *images_dir, *labels_csv, *methods, *preset, *fill, *class_names;
     const char *ig_baseline, *occ_fill, *nm_spec;
-    int limit, spread, steps, batch, threads, force, quiet, sanity, cascade, curves, seed, cls, nm_steps, early_stop;
+    int limit, spread, steps, batch, threads, force, resume, quiet, sanity, cascade, curves, seed, cls, nm_steps, early_stop;
     int64_t max_bytes;
     nm_saliency_options so;     /* method options given on the command line */
     cli_preprocess_flags pre;
@@ -115,6 +120,7 @@ static int parse_args(int argc, char **argv, eval_opts *o)
         else if (cli_flag(&p, "--sanity-cascade")) o->sanity = o->cascade = 1;
         else if (cli_flag(&p, "--early-stop")) o->early_stop = 1;
         else if (cli_flag(&p, "--force")) o->force = 1;
+        else if (cli_flag(&p, "--resume")) o->resume = 1;
         else if (cli_flag(&p, "--quiet")) o->quiet = 1;
         else if (method_option(&p, o)) {}
         else if (cli_preprocess_option(&p, &o->pre)) {}
@@ -131,6 +137,9 @@ static int parse_args(int argc, char **argv, eval_opts *o)
     if (!o->methods) return cli_usage_error("eval", "--methods is required (see --help)");
     if (o->fill && strcmp(o->fill, "black") && strcmp(o->fill, "mean"))
         return cli_usage_error("eval", "--deletion-fill must be black or mean (got '%s')", o->fill);
+    if (o->resume && (o->curves || o->cascade))
+        return cli_usage_error("eval", "--resume cannot be combined with --curves or --sanity-cascade "
+                                       "(those files are written whole by one run)");
     if (o->images_dir) o->inputs[o->n_inputs++] = (char *)o->images_dir;
     if (o->n_inputs == 0) return cli_usage_error("eval", "no images given (--images DIR or IMAGE...)");
     return CLI_OK;
@@ -161,6 +170,7 @@ typedef struct eval_run {
     float *del_curve, *ins_curve;
     FILE *curves, *cascade;
     char curves_tmp[4096], cascade_tmp[4096];
+    eval_resumed resumed;       /* --resume: the rows already in DIR/results.csv */
 } eval_run;
 
 static int parse_methods(const char *list, eval_run *r)
@@ -494,6 +504,25 @@ static nm_status load_image(eval_run *r, const char *path, nm_image *geo, nm_err
     return NM_OK;
 }
 
+/* --resume: image i's row for method m from the earlier run, when it was
+ * made for the same class, has its overlay, and has what this run measures. */
+static int reuse_row(const eval_opts *o, eval_run *r, int i, int m, nm_eval_row *row)
+{
+    const eval_resumed_row *old = eval_resumed_find(&r->resumed, r->images[i], r->method_names[m]);
+    int target = o->cls >= 0 ? o->cls : r->image_info[i].pred;
+    if (!old || old->row.target != target || (o->sanity && !isfinite(old->row.spearman))) return 0;
+    char *name = picture_name(i, r->images[i], r->method_names[m]), path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", o->out, name ? name : "");
+    if (!name || stat(path, &st) != 0) {
+        free(name);
+        return 0;
+    }
+    *row = old->row;
+    row->image = i, row->method = m, row->overlay = keep_string(r, name);
+    return row->overlay != NULL;
+}
+
 static int eval_image(const eval_opts *o, eval_run *r, int i)
 {
     nm_error err = {0};
@@ -509,7 +538,18 @@ static int eval_image(const eval_opts *o, eval_run *r, int i)
     if (!s) s = write_png(o->out, info->picture, &geo, &err);
     for (int m = 0; !s && m < r->n_methods; m++) {
         nm_eval_row *row = &r->rows[r->n_rows];
+        if (reuse_row(o, r, i, m, row)) {
+            r->n_rows++;
+            if (!o->quiet)
+                fprintf(stderr, "[%d/%d] %s %s: kept from %s/results.csv\n", i + 1, r->n_images,
+                        base_name(r->images[i]), r->method_names[m], o->out);
+            continue;
+        }
         s = score_method(o, r, i, r->methods[m], m, &geo, row, &err);
+        if (s == NM_ERR_CANCELLED) {   /* the rows so far stay; --resume computes the rest */
+            s = NM_OK;
+            break;
+        }
         if (s) {
             char msg[sizeof err.msg];
             snprintf(msg, sizeof msg, "%s", err.msg);
@@ -549,7 +589,7 @@ static int check_outputs(const eval_opts *o)
     if (mkdir(o->out, 0755) != 0 && errno != EEXIST) return cli_error("%s: cannot create: %s", o->out, strerror(errno));
     snprintf(path, sizeof path, "%s/img", o->out);
     if (mkdir(path, 0755) != 0 && errno != EEXIST) return cli_error("%s: cannot create: %s", path, strerror(errno));
-    for (int i = 0; !o->force && i < 5; i++) {
+    for (int i = 0; !o->force && !o->resume && i < 5; i++) {
         snprintf(path, sizeof path, "%s/%s", o->out, files[i]);
         if (stat(path, &st) == 0) return cli_error("%s: exists (use --force to overwrite)", path);
     }
@@ -608,6 +648,11 @@ static int setup(eval_opts *o, eval_run *r)
         !r->image_info || !r->rows)
         return cli_error("out of memory");
     rc = check_outputs(o);
+    if (!rc && o->resume) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/results.csv", o->out);
+        rc = eval_resumed_load(path, &r->resumed);
+    }
     if (!rc && o->curves) rc = open_side_file(o, "curves.csv", "image,method,curve,p...\n", &r->curves, r->curves_tmp);
     if (!rc && o->cascade)
         rc = open_side_file(o, "sanity_cascade.csv", "image,method,layers_randomized,spearman\n", &r->cascade,
@@ -640,6 +685,7 @@ static void run_free(eval_run *r)
     free(r->image_info), free(r->rows);
     cli_free_list(r->images, r->n_images);
     cli_labels_free(&r->class_labels);
+    eval_resumed_free(&r->resumed);
     nm_model_free(r->model);
 }
 
@@ -650,11 +696,18 @@ int cmd_eval(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc == CLI_OK && o.threads) omp_set_num_threads(o.threads);
     if (rc == CLI_OK) rc = setup(&o, &r);
+    o.so.cancel = &cli_interrupted;
+    cli_catch_interrupts();
     int done = 0;
-    for (; rc == CLI_OK && done < r.n_images; done++) {
+    for (; rc == CLI_OK && done < r.n_images && !cli_interrupted; done++) {
         rc = eval_image(&o, &r, done);
         nm_error err = {0};
         if (rc == CLI_OK && write_reports(&o, &r, done + 1, &err)) rc = cli_fail(&err);
+    }
+    if (rc == CLI_OK && cli_interrupted) {
+        cli_error("interrupted: %d rows in %s/results.csv, each complete; rerun with --resume to finish", r.n_rows,
+                  o.out);
+        rc = CLI_SIGNAL_BASE + cli_interrupted;
     }
     int side = finish_side_file(&o, "curves.csv", r.curves, r.curves_tmp, rc == CLI_OK);
     if (!side) side = finish_side_file(&o, "sanity_cascade.csv", r.cascade, r.cascade_tmp, rc == CLI_OK);

@@ -1,0 +1,129 @@
+/* Reads back the results.csv that nm_eval_write_csv writes (RFC 4180
+ * quoting of the image path), one row per image and method. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_common.h"
+#include "eval_resume.h"
+
+enum { COL_IMAGE, COL_METHOD, COL_TARGET, COL_LABEL, COL_CORRECT, COL_PROB, COL_DELETION, COL_INSERTION,
+       COL_KEPT, COL_AREA, COL_SPEARMAN, COL_SECONDS, N_COLS };
+
+static const char header[] = "image,method,target_class,label,correct,prob,deletion_auc,insertion_auc,kept,"
+                             "mask_area,spearman_random,seconds";
+
+/* Splits one CSV record in place ("..." fields may hold commas and doubled
+ * quotes). Returns the number of fields, or -1 for a broken quote. */
+static int split_csv(char *line, char **fields, int cap)
+{
+    line[strcspn(line, "\r\n")] = '\0';
+    int n = 0;
+    char *s = line;
+    while (n < cap) {
+        char *out = s;
+        fields[n++] = s;
+        if (*s == '"') {
+            for (s++;; s++) {
+                if (!*s) return -1;
+                if (*s == '"' && s[1] != '"') break;
+                if (*s == '"') s++;
+                *out++ = *s;
+            }
+            s++;
+            if (*s && *s != ',') return -1;
+        } else {
+            while (*s && *s != ',') *out++ = *s++;
+        }
+        int more = *s == ',';
+        *out = '\0';
+        if (!more) break;
+        s++;
+    }
+    return n;
+}
+
+/* An empty field is NaN; anything but a whole number is an error. */
+static int parse_number(const char *s, double *v)
+{
+    if (!*s) {
+        *v = NAN;
+        return 1;
+    }
+    char *end;
+    errno = 0;
+    *v = strtod(s, &end);
+    return !*end && !errno;
+}
+
+static int to_row(char **f, eval_resumed_row *w)
+{
+    double v[N_COLS];
+    for (int c = COL_TARGET; c < N_COLS; c++)
+        if (!parse_number(f[c], &v[c])) return 0;
+    if (!isfinite(v[COL_TARGET]) || !isfinite(v[COL_DELETION]) || !isfinite(v[COL_INSERTION])) return 0;
+    w->image = strdup(f[COL_IMAGE]);
+    w->method = strdup(f[COL_METHOD]);
+    w->label = isfinite(v[COL_LABEL]) ? (int)v[COL_LABEL] : -1;
+    w->correct = isfinite(v[COL_CORRECT]) ? (int)v[COL_CORRECT] : -1;
+    w->row = (nm_eval_row){.target = (int)v[COL_TARGET], .prob = (float)v[COL_PROB], .deletion = v[COL_DELETION],
+                           .insertion = v[COL_INSERTION], .kept = isfinite(v[COL_KEPT]) ? (int)v[COL_KEPT] : -1,
+                           .mask_area = v[COL_AREA], .spearman = v[COL_SPEARMAN], .seconds = v[COL_SECONDS]};
+    return w->image && w->method;
+}
+
+static int add_row(eval_resumed *r, char **f)
+{
+    if (r->n == r->cap) {
+        int cap = r->cap ? 2 * r->cap : 64;
+        eval_resumed_row *rows = realloc(r->rows, sizeof *rows * (size_t)cap);
+        if (!rows) return -1;
+        r->rows = rows, r->cap = cap;
+    }
+    eval_resumed_row *w = &r->rows[r->n];
+    memset(w, 0, sizeof *w);
+    int ok = to_row(f, w);
+    if (!ok) free(w->image), free(w->method);
+    else r->n++;
+    return ok;
+}
+
+int eval_resumed_load(const char *path, eval_resumed *out)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "r");
+    if (!f) return errno == ENOENT ? CLI_OK : cli_error("%s: cannot open: %s", path, strerror(errno));
+    char *line = NULL, *fields[N_COLS + 1];
+    size_t size = 0;
+    int rc = CLI_OK, number = 1;
+    if (getline(&line, &size, f) < 0 || (line[strcspn(line, "\r\n")] = '\0', strcmp(line, header)))
+        rc = cli_error("%s: not the results.csv of neuromask eval (its header differs)", path);
+    while (rc == CLI_OK && getline(&line, &size, f) >= 0) {
+        number++;
+        int n = split_csv(line, fields, N_COLS + 1);
+        int added = n == N_COLS ? add_row(out, fields) : 0;
+        if (added < 0) rc = cli_error("out of memory");
+        else if (!added) rc = cli_error("%s: line %d: not a row of %d fields as neuromask eval writes them", path,
+                                        number, N_COLS);
+    }
+    free(line);
+    fclose(f);
+    if (rc) eval_resumed_free(out);
+    return rc;
+}
+
+const eval_resumed_row *eval_resumed_find(const eval_resumed *r, const char *image, const char *method)
+{
+    for (int i = 0; i < r->n; i++)
+        if (!strcmp(r->rows[i].image, image) && !strcmp(r->rows[i].method, method)) return &r->rows[i];
+    return NULL;
+}
+
+void eval_resumed_free(eval_resumed *r)
+{
+    for (int i = 0; i < r->n; i++) free(r->rows[i].image), free(r->rows[i].method);
+    free(r->rows);
+    memset(r, 0, sizeof *r);
+}
