@@ -9,11 +9,10 @@
 #include "cli_common.h"
 #include "eval_resume.h"
 
+/* The columns of NM_EVAL_CSV_HEADER. */
 enum { COL_IMAGE, COL_METHOD, COL_TARGET, COL_LABEL, COL_CORRECT, COL_PROB, COL_DELETION, COL_INSERTION,
        COL_KEPT, COL_AREA, COL_SPEARMAN, COL_SECONDS, N_COLS };
 
-static const char header[] = "image,method,target_class,label,correct,prob,deletion_auc,insertion_auc,kept,"
-                             "mask_area,spearman_random,seconds";
 
 /* Splits one CSV record in place ("..." fields may hold commas and doubled
  * quotes). Returns the number of fields, or -1 for a broken quote. */
@@ -66,8 +65,6 @@ static int to_row(char **f, eval_resumed_row *w)
     if (!isfinite(v[COL_TARGET]) || !isfinite(v[COL_DELETION]) || !isfinite(v[COL_INSERTION])) return 0;
     w->image = strdup(f[COL_IMAGE]);
     w->method = strdup(f[COL_METHOD]);
-    w->label = isfinite(v[COL_LABEL]) ? (int)v[COL_LABEL] : -1;
-    w->correct = isfinite(v[COL_CORRECT]) ? (int)v[COL_CORRECT] : -1;
     w->row = (nm_eval_row){.target = (int)v[COL_TARGET], .prob = (float)v[COL_PROB], .deletion = v[COL_DELETION],
                            .insertion = v[COL_INSERTION], .kept = isfinite(v[COL_KEPT]) ? (int)v[COL_KEPT] : -1,
                            .mask_area = v[COL_AREA], .spearman = v[COL_SPEARMAN], .seconds = v[COL_SECONDS]};
@@ -98,7 +95,7 @@ int eval_resumed_load(const char *path, eval_resumed *out)
     char *line = NULL, *fields[N_COLS + 1];
     size_t size = 0;
     int rc = CLI_OK, number = 1;
-    if (getline(&line, &size, f) < 0 || (line[strcspn(line, "\r\n")] = '\0', strcmp(line, header)))
+    if (getline(&line, &size, f) < 0 || (line[strcspn(line, "\r\n")] = '\0', strcmp(line, NM_EVAL_CSV_HEADER)))
         rc = cli_error("%s: not the results.csv of neuromask eval (its header differs)", path);
     while (rc == CLI_OK && getline(&line, &size, f) >= 0) {
         number++;

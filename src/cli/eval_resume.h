@@ -8,7 +8,6 @@
 
 typedef struct eval_resumed_row {
     char *image, *method;   /* as written: the image path as given, the method's name */
-    int label, correct;     /* -1 when the column is empty */
     nm_eval_row row;        /* .image, .method and .overlay are left for the caller */
 } eval_resumed_row;
 

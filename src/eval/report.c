@@ -56,8 +56,7 @@ static void csv_number(FILE *f, double v)
 
 static void compose_csv(const nm_eval_report *r, FILE *f)
 {
-    fputs("image,method,target_class,label,correct,prob,deletion_auc,insertion_auc,kept,mask_area,"
-          "spearman_random,seconds\n", f);
+    fputs(NM_EVAL_CSV_HEADER "\n", f);
     for (int i = 0; i < r->n_rows; i++) {
         const nm_eval_row *w = &r->rows[i];
         const nm_eval_image *im = &r->images[w->image];

@@ -43,6 +43,12 @@ typedef struct nm_eval_report {
     int n_classes;
 } nm_eval_report;
 
+/* The first line of results.csv (without its newline); eval --resume reads
+ * files that start with it. */
+#define NM_EVAL_CSV_HEADER                                                                                     \
+    "image,method,target_class,label,correct,prob,deletion_auc,insertion_auc,kept,mask_area,spearman_random," \
+    "seconds"
+
 nm_status nm_eval_write_csv(const nm_eval_report *r, const char *path, nm_error *err);
 nm_status nm_eval_write_summary(const nm_eval_report *r, const char *path, nm_error *err);
 nm_status nm_eval_write_html(const nm_eval_report *r, const char *path, nm_error *err);
