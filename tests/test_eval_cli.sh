@@ -23,7 +23,8 @@ D=$OUT/run
 # shellcheck disable=SC2086
 "$BIN" eval --model "$MODEL" --methods gradient,gradcam --labels "$SRC/data/fashion/labels.csv" --sanity \
     --steps 28 --out "$D" --quiet $IMGS 2>"$OUT/err"
-check "eval exits 0 ($(head -c 300 "$OUT/err"))" test $? -eq 0
+rc=$?
+check "eval exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0
 
 header=$(head -n 1 "$D/results.csv" 2>/dev/null)
 for col in image method target_class label correct prob deletion_auc insertion_auc kept mask_area spearman_random seconds; do
@@ -60,6 +61,22 @@ check "... saying the file exists" grep -q "exists (use --force" "$OUT/err"
 check "with --force it runs" test $? -eq 0
 check "... and rewrites results.csv (1 row)" test "$(tail -n +2 "$D/results.csv" | wc -l)" -eq 1
 
+# A labels CSV is read with RFC 4180 quoting: a quoted name holding commas
+# and doubled quotes, before the label column, leaves the columns in place.
+L=$OUT/quoted.csv
+printf 'file,name,label\n0_Ankle_boot.png,"Ankle boot, a shoe",9\n13_Dress.png,"Dress ""long""",3\n' >"$L"
+# shellcheck disable=SC2086
+"$BIN" eval --model "$MODEL" --methods gradient --labels "$L" --out "$OUT/q" --quiet $IMGS 2>"$OUT/err"
+rc=$?
+check "a labels CSV with quoted commas is read ($(head -c 300 "$OUT/err"))" test $rc -eq 0
+check "... its labels land in the label column (9 and 3)" \
+    test "$(tail -n +2 "$OUT/q/results.csv" | cut -d, -f4 | sort -n | tr '\n' ' ')" = "3 9 "
+printf 'file,name,label\n0_Ankle_boot.png,"Ankle boot,9\n' >"$L"
+"$BIN" eval --model "$MODEL" --methods gradient --labels "$L" --out "$OUT/q" --force --quiet \
+    "$SRC/data/fashion/0_Ankle_boot.png" 2>"$OUT/err"
+check "an unterminated quote in the labels CSV fails (rc $?)" test $? -eq 1
+check "... naming the file and line" grep -q "quoted.csv: line 2: broken quoting" "$OUT/err"
+
 # --resume: an interrupted run (rows of the last image and one method of the
 # second missing) is finished; the result equals the uninterrupted run's,
 # the kept rows are read back (their seconds unchanged), the rest computed.
@@ -68,13 +85,15 @@ R=$OUT/resume
 # shellcheck disable=SC2086
 "$BIN" eval --model "$MODEL" --methods gradient,rise --rise-masks 64 --steps 28 --out "$OUT/whole" --quiet $IMGS3 \
     2>"$OUT/err"
-check "the uninterrupted run exits 0 ($(head -c 300 "$OUT/err"))" test $? -eq 0
+rc=$?
+check "the uninterrupted run exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0
 cp -r "$OUT/whole" "$R"
 head -n 4 "$OUT/whole/results.csv" >"$R/results.csv"     # header, image 1 (2 rows), image 2 gradient
 # shellcheck disable=SC2086
 "$BIN" eval --model "$MODEL" --methods gradient,rise --rise-masks 64 --steps 28 --out "$R" --resume $IMGS3 \
     2>"$OUT/err"
-check "--resume exits 0 ($(head -c 300 "$OUT/err"))" test $? -eq 0
+rc=$?
+check "--resume exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0
 check "... says it kept 3 rows" test "$(grep -c 'kept from' "$OUT/err")" -eq 3
 check "... and computed 3" test "$(grep -c 'deletion' "$OUT/err")" -eq 3
 cut -d, -f1-11 "$OUT/whole/results.csv" >"$OUT/whole.cut"
@@ -110,7 +129,8 @@ check "SIGINT: no temporary files left" sh -c "! ls -A '$I' | grep -q '\.tmp\.'"
 cp "$I/results.csv" "$OUT/interrupted.csv"
 "$BIN" eval --model "$MODEL" --methods neuromask --nm-steps 300 --steps 28 --out "$I" --resume --quiet \
     "$SRC/data/fashion" 2>"$OUT/err"
-check "--resume after SIGINT exits 0 ($(head -c 300 "$OUT/err"))" test $? -eq 0
+rc=$?
+check "--resume after SIGINT exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0
 check "... with all 10 rows" test "$(tail -n +2 "$I/results.csv" | wc -l)" -eq 10
 check "... the interrupted run's rows first and unchanged" \
     test "$(head -n $((rows + 1)) "$I/results.csv")" = "$(cat "$OUT/interrupted.csv")"

@@ -525,6 +525,34 @@ void cli_json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+int cli_split_csv(char *line, char **fields, int cap)
+{
+    line[strcspn(line, "\r\n")] = '\0';
+    int n = 0;
+    char *s = line;
+    while (n < cap) {
+        char *out = s;
+        fields[n++] = s;
+        if (*s == '"') {
+            for (s++;; s++) {
+                if (!*s) return -1;
+                if (*s == '"' && s[1] != '"') break;
+                if (*s == '"') s++;
+                *out++ = *s;
+            }
+            s++;
+            if (*s && *s != ',') return -1;
+        } else {
+            while (*s && *s != ',') *out++ = *s++;
+        }
+        int more = *s == ',';
+        *out = '\0';
+        if (!more) break;
+        s++;
+    }
+    return n;
+}
+
 int cli_mkdir_p(const char *path)
 {
     char buf[4096];

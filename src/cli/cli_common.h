@@ -122,6 +122,12 @@ void cli_labels_free(cli_labels *labels);
 /* The label of class i, or NULL. */
 const char *cli_label(const cli_labels *labels, int i);
 
+/* Splits one CSV record (RFC 4180: "..." fields may hold commas and doubled
+ * quotes; the line ending is dropped) in place into at most cap fields.
+ * Returns the number of fields, or -1 for a broken quote (unterminated, or
+ * text after the closing quote). */
+int cli_split_csv(char *line, char **fields, int cap);
+
 /* Create a folder and its missing parents (mkdir -p). Returns CLI_OK or
  * prints the error and returns CLI_FAIL. */
 int cli_mkdir_p(const char *path);

@@ -220,21 +220,6 @@ static int resolve_method_options(eval_opts *o, const eval_run *r)
 
 /* ------------------------------------------------------------- labels */
 
-/* Split a CSV line (no quoting) into at most cap fields, in place. */
-static int split_fields(char *line, char **fields, int cap)
-{
-    line[strcspn(line, "\r\n")] = '\0';
-    int n = 0;
-    for (char *s = line; n < cap;) {
-        fields[n++] = s;
-        char *comma = strchr(s, ',');
-        if (!comma) break;
-        *comma = '\0';
-        s = comma + 1;
-    }
-    return n;
-}
-
 static int column(char **fields, int n, const char *a, const char *b)
 {
     for (int i = 0; i < n; i++)
@@ -263,14 +248,18 @@ static int load_label_csv(const char *path, eval_run *r)
     FILE *f = fopen(path, "r");
     if (!f) return cli_error("%s: cannot open: %s", path, strerror(errno));
     char line[4096], *fields[64];
-    int n = fgets(line, sizeof line, f) ? split_fields(line, fields, 64) : 0, cap = 0, rc = CLI_OK;
+    int n = fgets(line, sizeof line, f) ? cli_split_csv(line, fields, 64) : 0, cap = 0, rc = CLI_OK;
     int col_file = column(fields, n, "file", NULL), col_label = column(fields, n, "label", NULL);
     int col_name = column(fields, n, "class", "name");
     if (col_file < 0 || col_label < 0) rc = cli_error("%s: needs a header with 'file' and 'label' columns", path);
     r->csv_names = calloc((size_t)r->k, sizeof *r->csv_names);
     if (!r->csv_names) rc = cli_error("out of memory");
-    while (rc == CLI_OK && fgets(line, sizeof line, f)) {
-        n = split_fields(line, fields, 64);
+    for (int line_no = 2; rc == CLI_OK && fgets(line, sizeof line, f); line_no++) {
+        n = cli_split_csv(line, fields, 64);
+        if (n < 0) {
+            rc = cli_error("%s: line %d: broken quoting", path, line_no);
+            break;
+        }
         if (n <= col_file || !*fields[col_file]) continue;
         char *end = NULL;
         long label = n > col_label ? strtol(fields[col_label], &end, 10) : -1;

@@ -13,37 +13,6 @@
 enum { COL_IMAGE, COL_METHOD, COL_TARGET, COL_LABEL, COL_CORRECT, COL_PROB, COL_DELETION, COL_INSERTION,
        COL_KEPT, COL_AREA, COL_SPEARMAN, COL_SECONDS, N_COLS };
 
-
-/* Splits one CSV record in place ("..." fields may hold commas and doubled
- * quotes). Returns the number of fields, or -1 for a broken quote. */
-static int split_csv(char *line, char **fields, int cap)
-{
-    line[strcspn(line, "\r\n")] = '\0';
-    int n = 0;
-    char *s = line;
-    while (n < cap) {
-        char *out = s;
-        fields[n++] = s;
-        if (*s == '"') {
-            for (s++;; s++) {
-                if (!*s) return -1;
-                if (*s == '"' && s[1] != '"') break;
-                if (*s == '"') s++;
-                *out++ = *s;
-            }
-            s++;
-            if (*s && *s != ',') return -1;
-        } else {
-            while (*s && *s != ',') *out++ = *s++;
-        }
-        int more = *s == ',';
-        *out = '\0';
-        if (!more) break;
-        s++;
-    }
-    return n;
-}
-
 /* An empty field is NaN; anything but a whole number is an error. */
 static int parse_number(const char *s, double *v)
 {
@@ -99,7 +68,7 @@ int eval_resumed_load(const char *path, eval_resumed *out)
         rc = cli_error("%s: not the results.csv of neuromask eval (its header differs)", path);
     while (rc == CLI_OK && getline(&line, &size, f) >= 0) {
         number++;
-        int n = split_csv(line, fields, N_COLS + 1);
+        int n = cli_split_csv(line, fields, N_COLS + 1);
         int added = n == N_COLS ? add_row(out, fields) : 0;
         if (added < 0) rc = cli_error("out of memory");
         else if (!added) rc = cli_error("%s: line %d: not a row of %d fields as neuromask eval writes them", path,
