@@ -1,0 +1,64 @@
+#!/usr/bin/python3
+"""Paired comparison of methods in `neuromask eval` results: for every method,
+its mean insertion - deletion AUC over the images that every given method
+scored, and the per-image difference `REF minus method` with its standard
+error and the number of images on which REF is better. Several results.csv
+files (runs of different methods on the same images) are merged.
+
+    eval_paired.py [--ref neuromask] [--label NAME=PATH ...] RESULTS.csv ...
+
+--label NAME=PATH renames the methods of one file: "NAME" (e.g. two runs of
+neuromask with different settings). Prints a Markdown table.
+"""
+import argparse
+import csv
+import math
+import sys
+
+
+def load(path, label):
+    rows = {}
+    for r in csv.DictReader(open(path)):
+        method = label or r["method"]
+        rows[(method, r["image"])] = float(r["insertion_auc"]) - float(r["deletion_auc"])
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ref", default="neuromask")
+    ap.add_argument("--label", action="append", default=[], help="NAME=PATH")
+    ap.add_argument("results", nargs="+")
+    args = ap.parse_args()
+    labels = {p: n for n, p in (kv.split("=", 1) for kv in args.label)}
+    score = {}
+    for path in args.results:
+        score.update(load(path, labels.get(path)))
+    methods = sorted({m for m, _ in score})
+    if args.ref not in methods:
+        sys.exit("eval_paired.py: no rows of method '%s'" % args.ref)
+    images = sorted({i for _, i in score})
+    images = [i for i in images if all((m, i) in score for m in methods)]
+    if len(images) < 2:
+        sys.exit("eval_paired.py: fewer than 2 images scored by every method")
+    n = len(images)
+    table = []
+    for m in methods:
+        v = [score[(m, i)] for i in images]
+        d = [score[(args.ref, i)] - score[(m, i)] for i in images]
+        md = sum(d) / n
+        se = math.sqrt(sum((x - md) ** 2 for x in d) / (n - 1) / n)
+        table.append((sum(v) / n, m, md, se, sum(x > 0 for x in d)))
+    table.sort(reverse=True)
+    print("%d images scored by all %d methods\n" % (n, len(methods)))
+    print("| method | ins - del | %s minus method (+- s.e.) | %s better on |" % (args.ref, args.ref))
+    print("|---|---:|---:|---:|")
+    for mean, m, md, se, better in table:
+        if m == args.ref:
+            print("| %s | %.3f | - | - |" % (m, mean))
+        else:
+            print("| %s | %.3f | %+.3f +- %.3f | %d / %d |" % (m, mean, md, se, better, n))
+
+
+if __name__ == "__main__":
+    main()
