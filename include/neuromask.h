@@ -196,6 +196,10 @@ typedef struct nm_neuromask_options {
     uint64_t seed;
     nm_baseline baseline;
     float blur_sigma;       /* pixels, for NM_BASELINE_BLUR */
+    int blur_kernel;        /* 0: NM_BASELINE_BLUR is a Gaussian of radius 3 sigma, edges clamped;
+                               odd > 0: the insertion metric's start image instead (RISE's
+                               blur_kernel-tap kernel of sigma blur_sigma, the border padded
+                               with the value that normalises to 0) */
     int grid;               /* 0: one weight per pixel; else grid x grid upsampled bilinearly */
     const float *init_w;    /* optional: initial w (batch x mask cells), overrides the seed */
     nm_progress_fn progress;
@@ -238,7 +242,7 @@ const char *nm_neuromask_preset_for(int input_h);
 /* Apply "key=value,key=value" over `o` (after a preset). Keys: steps, lr,
  * l_pred, l_sparse, l_smooth, temperature (or T), init_range (or L), kernel,
  * optimizer (rmsprop|adam), tol, window, early_stop (0|1), baseline
- * (black|blur|mean|noise), blur_sigma, grid, init (uniform|constant),
+ * (black|blur|mean|noise), blur_sigma, blur_kernel, grid, init (uniform|constant),
  * init_value, sparsity (logit|mask), sparsity_ramp (0|1), jitter,
  * average (0|1), l_delete, delete_baseline, l_pred_alt, alt_baseline,
  * output_sigma; "preset=NAME" as an item resets to that preset first. */

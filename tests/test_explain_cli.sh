@@ -60,6 +60,15 @@ check "default preset, seed 7" "$NM_BIN" explain --model "$model" --steps 60 --q
 check "default preset, seed 8" "$NM_BIN" explain --model "$model" --steps 60 --quiet --out "$T/e8" --seed 8 "$img1"
 check "default preset: the same mask for any seed" cmp -s "$T/e7/0_Ankle_boot.mask.npy" "$T/e8/0_Ankle_boot.mask.npy"
 check "default preset named in the JSON" grep -q '"preset": "default"' "$T/e7/0_Ankle_boot.json"
+# The blur game on the insertion metric's start image (blur_kernel): recorded, and it
+# changes the mask; an even kernel is refused before any output is written.
+check "blur_kernel=11 runs" "$NM_BIN" explain --model "$model" --steps 60 --quiet --out "$T/k11" --nm blur_kernel=11 "$img1"
+check "blur_kernel recorded in the JSON" grep -q '"blur_kernel": 11' "$T/k11/0_Ankle_boot.json"
+check "blur_kernel changes the mask" sh -c "! cmp -s '$T/e7/0_Ankle_boot.mask.npy' '$T/k11/0_Ankle_boot.mask.npy'"
+"$NM_BIN" explain --model "$model" --steps 60 --quiet --out "$T/k4" --nm blur_kernel=4 "$img1" 2> "$T/err"
+check "even blur_kernel refused (exit $?)" test $? -ne 0
+check "even blur_kernel: the reason" grep -q "blur kernel 0 or odd" "$T/err"
+check "even blur_kernel: no output file" test -z "$(ls -A "$T/k4" 2>/dev/null)"
 
 before=$(cksum < "$T/a/0_Ankle_boot.mask.npy")
 run "$T/a" --seed 9 2> "$T/err"

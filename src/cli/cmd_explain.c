@@ -369,12 +369,12 @@ static void json_options(FILE *f, const explain_opts *o)
     fprintf(f, "  \"options\": {\"preset\": \"%s\", \"class\": %d, \"steps\": %d, \"lr\": %.6g, "
                "\"l_pred\": %.6g, \"l_sparse\": %.6g, \"l_smooth\": %.6g, \"temperature\": %.6g, "
                "\"init_range\": %.6g, \"kernel\": %d, \"optimizer\": \"%s\", \"baseline\": \"%s\", "
-               "\"blur_sigma\": %.6g, \"grid\": %d, \"tol\": %.6g, \"window\": %d, \"early_stop\": %s, "
+               "\"blur_sigma\": %.6g, \"blur_kernel\": %d, \"grid\": %d, \"tol\": %.6g, \"window\": %d, \"early_stop\": %s, "
                "\"init\": \"%s\", \"init_value\": %.6g, \"sparsity\": \"%s\", \"jitter\": %d, \"average\": %s, \"l_delete\": %.6g, "
                "\"seed\": %llu, \"batch\": %d},\n",
             o->preset, n->target_class, n->steps, (double)n->lr, (double)n->l_pred, (double)n->l_sparse,
             (double)n->l_smooth, (double)n->temperature, (double)n->init_range, n->kernel,
-            optimizers[n->optimizer], baselines[n->baseline], (double)n->blur_sigma, n->grid,
+            optimizers[n->optimizer], baselines[n->baseline], (double)n->blur_sigma, n->blur_kernel, n->grid,
             (double)n->tol, n->window, n->early_stop ? "true" : "false",
             n->init == NM_INIT_CONSTANT ? "constant" : "uniform", (double)n->init_value,
             n->sparsity == NM_SPARSITY_MASK ? "mask" : "logit", n->jitter, n->average ? "true" : "false", (double)n->l_delete,

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "graph/model.h"
+#include "image/blur.h"
 
 void nm_auc_defaults(nm_auc_options *o)
 {
@@ -24,52 +25,6 @@ void nm_auc_defaults(nm_auc_options *o)
     o->blur_sigma = 5.0f;
     o->batch = 16;
     o->deletion_fill = NM_AUC_FILL_BLACK;
-}
-
-/* RISE's gkern(klen, nsig): scipy.ndimage.gaussian_filter(delta, nsig) on a
- * klen x klen array (mode 'reflect', truncate 4). The filter is separable
- * and so is the delta, so the 2-D kernel is k1 (x) k1 with k1 the filtered
- * 1-D delta. Fills k1[klen]. */
-static void rise_kernel_1d(int klen, double sigma, double *k1)
-{
-    int radius = (int)(4.0 * sigma + 0.5);
-    double sum = 0;
-    for (int j = -radius; j <= radius; j++) sum += exp(-0.5 * j * j / (sigma * sigma));
-    for (int i = 0; i < klen; i++) k1[i] = 0;
-    for (int i = 0; i < klen; i++)
-        for (int j = -radius; j <= radius; j++) {
-            /* scipy 'reflect' (d c b a | a b c d | d c b a), repeated. */
-            int p = (i + j) % (2 * klen);
-            if (p < 0) p += 2 * klen;
-            if (p >= klen) p = 2 * klen - 1 - p;
-            if (p == klen / 2) k1[i] += exp(-0.5 * j * j / (sigma * sigma)) / sum;
-        }
-}
-
-/* One channel plane blurred with the separable kernel, out-of-image taps
- * reading `pad`. */
-static void blur_plane(const float *in, float *out, float *tmp, int h, int w, const double *k1, int klen,
-                       float pad)
-{
-    int r = klen / 2;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            double s = 0;
-            for (int d = 0; d < klen; d++) {
-                int xx = x + d - r;
-                s += k1[d] * (xx >= 0 && xx < w ? in[y * w + xx] : pad);
-            }
-            tmp[y * w + x] = (float)s;
-        }
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            double s = 0;
-            for (int d = 0; d < klen; d++) {
-                int yy = y + d - r;
-                s += k1[d] * (yy >= 0 && yy < h ? tmp[yy * w + x] : pad);
-            }
-            out[y * w + x] = (float)s;
-        }
 }
 
 typedef struct ranked_pixel {
@@ -149,9 +104,11 @@ static nm_status check_args(nm_model *m, const nm_preprocess *pp, const float *m
     if (target < 0 || target >= out.dims[1])
         return nm_fail(err, NM_ERR_ARG, "%s: target class %d outside 0..%lld", m->source, target,
                        (long long)out.dims[1] - 1);
-    if (o->steps < 1 || o->batch < 1 || o->blur_kernel < 1 || o->blur_kernel % 2 == 0 || !(o->blur_sigma > 0))
+    if (o->steps < 1 || o->batch < 1 || o->blur_kernel < 1 || o->blur_kernel % 2 == 0 ||
+        o->blur_kernel > NM_INSERTION_BLUR_MAX_KERNEL || !(o->blur_sigma > 0))
         return nm_fail(err, NM_ERR_ARG, "deletion/insertion: need steps >= 1 (got %d), batch >= 1 (%d), an odd "
-                       "blur kernel (%d) and sigma > 0 (%g)", o->steps, o->batch, o->blur_kernel,
+                       "blur kernel <= %d (%d) and sigma > 0 (%g)", o->steps, o->batch,
+                       NM_INSERTION_BLUR_MAX_KERNEL, o->blur_kernel,
                        (double)o->blur_sigma);
     if (pp->scale == 0) return nm_fail(err, NM_ERR_ARG, "deletion/insertion: preprocessing scale is 0");
     int64_t hw = in.dims[2] * in.dims[3];
@@ -164,29 +121,25 @@ static nm_status prepare_run(auc_run *r, const nm_auc_options *o, const float *m
 {
     size_t n = (size_t)r->hw * r->c;
     ranked_pixel *rank = malloc(sizeof *rank * (size_t)r->hw);
-    double *k1 = malloc(sizeof *k1 * (size_t)o->blur_kernel);
     float *tmp = malloc(sizeof *tmp * (size_t)r->hw);
     r->zero = malloc(sizeof(float) * n);
     r->blurred = malloc(sizeof(float) * n);
     r->order = malloc(sizeof(int) * (size_t)r->hw);
     nm_status s = NM_OK;
-    if (!rank || !k1 || !tmp || !r->zero || !r->blurred || !r->order) {
+    if (!rank || !tmp || !r->zero || !r->blurred || !r->order) {
         s = nm_fail(err, NM_ERR_MEMORY, "deletion/insertion: out of memory");
         goto done;
     }
     for (int i = 0; i < r->hw; i++) rank[i] = (ranked_pixel){map[i], i};
     qsort(rank, (size_t)r->hw, sizeof *rank, by_value_desc);
     for (int i = 0; i < r->hw; i++) r->order[i] = rank[i].i;
-    rise_kernel_1d(o->blur_kernel, o->blur_sigma, k1);
+    nm_insertion_blur(r->pp, r->x, r->c, r->h, r->w, o->blur_kernel, o->blur_sigma, r->blurred, tmp);
     for (int ch = 0; ch < r->c; ch++) {
-        float z = normalized_zero(r->pp, ch);
-        const float *plane = r->x + (size_t)ch * r->hw;
-        blur_plane(plane, r->blurred + (size_t)ch * r->hw, tmp, r->h, r->w, k1, o->blur_kernel, z);
-        float fill = o->deletion_fill == NM_AUC_FILL_NORMALIZED_ZERO ? z : 0.0f;
+        float fill = o->deletion_fill == NM_AUC_FILL_NORMALIZED_ZERO ? normalized_zero(r->pp, ch) : 0.0f;
         for (int i = 0; i < r->hw; i++) r->zero[(size_t)ch * r->hw + i] = fill;
     }
 done:
-    free(rank), free(k1), free(tmp);
+    free(rank), free(tmp);
     return s;
 }
 

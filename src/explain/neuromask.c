@@ -19,6 +19,7 @@
 #include "core/tensor.h"
 #include "explain/mask_terms.h"
 #include "explain/optim.h"
+#include "image/blur.h"
 
 typedef struct nm_run {
     const nm_neuromask_options *o;
@@ -140,6 +141,13 @@ static void gaussian_blur_plane(const float *src, float *dst, int h, int w, floa
 static void fill_baseline(nm_run *r, nm_baseline kind, float *base, float *tmp)
 {
     uint64_t seed = r->o->seed ^ 0xB45E11Eull;
+    if (kind == NM_BASELINE_BLUR && r->o->blur_kernel > 0) {
+        for (int b = 0; b < r->B; b++) {
+            size_t off = (size_t)b * r->C * r->pixels;
+            nm_insertion_blur(r->pp, r->x + off, r->C, r->H, r->W, r->o->blur_kernel, r->o->blur_sigma, base + off, tmp);
+        }
+        return;
+    }
     for (int p = 0; p < r->B * r->C; p++) {
         const float *src = r->x + (size_t)p * r->pixels;
         float *dst = base + (size_t)p * r->pixels;
@@ -430,9 +438,11 @@ static nm_status check_options(const nm_neuromask_options *o, nm_error *err)
     if (o->jitter < 0 || o->jitter > 64 || (unsigned)o->init > NM_INIT_CONSTANT ||
         (unsigned)o->sparsity > NM_SPARSITY_MASK || o->l_delete < 0 || o->l_pred_alt < 0 ||
         (unsigned)o->delete_baseline > NM_BASELINE_NOISE || (unsigned)o->alt_baseline > NM_BASELINE_NOISE ||
-        !(o->output_sigma >= 0 && o->output_sigma < 40))
+        !(o->output_sigma >= 0 && o->output_sigma < 40) || o->blur_kernel < 0 ||
+        o->blur_kernel > NM_INSERTION_BLUR_MAX_KERNEL || (o->blur_kernel > 0 && o->blur_kernel % 2 == 0))
         return nm_fail(err, NM_ERR_ARG, "NeuroMask options out of range (jitter 0..64, l_delete >= 0, "
-                                        "l_pred_alt >= 0, 0 <= output sigma < 40, known init, sparsity, baselines)");
+                                        "l_pred_alt >= 0, 0 <= output sigma < 40, blur kernel 0 or odd <= 255, "
+                                        "known init, sparsity, baselines)");
     return NM_OK;
 }
 
@@ -755,7 +765,7 @@ static const struct option_key {
     {"init_range", 'f', NM_OFF(init_range)}, {"L", 'f', NM_OFF(init_range)}, {"kernel", 'i', NM_OFF(kernel)},
     {"optimizer", 'o', NM_OFF(optimizer)}, {"tol", 'f', NM_OFF(tol)}, {"window", 'i', NM_OFF(window)},
     {"early_stop", 'i', NM_OFF(early_stop)}, {"baseline", 'b', NM_OFF(baseline)},
-    {"blur_sigma", 'f', NM_OFF(blur_sigma)}, {"grid", 'i', NM_OFF(grid)}, {"init", 'n', NM_OFF(init)},
+    {"blur_sigma", 'f', NM_OFF(blur_sigma)}, {"blur_kernel", 'i', NM_OFF(blur_kernel)}, {"grid", 'i', NM_OFF(grid)}, {"init", 'n', NM_OFF(init)},
     {"init_value", 'f', NM_OFF(init_value)}, {"sparsity", 's', NM_OFF(sparsity)},
     {"sparsity_ramp", 'i', NM_OFF(sparsity_ramp)}, {"jitter", 'i', NM_OFF(jitter)},
     {"average", 'i', NM_OFF(average)}, {"l_delete", 'f', NM_OFF(l_delete)},

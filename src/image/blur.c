@@ -1,0 +1,61 @@
+/* The insertion metric's start image (see blur.h). */
+#include "image/blur.h"
+
+#include <math.h>
+
+/* RISE's gkern(klen, nsig): scipy.ndimage.gaussian_filter(delta, nsig) on a
+ * klen x klen array (mode 'reflect', truncate 4). The filter is separable
+ * and so is the delta, so the 2-D kernel is k1 (x) k1 with k1 the filtered
+ * 1-D delta. Fills k1[klen]. */
+static void rise_kernel_1d(int klen, double sigma, double *k1)
+{
+    int radius = (int)(4.0 * sigma + 0.5);
+    double sum = 0;
+    for (int j = -radius; j <= radius; j++) sum += exp(-0.5 * j * j / (sigma * sigma));
+    for (int i = 0; i < klen; i++) k1[i] = 0;
+    for (int i = 0; i < klen; i++)
+        for (int j = -radius; j <= radius; j++) {
+            /* scipy 'reflect' (d c b a | a b c d | d c b a), repeated. */
+            int p = (i + j) % (2 * klen);
+            if (p < 0) p += 2 * klen;
+            if (p >= klen) p = 2 * klen - 1 - p;
+            if (p == klen / 2) k1[i] += exp(-0.5 * j * j / (sigma * sigma)) / sum;
+        }
+}
+
+/* One channel plane blurred with the separable kernel, out-of-image taps
+ * reading `pad`. */
+static void blur_plane(const float *in, float *out, float *tmp, int h, int w, const double *k1, int klen,
+                       float pad)
+{
+    int r = klen / 2;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double s = 0;
+            for (int d = 0; d < klen; d++) {
+                int xx = x + d - r;
+                s += k1[d] * (xx >= 0 && xx < w ? in[y * w + xx] : pad);
+            }
+            tmp[y * w + x] = (float)s;
+        }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double s = 0;
+            for (int d = 0; d < klen; d++) {
+                int yy = y + d - r;
+                s += k1[d] * (yy >= 0 && yy < h ? tmp[yy * w + x] : pad);
+            }
+            out[y * w + x] = (float)s;
+        }
+}
+
+void nm_insertion_blur(const nm_preprocess *pp, const float *x, int c, int h, int w, int klen, float sigma,
+                       float *out, float *tmp)
+{
+    double k1[NM_INSERTION_BLUR_MAX_KERNEL];
+    rise_kernel_1d(klen, sigma, k1);
+    for (int ch = 0; ch < c; ch++) {
+        float pad = (pp->mean[ch] - pp->offset) / pp->scale;   /* normalises to 0 */
+        blur_plane(x + (size_t)ch * h * w, out + (size_t)ch * h * w, tmp, h, w, k1, klen, pad);
+    }
+}
