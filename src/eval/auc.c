@@ -49,12 +49,6 @@ typedef struct auc_run {
     int *order;             /* pixel indices, most important first */
 } auc_run;
 
-/* Pixel-space value that the normalisation maps to 0 in channel ch. */
-static float normalized_zero(const nm_preprocess *pp, int ch)
-{
-    return (pp->mean[ch] - pp->offset) / pp->scale;
-}
-
 /* Image k of the 2 (steps + 1) evaluated: deletion steps first, then
  * insertion steps; written normalised into dst [C,H,W]. */
 static void make_image(const auc_run *r, int k, float *dst)
@@ -135,7 +129,7 @@ static nm_status prepare_run(auc_run *r, const nm_auc_options *o, const float *m
     for (int i = 0; i < r->hw; i++) r->order[i] = rank[i].i;
     nm_insertion_blur(r->pp, r->x, r->c, r->h, r->w, o->blur_kernel, o->blur_sigma, r->blurred, tmp);
     for (int ch = 0; ch < r->c; ch++) {
-        float fill = o->deletion_fill == NM_AUC_FILL_NORMALIZED_ZERO ? normalized_zero(r->pp, ch) : 0.0f;
+        float fill = o->deletion_fill == NM_AUC_FILL_NORMALIZED_ZERO ? nm_normalized_zero(r->pp, ch) : 0.0f;
         for (int i = 0; i < r->hw; i++) r->zero[(size_t)ch * r->hw + i] = fill;
     }
 done:

@@ -441,8 +441,8 @@ static nm_status check_options(const nm_neuromask_options *o, nm_error *err)
         !(o->output_sigma >= 0 && o->output_sigma < 40) || o->blur_kernel < 0 ||
         o->blur_kernel > NM_INSERTION_BLUR_MAX_KERNEL || (o->blur_kernel > 0 && o->blur_kernel % 2 == 0))
         return nm_fail(err, NM_ERR_ARG, "NeuroMask options out of range (jitter 0..64, l_delete >= 0, "
-                                        "l_pred_alt >= 0, 0 <= output sigma < 40, blur kernel 0 or odd <= 255, "
-                                        "known init, sparsity, baselines)");
+                                        "l_pred_alt >= 0, 0 <= output sigma < 40, blur kernel 0 or odd <= %d, "
+                                        "known init, sparsity, baselines)", NM_INSERTION_BLUR_MAX_KERNEL);
     return NM_OK;
 }
 

@@ -23,30 +23,26 @@ static void rise_kernel_1d(int klen, double sigma, double *k1)
         }
 }
 
-/* One channel plane blurred with the separable kernel, out-of-image taps
- * reading `pad`. */
-static void blur_plane(const float *in, float *out, float *tmp, int h, int w, const double *k1, int klen,
-                       float pad)
+/* One pass of the separable kernel: `lines` lines of `len` samples, sample
+ * k of line l at l * line_step + k * step; out-of-image taps read `pad`. */
+static void blur_pass(const float *in, float *out, int lines, int len, int line_step, int step, const double *k1,
+                      int klen, float pad)
 {
     int r = klen / 2;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
+    for (int l = 0; l < lines; l++)
+        for (int k = 0; k < len; k++) {
             double s = 0;
             for (int d = 0; d < klen; d++) {
-                int xx = x + d - r;
-                s += k1[d] * (xx >= 0 && xx < w ? in[y * w + xx] : pad);
+                int kk = k + d - r;
+                s += k1[d] * (kk >= 0 && kk < len ? in[l * line_step + kk * step] : pad);
             }
-            tmp[y * w + x] = (float)s;
+            out[l * line_step + k * step] = (float)s;
         }
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            double s = 0;
-            for (int d = 0; d < klen; d++) {
-                int yy = y + d - r;
-                s += k1[d] * (yy >= 0 && yy < h ? tmp[yy * w + x] : pad);
-            }
-            out[y * w + x] = (float)s;
-        }
+}
+
+float nm_normalized_zero(const nm_preprocess *pp, int ch)
+{
+    return (pp->mean[ch] - pp->offset) / pp->scale;
 }
 
 void nm_insertion_blur(const nm_preprocess *pp, const float *x, int c, int h, int w, int klen, float sigma,
@@ -55,7 +51,10 @@ void nm_insertion_blur(const nm_preprocess *pp, const float *x, int c, int h, in
     double k1[NM_INSERTION_BLUR_MAX_KERNEL];
     rise_kernel_1d(klen, sigma, k1);
     for (int ch = 0; ch < c; ch++) {
-        float pad = (pp->mean[ch] - pp->offset) / pp->scale;   /* normalises to 0 */
-        blur_plane(x + (size_t)ch * h * w, out + (size_t)ch * h * w, tmp, h, w, k1, klen, pad);
+        float pad = nm_normalized_zero(pp, ch);
+        const float *in = x + (size_t)ch * h * w;
+        float *o = out + (size_t)ch * h * w;
+        blur_pass(in, tmp, h, w, w, 1, k1, klen, pad);   /* rows */
+        blur_pass(tmp, o, w, h, 1, w, k1, klen, pad);    /* columns */
     }
 }

@@ -8,6 +8,9 @@
 /* Longest kernel nm_insertion_blur accepts. */
 #define NM_INSERTION_BLUR_MAX_KERNEL 255
 
+/* Pixel-space value that `pp` normalises to 0 in channel ch. */
+float nm_normalized_zero(const nm_preprocess *pp, int ch);
+
 /* x [c,h,w] in pixel space blurred per channel with RISE's gkern(klen,
  * sigma) ('same', zero padding of the normalised tensor: out-of-image taps
  * read the pixel value that `pp` normalises to 0) into out [c,h,w]. `tmp`
