@@ -5,9 +5,11 @@
  * seeded and optimised methods, and the perturbation games' sanity (the
  * extremal mask at the largest area keeps the class, the meaningful
  * perturbation's deletion removes it).
- * Usage: test_saliency REFDIR IG_STEPS [shared]
- * (IG_STEPS: the completeness check's step count; "shared": skip without
- * NEUROMASK_SHARED) */
+ * Usage: test_saliency REFDIR IG_STEPS [shared [METHODS]]
+ * (IG_STEPS: the completeness check's step count, 0: the comparison with
+ * PyTorch only, for the large models; "shared": skip without
+ * NEUROMASK_SHARED; METHODS: a comma list of the reference maps to compare,
+ * default all) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,16 @@
 #include "testutil.h"
 
 static const char *refdir;
+static const char *only;   /* the maps to compare (comma list), NULL: all */
+
+static int wanted(const char *refname)
+{
+    if (!only) return 1;
+    size_t n = strlen(refname);
+    for (const char *p = only; (p = strstr(p, refname)); p += n)
+        if ((p == only || p[-1] == ',') && (p[n] == ',' || p[n] == 0)) return 1;
+    return 0;
+}
 
 static const char *meta(const char *key)
 {
@@ -86,6 +98,10 @@ static void compare(fixture *f, nm_method method, const char *refname, const nm_
                     const char *label)
 {
     nm_saliency s;
+    if (!wanted(refname)) {
+        printf("  %-22s not compared\n", label);
+        return;
+    }
     if (!explain(f, method, o, NULL, &s)) return;
     float *ref = nm_test_read_floats(refdir, refname, (size_t)f->H * f->W);
     double rel = max_rel(s.map, ref, f->H * f->W);
@@ -286,6 +302,7 @@ int main(int argc, char **argv)
 {
     if (argc < 3) return printf("usage: %s REFDIR IG_STEPS [shared]\n", argv[0]), 2;
     refdir = argv[1];
+    only = argc > 4 ? argv[4] : NULL;
     if (argc > 3 && !strcmp(argv[3], "shared")) {
         char buf[1024];
         nm_test_shared("models/cifar10_resnet20.onnx", buf, sizeof buf);   /* skip without ../shared */
@@ -294,6 +311,11 @@ int main(int argc, char **argv)
     load_fixture(&f);
     printf("%s: class %d, %d x %d x %d\n", meta("model"), f.target, f.C, f.H, f.W);
     against_pytorch(&f);
+    if (atoi(argv[2]) == 0) {
+        nm_model_free(f.m);
+        free(f.x);
+        return nm_test_summary();
+    }
     ig_completeness(&f, atoi(argv[2]));
     determinism(&f);
     perturbation_sanity(&f);

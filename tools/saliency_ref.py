@@ -9,6 +9,12 @@ maps with these.
                     [--scale 1 --offset 0] [--ig-steps 32] [--occ-patch 4
                     --occ-stride 2] [--rise-masks 512 --rise-cell 7
                     --rise-p 0.5] [--seed 0] [--gradcam-layer NAME]
+                    [--methods gradient,gradxinput,ig,gradcam,occlusion,rise]
+                    [--float64]
+
+--float64 runs the whole reference in double precision (the maps are still
+written as float32): the yardstick for how far float32 arithmetic, PyTorch's
+or neuromask's, moves a map (tools/gradient_precision.sh).
 
 The image is read as pixel-space x in [0,1] ([C,H,W], C from the model's
 input) and written to DIR/x.bin, so that both sides see the same x. Maps are
@@ -184,7 +190,10 @@ def main():
     ap.add_argument("--rise-p", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gradcam-layer")
+    ap.add_argument("--methods", default="gradient,gradxinput,ig,gradcam,occlusion,rise")
+    ap.add_argument("--float64", action="store_true")
     args = ap.parse_args()
+    wanted = set(args.methods.split(","))
     torch.set_num_threads(2)
     os.makedirs(args.outdir, exist_ok=True)
     model = onnx_torch.OnnxTorch(args.model)
@@ -195,16 +204,25 @@ def main():
         mean, std = mean * 3, std * 3
     ref = Ref(model, mean, std, args.scale, args.offset)
     x = load_image(args.image, channels, h, w)
+    if args.float64:
+        model.consts = {k: v.double() if torch.is_tensor(v) and v.is_floating_point() else v
+                        for k, v in model.consts.items()}
+        ref.mean, ref.std, x = ref.mean.double(), ref.std.double(), x.double()
     with torch.no_grad():
         logits = ref.logits(x)
     c = int(logits.argmax(1))
 
     _, g = ref.grad(x, c)
     maps = {"gradient": g[0].abs().amax(0), "gradxinput": (x * g)[0].sum(0)}
-    maps["ig"], completeness = integrated_gradients(ref, x, c, args.ig_steps)
-    maps["gradcam"], layer = gradcam(ref, x, c, args.gradcam_layer)
-    maps["occlusion"] = occlusion(ref, x, c, args.occ_patch, args.occ_stride)
-    maps["rise"] = rise(ref, x, c, args.rise_masks, args.rise_cell, args.rise_p, args.seed)
+    completeness, layer = float("nan"), "none"
+    if "ig" in wanted:
+        maps["ig"], completeness = integrated_gradients(ref, x, c, args.ig_steps)
+    if "gradcam" in wanted:
+        maps["gradcam"], layer = gradcam(ref, x, c, args.gradcam_layer)
+    if "occlusion" in wanted:
+        maps["occlusion"] = occlusion(ref, x, c, args.occ_patch, args.occ_stride)
+    if "rise" in wanted:
+        maps["rise"] = rise(ref, x, c, args.rise_masks, args.rise_cell, args.rise_p, args.seed)
 
     x.numpy().astype(np.float32).tofile(os.path.join(args.outdir, "x.bin"))
     for name, m in maps.items():
