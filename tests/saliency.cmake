@@ -26,20 +26,16 @@ set_tests_properties(saliency_fashion PROPERTIES FIXTURES_REQUIRED salreffashion
 # gradient by more than 1e-3 on many images, PyTorch float32 against its own
 # float64 included (tools/gradient_precision.py, README).
 set(NM_SALREF_IMAGE "$NEUROMASK_SHARED/images/imagenet_val_227/ILSVRC2012_val_00000347.JPEG")
-set(NM_SALREF_IMAGENET --occ-patch 32 --occ-stride 16 --rise-masks 256 --rise-cell 7)
-string(REPLACE ";" " " NM_SALREF_IMAGENET_ARGS "${NM_SALREF_IMAGENET}")
-nm_add_script_test(saliency_ref_darknet sh -c "test -n \"$NEUROMASK_SHARED\" || exit 77 && \
-  ${NM_PYTHON} ${CMAKE_SOURCE_DIR}/tools/saliency_ref.py --model $NEUROMASK_SHARED/models/imagenet_darknet_tiny.onnx \
-  --image ${NM_SALREF_IMAGE} --mean 0 --std 1 ${NM_SALREF_IMAGENET_ARGS} --methods gradcam,occlusion,rise --outdir ${NM_SALREF}/darknet")
-nm_add_script_test(saliency_ref_mobilenet sh -c "test -n \"$NEUROMASK_SHARED\" || exit 77 && \
-  ${NM_PYTHON} ${CMAKE_SOURCE_DIR}/tools/saliency_ref.py \
-  --model $NEUROMASK_SHARED/models/imagenet_mobilenet_v2_100_224.onnx --image ${NM_SALREF_IMAGE} \
-  --mean 0.501960784 --std 0.501960784 ${NM_SALREF_IMAGENET_ARGS} --methods gradcam,occlusion,rise \
-  --outdir ${NM_SALREF}/mobilenet")
-add_test(NAME saliency_darknet COMMAND saliency_resnet20 ${NM_SALREF}/darknet 0 shared gradcam,occlusion,rise)
-add_test(NAME saliency_mobilenet COMMAND saliency_resnet20 ${NM_SALREF}/mobilenet 0 shared gradcam,occlusion,rise)
-foreach(net darknet mobilenet)
+set(NM_SALREF_IMAGENET_METHODS gradcam,occlusion,rise)
+function(nm_saliency_imagenet net model mean std)
+  nm_add_script_test(saliency_ref_${net} sh -c "test -n \"$NEUROMASK_SHARED\" || exit 77 && \
+    ${NM_PYTHON} ${CMAKE_SOURCE_DIR}/tools/saliency_ref.py --model $NEUROMASK_SHARED/models/${model}.onnx \
+    --image ${NM_SALREF_IMAGE} --mean ${mean} --std ${std} --occ-patch 32 --occ-stride 16 --rise-masks 256 \
+    --rise-cell 7 --methods ${NM_SALREF_IMAGENET_METHODS} --outdir ${NM_SALREF}/${net}")
+  add_test(NAME saliency_${net} COMMAND saliency_resnet20 ${NM_SALREF}/${net} 0 shared ${NM_SALREF_IMAGENET_METHODS})
   set_tests_properties(saliency_ref_${net} PROPERTIES FIXTURES_SETUP salref_${net})
   set_tests_properties(saliency_${net} PROPERTIES FIXTURES_REQUIRED salref_${net} SKIP_RETURN_CODE 77
     ENVIRONMENT "NEUROMASK_SHARED=${NEUROMASK_SHARED};NM_SOURCE_DIR=${CMAKE_SOURCE_DIR};${NM_TEST_OMP}")
-endforeach()
+endfunction()
+nm_saliency_imagenet(darknet imagenet_darknet_tiny 0 1)
+nm_saliency_imagenet(mobilenet imagenet_mobilenet_v2_100_224 0.501960784 0.501960784)

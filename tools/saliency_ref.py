@@ -14,7 +14,7 @@ maps with these.
 
 --float64 runs the whole reference in double precision (the maps are still
 written as float32): the yardstick for how far float32 arithmetic, PyTorch's
-or neuromask's, moves a map (tools/gradient_precision.sh).
+or neuromask's, moves a map (tools/gradient_precision.py).
 
 The image is read as pixel-space x in [0,1] ([C,H,W], C from the model's
 input) and written to DIR/x.bin, so that both sides see the same x. Maps are
