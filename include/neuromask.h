@@ -178,6 +178,8 @@ typedef enum nm_sparsity {
     NM_SPARSITY_MASK        /* mean m: the pull fades where the sigmoid saturates */
 } nm_sparsity;
 
+#define NM_GRID_AUTO (-1)
+
 typedef void (*nm_progress_fn)(void *ctx, int step, int steps, const float *loss, int batch);
 
 typedef struct nm_neuromask_options {
@@ -200,7 +202,9 @@ typedef struct nm_neuromask_options {
                                odd > 0: the insertion metric's start image instead (RISE's
                                blur_kernel-tap kernel of sigma blur_sigma, the border padded
                                with the value that normalises to 0) */
-    int grid;               /* 0: one weight per pixel; else grid x grid upsampled bilinearly */
+    int grid;               /* 0: one weight per pixel; else grid x grid cells (at most the
+                               input's side) upsampled bilinearly; NM_GRID_AUTO: cells of
+                               2 pixels, at most 28 per side (nm_neuromask_grid) */
     const float *init_w;    /* optional: initial w (batch x mask cells), overrides the seed */
     nm_progress_fn progress;
     void *progress_ctx;
@@ -228,14 +232,27 @@ typedef struct nm_neuromask_options {
     nm_baseline alt_baseline;
     float output_sigma;     /* > 0: the returned mask is Gaussian-blurred (pixels), so the
                                neighbours of decisive pixels rank next; 0: off */
+    int areas;              /* > 0: the area sweep, this many areas per step: learn an order
+                               of the cells instead of one mask (neuromask.c); needs
+                               l_sparse = 0 and average = 0. 0: off */
+    float T_start;          /* > 0: T falls geometrically from T_start to temperature over
+                               the steps; 0: constant (the paper's) */
+    int lr_decay;           /* 1: the learning rate falls linearly from lr to lr / steps over
+                               the steps, so the last steps settle; 0: constant (the paper's) */
+    int smooth_edges;       /* 1: the smoothness term also covers the border cells (w
+                               edge-padded); 0: 'valid' only, the paper's */
 } nm_neuromask_options;
 
 /* Presets: "cifar" and "imagenet", the paper's settings; "default", this
- * project's setting, designed by measurement on 32-pixel CIFAR-10 inputs and
- * checked on two 224-pixel ImageNet models (docs/neuromask_default.md: three
- * games per step, sparsity on m, w = 0 at the start, the mask averaged over
+ * project's setting, designed by measurement on CIFAR-10 and two ImageNet
+ * models (docs/neuromask_default.md: the area sweep, three games at two areas
+ * per step on a 16 x 16 grid, w = 0 at the start, 300 steps); "averaged",
+ * the default before it (three games, sparsity on m, the mask averaged over
  * 1000 steps). */
 nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_error *err);
+/* The cells per side of the mask the options learn at input size h x w (0:
+ * one per pixel). */
+int nm_neuromask_grid(const nm_neuromask_options *o, int h, int w);
 /* The preset used when none is named: "default", at every input size. */
 const char *nm_neuromask_preset_for(int input_h);
 
@@ -245,7 +262,8 @@ const char *nm_neuromask_preset_for(int input_h);
  * (black|blur|mean|noise), blur_sigma, blur_kernel, grid, init (uniform|constant),
  * init_value, sparsity (logit|mask), sparsity_ramp (0|1), jitter,
  * average (0|1), l_delete, delete_baseline, l_pred_alt, alt_baseline,
- * output_sigma; "preset=NAME" as an item resets to that preset first. */
+ * output_sigma, areas, smooth_edges (0|1); "preset=NAME" as an item resets
+ * to that preset first. */
 nm_status nm_neuromask_parse(const char *spec, nm_neuromask_options *o, nm_error *err);
 
 typedef struct nm_explanation {
@@ -396,6 +414,16 @@ nm_status nm_model_randomize(nm_model *m, int n_layers, uint64_t seed, nm_error 
 /* Spearman rank correlation of two maps of n values (ties get mean ranks);
  * NaN when either map is constant. */
 double nm_spearman(const float *a, const float *b, int n);
+
+/* How much an h x w map's pixel order changes between neighbours: the mean,
+ * over horizontally and vertically adjacent pixels, of |q_i - q_j|, where q
+ * is the pixel's rank scaled to [0, 1] (ties share their mean rank). 0 for a
+ * constant map, about 1/3 for independent noise; a map that is smooth at
+ * the scale of s pixels scores about 1/s or less. Deletion and insertion
+ * only see this order, and a map with a high value can score well on them
+ * with a pattern that is no longer a region (docs/neuromask_default.md).
+ * NaN for fewer than 2 pixels or out of memory. */
+double nm_map_roughness(const float *map, int h, int w);
 
 #ifdef __cplusplus
 }

@@ -123,6 +123,32 @@ static void check_spearman(void)
     nm_check(isnan(nm_spearman(c, u, 4)), "spearman of a constant map is NaN");
 }
 
+static void check_roughness(void)
+{
+    float c[12] = {0}, ramp[12], checker[16];
+    nm_check(nm_map_roughness(c, 3, 4) == 0, "roughness of a constant map is 0");
+    /* 3 x 4 map increasing along the rows: ranks 1..12 in reading order.
+     * Horizontal neighbours differ by 1 rank (9 pairs), vertical by 4 (8
+     * pairs): (9 + 32) / 17 pairs / 11 = 41 / 187. */
+    for (int i = 0; i < 12; i++) ramp[i] = (float)i;
+    double r = nm_map_roughness(ramp, 3, 4);
+    nm_check(fabs(r - 41.0 / 187.0) < 1e-12, "roughness of a ramp %.16f", r);
+    /* 4 x 4 checkerboard of two values: ranks 4.5 and 12.5 (ties), every
+     * neighbour pair differs by 8 ranks: 8 / 15. */
+    for (int i = 0; i < 16; i++) checker[i] = (float)((i / 4 + i % 4) % 2);
+    r = nm_map_roughness(checker, 4, 4);
+    nm_check(fabs(r - 8.0 / 15.0) < 1e-12, "roughness of a checkerboard %.16f", r);
+    nm_check(isnan(nm_map_roughness(c, 1, 1)), "roughness of one pixel is NaN");
+    /* independent uniform noise: E|U - V| = 1/3 */
+    enum { N = 256 };
+    float *noise = malloc(sizeof(float) * N * N);
+    uint64_t st = 7;
+    nm_test_rand_fill(noise, (int64_t)N * N, 0, 1, &st);
+    r = nm_map_roughness(noise, N, N);
+    nm_check(fabs(r - 1.0 / 3.0) < 0.01, "roughness of noise %.4f, about 1/3", r);
+    free(noise);
+}
+
 static void logits(nm_model *m, const float *x, float *out)
 {
     nm_error err = {0};
@@ -207,6 +233,7 @@ int main(int argc, char **argv)
     if (argc == 5 && !strcmp(argv[1], "auc")) return run_auc(argv[2], argv[3], argv[4]);
     if (argc == 4 && !strcmp(argv[1], "units")) {
         check_spearman();
+        check_roughness();
         check_randomize(argv[2], atoi(argv[3]));
         return nm_test_summary();
     }

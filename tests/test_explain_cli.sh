@@ -60,6 +60,24 @@ check "default preset, seed 7" "$NM_BIN" explain --model "$model" --steps 60 --q
 check "default preset, seed 8" "$NM_BIN" explain --model "$model" --steps 60 --quiet --out "$T/e8" --seed 8 "$img1"
 check "default preset: the same mask for any seed" cmp -s "$T/e7/0_Ankle_boot.mask.npy" "$T/e8/0_Ankle_boot.mask.npy"
 check "default preset named in the JSON" grep -q '"preset": "default"' "$T/e7/0_Ankle_boot.json"
+# Its map (the area sweep) orders the pixels from 1 to 0 and crosses 0.5 at an area
+# whose mask keeps the class; at 28 pixels the grid is 14 x 14.
+cat > "$T/check_area.py" <<'EOF'
+import json, sys, numpy as np
+d = sys.argv[1]
+j = json.load(open(f"{d}/0_Ankle_boot.json"))
+m = np.load(f"{d}/0_Ankle_boot.mask.npy")
+assert j["kept"] is True, "the returned map keeps the class"
+assert 0 <= m.min() < 0.1 and 0.9 < m.max() <= 1, (m.min(), m.max())
+assert abs(float((m > 0.5).mean()) - j["mask_area"]) < 1e-6, j["mask_area"]
+assert j["options"]["areas"] == 2 and j["options"]["grid"] == 14 and j["options"]["smooth_edges"] == 1
+EOF
+check "default preset: map from 0 to 1, class kept, 14 x 14 cells" "$PY" "$T/check_area.py" "$T/e7"
+check "default preset, batch of 2" "$NM_BIN" explain --model "$model" --steps 60 --quiet --out "$T/e2" --batch 2 "$img1" "$img2"
+check "default preset: a batch explains like one image" "$PY" -c "
+import numpy as np, sys
+a, b = (np.load(sys.argv[i] + '/0_Ankle_boot.mask.npy').ravel() for i in (1, 2))
+sys.exit(0 if np.corrcoef(a, b)[0, 1] > 0.99 else 1)" "$T/e7" "$T/e2"
 # The blur game on the insertion metric's start image (blur_kernel): recorded, and it
 # changes the mask; an even kernel is refused before any output is written.
 check "blur_kernel=11 runs" "$NM_BIN" explain --model "$model" --steps 60 --quiet --out "$T/k11" --nm blur_kernel=11 "$img1"

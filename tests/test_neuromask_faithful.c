@@ -1,7 +1,12 @@
 /* NeuroMask faithfulness: from the same image and initial w, the loss
  * trajectory matches the PyTorch port of the official code
- * (tools/neuromask_ref.py) within 1e-3 relative, and the final masks
- * correlate >= 0.99. Usage: test_neuromask_faithful REFDIR */
+ * (tools/neuromask_ref.py; for the "default" preset, its PyTorch version of
+ * the area sweep) within 1e-3 relative, and the final masks correlate
+ * >= 0.99. The default preset's area sweep is chaotic (w starts at 0 and
+ * RMSProp turns the sign of a near-zero gradient into a full step: in C
+ * alone, w0 +-1e-6 moves the CIFAR loss by 17 % within 10 steps), so its
+ * cases run only the first steps, which two float32 codes still share.
+ * Usage: test_neuromask_faithful REFDIR */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +14,9 @@
 
 #include "testutil.h"
 
-static int meta_value(const char *dir, const char *key, char *out, size_t cap)
+/* The value of `key` in DIR/meta.txt; a missing key fails the test unless
+ * `optional`, which returns 0. */
+static int meta_value(const char *dir, const char *key, char *out, size_t cap, int optional)
 {
     char path[1024], k[64], v[960];
     snprintf(path, sizeof path, "%s/meta.txt", dir);
@@ -18,11 +25,11 @@ static int meta_value(const char *dir, const char *key, char *out, size_t cap)
     while (f && !found && fscanf(f, "%63s %959s", k, v) == 2)
         if (strcmp(k, key) == 0) found = snprintf(out, cap, "%s", v) > 0;
     if (f) fclose(f);
-    if (!found) {
+    if (!found && !optional) {
         printf("FAIL: %s has no '%s'\n", path, key);
         exit(1);
     }
-    return 1;
+    return found;
 }
 
 static double correlation(const float *a, const float *b, size_t n)
@@ -45,11 +52,11 @@ int main(int argc, char **argv)
     char shared[1024];
     nm_test_shared("models/cifar10_resnet20.onnx", shared, sizeof shared);   /* skip without ../shared */
     char model_path[960], preset[64], buf[64];
-    meta_value(dir, "model", model_path, sizeof model_path);
-    meta_value(dir, "preset", preset, sizeof preset);
-    meta_value(dir, "steps", buf, sizeof buf);
+    meta_value(dir, "model", model_path, sizeof model_path, 0);
+    meta_value(dir, "preset", preset, sizeof preset, 0);
+    meta_value(dir, "steps", buf, sizeof buf, 0);
     int steps = atoi(buf);
-    meta_value(dir, "target", buf, sizeof buf);
+    meta_value(dir, "target", buf, sizeof buf, 0);
     int target = atoi(buf);
 
     nm_error err;
@@ -58,7 +65,8 @@ int main(int argc, char **argv)
     nm_shape in = nm_model_input_shape(m);
     size_t pixels = (size_t)(in.dims[2] * in.dims[3]);
     float *x = nm_test_read_floats(dir, "x", pixels * (size_t)in.dims[1]);
-    float *w0 = nm_test_read_floats(dir, "w0", pixels);
+    size_t cells = meta_value(dir, "cells", buf, sizeof buf, 1) ? (size_t)atol(buf) : pixels;
+    float *w0 = nm_test_read_floats(dir, "w0", cells);
     float *ref_loss = nm_test_read_floats(dir, "loss", (size_t)steps);
     float *ref_mask = nm_test_read_floats(dir, "mask", pixels);
 
@@ -78,10 +86,12 @@ int main(int argc, char **argv)
         if (rel > worst) worst = rel, worst_step = t;
     }
     double corr = correlation(e.mask, ref_mask, pixels);
+    double area = 0, ref_area = 0;
+    for (size_t i = 0; i < pixels; i++) area += e.mask[i] > 0.5f, ref_area += ref_mask[i] > 0.5f;
     printf("%s (%s, %d steps): loss %.4f -> %.4f (reference %.4f -> %.4f), worst relative loss "
-           "difference %.2e at step %d, mask correlation %.5f\n",
+           "difference %.2e at step %d, mask correlation %.5f, area %.4f (reference %.4f)\n",
            model_path, preset, steps, e.history[0], e.history[e.history_len - 1], ref_loss[0],
-           ref_loss[steps - 1], worst, worst_step, corr);
+           ref_loss[steps - 1], worst, worst_step, corr, area / (double)pixels, ref_area / (double)pixels);
     nm_check(e.target[0] == target, "target class %d == reference %d", e.target[0], target);
     nm_check(e.history_len == steps, "ran %d of %d steps", e.history_len, steps);
     nm_check(worst <= 1e-3, "loss trajectory within 1e-3 relative (worst %.2e)", worst);

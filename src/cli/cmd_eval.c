@@ -23,7 +23,9 @@ static const char eval_help[] =
     "(Petsiuk et al. 2018: pixels removed / revealed in the map's order, area under the\n"
     "target's probability), keep rate and mask area for mask methods, seconds, and with\n"
     "--sanity the Spearman correlation between the map on the trained model and on the\n"
-    "model with every layer re-initialised (Adebayo et al. 2018). Writes DIR/results.csv,\n"
+    "model with every layer re-initialised (Adebayo et al. 2018), with --stability the\n"
+    "Spearman correlation between the maps of the image and of the image plus noise far\n"
+    "below one grey level. Writes DIR/results.csv,\n"
     "DIR/summary.md, DIR/index.html and DIR/img/*.png (refreshed as it goes).\n"
     "\n"
     "Methods: gradient, gradxinput, integrated-gradients, smoothgrad, gradcam, occlusion,\n"
@@ -46,6 +48,9 @@ static const char eval_help[] =
     "  --sanity             model-randomisation check (every layer re-initialised)\n"
     "  --sanity-cascade     ... and per cascade depth (top 1, 2, ... layers) into\n"
     "                       DIR/sanity_cascade.csv (one explanation per depth: slow)\n"
+    "  --stability          explain each image again with uniform noise of +-1e-4 added\n"
+    "                       (1/40 of a grey level; same method seed) and record the\n"
+    "                       Spearman correlation of the two maps\n"
     "  --seed N             seed of the sampling methods and the randomisation (0)\n"
     "  --batch N            images per engine call (16)\n"
     "  --class-names FILE   class names, one per line (default: model metadata, --labels)\n"
@@ -66,7 +71,8 @@ static const char eval_help[] =
     "  --occ-patch N, --occ-stride N, --occ-fill NAME       occlusion\n"
     "  --rise-masks N, --rise-cell N, --rise-p F            RISE\n"
     "  --pert-steps N, --pert-grid N, --blur-sigma F        perturbation methods\n"
-    "  --preset default|cifar|imagenet   NeuroMask preset (default: 'default')\n"
+    "  --preset NAME        NeuroMask preset: default (used when none is named),\n"
+    "                       averaged, cifar, imagenet (see explain --help)\n"
     "  --nm-steps N, --early-stop   NeuroMask steps; stop once converged\n"
     "  --nm SPEC            NeuroMask options over the preset, 'key=value,...' (e.g.\n"
     "                       lr=0.1,optimizer=adam,grid=8,jitter=2,init=constant,\n"
@@ -76,7 +82,8 @@ static const char eval_help[] =
 typedef struct eval_opts {
     const char *model, *out, *images_dir, *labels_csv, *methods, *preset, *fill, *class_names;
     const char *ig_baseline, *occ_fill, *nm_spec;
-    int limit, spread, steps, batch, threads, force, resume, quiet, sanity, cascade, curves, seed, cls, nm_steps, early_stop;
+    int limit, spread, steps, batch, threads, force, resume, quiet, sanity, cascade, stability, curves, seed, cls,
+        nm_steps, early_stop;
     int64_t max_bytes;
     nm_saliency_options so;     /* method options given on the command line */
     cli_preprocess_flags pre;
@@ -118,6 +125,7 @@ static int parse_args(int argc, char **argv, eval_opts *o)
         else if (cli_flag(&p, "--curves")) o->curves = 1;
         else if (cli_flag(&p, "--sanity")) o->sanity = 1;
         else if (cli_flag(&p, "--sanity-cascade")) o->sanity = o->cascade = 1;
+        else if (cli_flag(&p, "--stability")) o->stability = 1;
         else if (cli_flag(&p, "--early-stop")) o->early_stop = 1;
         else if (cli_flag(&p, "--force")) o->force = 1;
         else if (cli_flag(&p, "--resume")) o->resume = 1;
@@ -375,7 +383,7 @@ static nm_status write_reports(const eval_opts *o, eval_run *r, int done_images,
 {
     const char *const *names = r->class_labels.n ? (const char *const *)r->class_labels.names
                                                  : (const char *const *)r->csv_names;
-    nm_eval_report rep = {.model = o->model, .steps = r->auc.steps, .sanity = o->sanity,
+    nm_eval_report rep = {.model = o->model, .steps = r->auc.steps, .sanity = o->sanity, .stability = o->stability,
                           .deletion_fill = r->auc.deletion_fill == NM_AUC_FILL_BLACK ? "black" : "mean",
                           .has_labels = o->labels_csv != NULL, .n_methods = r->n_methods,
                           .methods = r->method_names, .n_images = done_images, .images = r->image_info,
@@ -433,6 +441,36 @@ static nm_status sanity(const eval_opts *o, eval_run *r, const nm_saliency_optio
     return s;
 }
 
+/* ---------------------------------------------------------- stability */
+
+/* Amplitude of the stability check's noise, pixel space: 1/40 of an 8-bit
+ * grey level, so the perturbed image is the same image to any file format. */
+#define NM_STABILITY_NOISE 1e-4f
+
+/* The map of x plus seeded uniform noise, against `map`: Spearman. Uses
+ * rmap and the scratch after the first pixels. */
+static nm_status stability(eval_run *r, const nm_saliency_options *base, int image, nm_method method,
+                           const float *map, int target, double *rho, nm_error *err)
+{
+    nm_saliency_options so = *base;   /* the same seeds, and the class of the unperturbed image */
+    so.target_class = target;
+    so.neuromask.target_class = target;
+    size_t pixels = (size_t)r->h * r->w, n = pixels * (size_t)r->c;
+    float *xp = r->scratch + pixels;
+    uint64_t state = 0x57AB1E ^ (uint64_t)image;
+    for (size_t i = 0; i < n; i++) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;   /* Knuth's LCG */
+        float u = (float)(state >> 40) / 16777216.f;
+        xp[i] = r->x[i] + NM_STABILITY_NOISE * (2.f * u - 1.f);
+    }
+    nm_saliency sal;
+    nm_status s = nm_explain(r->model, &r->pre, xp, method, &so, &sal, err);
+    if (s) return s;
+    *rho = nm_spearman(map, sal.map, (int)pixels);
+    nm_saliency_free(&sal);
+    return NM_OK;
+}
+
 /* --------------------------------------------------------- per image */
 
 static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_method method, int mi,
@@ -446,8 +484,9 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
     if (s) return s;
     int pixels = r->h * r->w;
     *row = (nm_eval_row){.image = image, .method = mi, .target = sal.target, .prob = sal.prob, .kept = -1,
-                         .spearman = NAN, .seconds = sal.seconds};
+                         .spearman = NAN, .stability = NAN, .seconds = sal.seconds};
     if (o->sanity) s = sanity(o, r, &so, image, method, sal.map, sal.target, &row->spearman, err);
+    if (!s && o->stability) s = stability(r, &so, image, method, sal.map, sal.target, &row->stability, err);
     if (!s) s = nm_deletion_insertion(r->model, &r->pre, r->x, sal.map, sal.target, &r->auc, &row->deletion,
                                       &row->insertion, r->del_curve, r->ins_curve, err);
     float *unit = r->scratch;
@@ -455,6 +494,7 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
     double area = 0;
     for (int i = 0; i < pixels; i++) area += sal.is_mask ? (sal.map[i] > 0.5f) : unit[i];
     row->mask_area = area / pixels;
+    row->roughness = nm_map_roughness(sal.map, r->h, r->w);
     if (!s && sal.is_mask) {
         float *masked = r->scratch + pixels, *logits = r->logits + r->k;
         for (int ch = 0; ch < r->c; ch++)
@@ -499,7 +539,9 @@ static int reuse_row(const eval_opts *o, eval_run *r, int i, int m, nm_eval_row 
 {
     const eval_resumed_row *old = eval_resumed_find(&r->resumed, r->images[i], r->method_names[m]);
     int target = o->cls >= 0 ? o->cls : r->image_info[i].pred;
-    if (!old || old->row.target != target || (o->sanity && !isfinite(old->row.spearman))) return 0;
+    if (!old || old->row.target != target || (o->sanity && !isfinite(old->row.spearman)) ||
+        (o->stability && !isfinite(old->row.stability)))
+        return 0;
     char *name = picture_name(i, r->images[i], r->method_names[m]), path[4096];
     struct stat st;
     snprintf(path, sizeof path, "%s/%s", o->out, name ? name : "");

@@ -34,11 +34,13 @@ static const char explain_help[] =
     "  --method NAME      neuromask (default) | gradient | gradxinput |\n"
     "                     integrated-gradients | smoothgrad | gradcam | occlusion | rise |\n"
     "                     meaningful-perturbation | extremal-perturbation\n"
-    "  --preset NAME      default: this project's measured setting (docs/\n"
-    "                     neuromask_default.md), used when none is named;\n"
+    "  --preset NAME      default: this project's measured setting, the area sweep\n"
+    "                     (docs/neuromask_default.md), used when none is named;\n"
+    "                     averaged: the earlier default (mean mask over 1000 steps);\n"
     "                     cifar | imagenet: the paper's settings\n"
     "  --class C          explain class C (default: the predicted class)\n"
-    "  --steps N          optimisation steps (presets: 1000 default, 2000 paper)\n"
+    "  --steps N          optimisation steps (presets: 300 default, 1000 averaged,\n"
+    "                     2000 paper)\n"
     "  --lr F             learning rate (0.03)\n"
     "  --l-pred F, --l-sparse F, --l-smooth F   the loss coefficients\n"
     "  --temperature F    T in m = sigmoid(w / T)\n"
@@ -46,7 +48,8 @@ static const char explain_help[] =
     "  --optimizer NAME   rmsprop (TensorFlow 1's, the paper's) | adam\n"
     "  --baseline NAME    black (the paper's) | blur | mean | noise\n"
     "  --blur-sigma F     pixels, for --baseline blur (5)\n"
-    "  --grid N           learn an N x N mask upsampled bilinearly (default: per pixel)\n"
+    "  --grid N           learn an N x N mask upsampled bilinearly (default preset:\n"
+    "                     side / 2, at most 28: 16 at 32 px; 0: per pixel, the paper's)\n"
     "  --tol F            an image has converged when its loss changed by less than F\n"
     "  --window N         (relative) over N steps (1e-3 over 50)\n"
     "  --early-stop       stop each image once it has converged\n"
@@ -55,10 +58,12 @@ static const char explain_help[] =
     "  --sparsity NAME    logit (mean |w + L|, the paper's) | mask (mean m)\n"
     "  --jitter N         shift the composed image by up to N pixels at random each step\n"
     "  --average          return the mean of the masks over the steps, not the last one\n"
+    "                     (area sweep: order by the mean standardised w of the last half)\n"
     "  --l-delete F       also make the image without the mask's pixels lose the class:\n"
     "                     + F * -log(1 - p_c) (0: off, the paper's; doubles the work)\n"
     "  --nm SPEC          'key=value,...' over the preset, before the flags above (keys as\n"
-    "                     nm_neuromask_parse: lr, l_sparse, grid, jitter, average, ...)\n"
+    "                     nm_neuromask_parse: lr, l_sparse, grid, jitter, average,\n"
+    "                     areas, smooth_edges, ...)\n"
     "  --seed N           random seed (0); the same seed writes the same files\n"
     "  --batch N          images optimised together (default 1); other methods: images\n"
     "                     per engine call (16)\n"
@@ -361,7 +366,8 @@ static void json_floats(FILE *f, const char *key, const float *v, int n)
     fputs("],\n", f);
 }
 
-static void json_options(FILE *f, const explain_opts *o)
+/* The options as run: the grid resolved for the model's input size. */
+static void json_options(FILE *f, const explain_opts *o, int h, int w)
 {
     static const char *const optimizers[] = {"rmsprop", "adam"};
     static const char *const baselines[] = {"black", "blur", "mean", "noise"};
@@ -370,14 +376,19 @@ static void json_options(FILE *f, const explain_opts *o)
                "\"l_pred\": %.6g, \"l_sparse\": %.6g, \"l_smooth\": %.6g, \"temperature\": %.6g, "
                "\"init_range\": %.6g, \"kernel\": %d, \"optimizer\": \"%s\", \"baseline\": \"%s\", "
                "\"blur_sigma\": %.6g, \"blur_kernel\": %d, \"grid\": %d, \"tol\": %.6g, \"window\": %d, \"early_stop\": %s, "
-               "\"init\": \"%s\", \"init_value\": %.6g, \"sparsity\": \"%s\", \"jitter\": %d, \"average\": %s, \"l_delete\": %.6g, "
+               "\"init\": \"%s\", \"init_value\": %.6g, \"sparsity\": \"%s\", \"sparsity_ramp\": %d, \"jitter\": %d, "
+               "\"average\": %s, \"l_delete\": %.6g, \"delete_baseline\": \"%s\", \"l_pred_alt\": %.6g, "
+               "\"alt_baseline\": \"%s\", \"output_sigma\": %.6g, \"areas\": %d, \"smooth_edges\": %d, "
                "\"seed\": %llu, \"batch\": %d},\n",
             o->preset, n->target_class, n->steps, (double)n->lr, (double)n->l_pred, (double)n->l_sparse,
             (double)n->l_smooth, (double)n->temperature, (double)n->init_range, n->kernel,
-            optimizers[n->optimizer], baselines[n->baseline], (double)n->blur_sigma, n->blur_kernel, n->grid,
+            optimizers[n->optimizer], baselines[n->baseline], (double)n->blur_sigma, n->blur_kernel,
+            nm_neuromask_grid(n, h, w),
             (double)n->tol, n->window, n->early_stop ? "true" : "false",
             n->init == NM_INIT_CONSTANT ? "constant" : "uniform", (double)n->init_value,
-            n->sparsity == NM_SPARSITY_MASK ? "mask" : "logit", n->jitter, n->average ? "true" : "false", (double)n->l_delete,
+            n->sparsity == NM_SPARSITY_MASK ? "mask" : "logit", n->sparsity_ramp, n->jitter,
+            n->average ? "true" : "false", (double)n->l_delete, baselines[n->delete_baseline], (double)n->l_pred_alt,
+            baselines[n->alt_baseline], (double)n->output_sigma, n->areas, n->smooth_edges,
             (unsigned long long)n->seed, o->batch);
 }
 
@@ -424,7 +435,7 @@ static char *json_record(const explain_opts *o, const explain_run *r, const nm_e
     float terms[3] = {e->loss_pred[b], e->loss_sparse[b], e->loss_smooth[b]};
     fprintf(f, "  \"loss\": %.6g,\n", (double)(terms[0] + terms[1] + terms[2]));
     json_floats(f, "loss_terms", terms, 3);
-    json_options(f, o);
+    json_options(f, o, r->h, r->w);
     fprintf(f, "  \"seconds_end_to_end\": %.4f,\n", end_to_end);
     fprintf(f, "  \"seconds\": %.4f\n}\n", e->seconds / e->batch);
     fclose(f);

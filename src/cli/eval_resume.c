@@ -11,7 +11,7 @@
 
 /* The columns of NM_EVAL_CSV_HEADER. */
 enum { COL_IMAGE, COL_METHOD, COL_TARGET, COL_LABEL, COL_CORRECT, COL_PROB, COL_DELETION, COL_INSERTION,
-       COL_KEPT, COL_AREA, COL_SPEARMAN, COL_SECONDS, N_COLS };
+       COL_KEPT, COL_AREA, COL_ROUGHNESS, COL_SPEARMAN, COL_STABILITY, COL_SECONDS, N_COLS };
 
 /* An empty field is NaN; anything but a whole number is an error. */
 static int parse_number(const char *s, double *v)
@@ -36,7 +36,7 @@ static int to_row(char **f, eval_resumed_row *w)
     w->method = strdup(f[COL_METHOD]);
     w->row = (nm_eval_row){.target = (int)v[COL_TARGET], .prob = (float)v[COL_PROB], .deletion = v[COL_DELETION],
                            .insertion = v[COL_INSERTION], .kept = isfinite(v[COL_KEPT]) ? (int)v[COL_KEPT] : -1,
-                           .mask_area = v[COL_AREA], .spearman = v[COL_SPEARMAN], .seconds = v[COL_SECONDS]};
+                           .mask_area = v[COL_AREA], .roughness = v[COL_ROUGHNESS], .spearman = v[COL_SPEARMAN], .stability = v[COL_STABILITY], .seconds = v[COL_SECONDS]};
     return w->image && w->method;
 }
 

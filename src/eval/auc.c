@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/argsort.h"
 #include "core/error.h"
 #include "graph/model.h"
 #include "image/blur.h"
@@ -25,19 +26,6 @@ void nm_auc_defaults(nm_auc_options *o)
     o->blur_sigma = 5.0f;
     o->batch = 16;
     o->deletion_fill = NM_AUC_FILL_BLACK;
-}
-
-typedef struct ranked_pixel {
-    float v;
-    int i;
-} ranked_pixel;
-
-/* Descending value; ties in index order, so the ranking is reproducible. */
-static int by_value_desc(const void *pa, const void *pb)
-{
-    const ranked_pixel *a = pa, *b = pb;
-    if (a->v != b->v) return a->v > b->v ? -1 : 1;
-    return (a->i > b->i) - (a->i < b->i);
 }
 
 typedef struct auc_run {
@@ -114,26 +102,22 @@ static nm_status check_args(nm_model *m, const nm_preprocess *pp, const float *m
 static nm_status prepare_run(auc_run *r, const nm_auc_options *o, const float *map, nm_error *err)
 {
     size_t n = (size_t)r->hw * r->c;
-    ranked_pixel *rank = malloc(sizeof *rank * (size_t)r->hw);
     float *tmp = malloc(sizeof *tmp * (size_t)r->hw);
     r->zero = malloc(sizeof(float) * n);
     r->blurred = malloc(sizeof(float) * n);
     r->order = malloc(sizeof(int) * (size_t)r->hw);
     nm_status s = NM_OK;
-    if (!rank || !tmp || !r->zero || !r->blurred || !r->order) {
+    if (!tmp || !r->zero || !r->blurred || !r->order || !nm_argsort(map, r->hw, 1, r->order)) {
         s = nm_fail(err, NM_ERR_MEMORY, "deletion/insertion: out of memory");
         goto done;
     }
-    for (int i = 0; i < r->hw; i++) rank[i] = (ranked_pixel){map[i], i};
-    qsort(rank, (size_t)r->hw, sizeof *rank, by_value_desc);
-    for (int i = 0; i < r->hw; i++) r->order[i] = rank[i].i;
     nm_insertion_blur(r->pp, r->x, r->c, r->h, r->w, o->blur_kernel, o->blur_sigma, r->blurred, tmp);
     for (int ch = 0; ch < r->c; ch++) {
         float fill = o->deletion_fill == NM_AUC_FILL_NORMALIZED_ZERO ? nm_normalized_zero(r->pp, ch) : 0.0f;
         for (int i = 0; i < r->hw; i++) r->zero[(size_t)ch * r->hw + i] = fill;
     }
 done:
-    free(rank), free(tmp);
+    free(tmp);
     return s;
 }
 

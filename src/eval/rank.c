@@ -3,36 +3,47 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "core/argsort.h"
 #include "neuromask.h"
-
-typedef struct ranked_value {
-    float v;
-    int i;
-} ranked_value;
-
-static int by_value(const void *pa, const void *pb)
-{
-    const ranked_value *a = pa, *b = pb;
-    if (a->v != b->v) return a->v < b->v ? -1 : 1;
-    return (a->i > b->i) - (a->i < b->i);
-}
 
 /* Ranks 1..n of v into rank[], ties averaged. Returns 0 on out of memory. */
 static int average_ranks(const float *v, int n, double *rank)
 {
-    ranked_value *s = malloc(sizeof *s * (size_t)n);
-    if (!s) return 0;
-    for (int i = 0; i < n; i++) s[i] = (ranked_value){v[i], i};
-    qsort(s, (size_t)n, sizeof *s, by_value);
+    int *order = malloc(sizeof *order * (size_t)n);
+    if (!order || !nm_argsort(v, n, 0, order)) {
+        free(order);
+        return 0;
+    }
     for (int lo = 0; lo < n;) {
         int hi = lo + 1;
-        while (hi < n && s[hi].v == s[lo].v) hi++;
+        while (hi < n && v[order[hi]] == v[order[lo]]) hi++;
         double mean = 0.5 * (double)(lo + 1 + hi);   /* mean of ranks lo+1 .. hi */
-        for (int k = lo; k < hi; k++) rank[s[k].i] = mean;
+        for (int k = lo; k < hi; k++) rank[order[k]] = mean;
         lo = hi;
     }
-    free(s);
+    free(order);
     return 1;
+}
+
+double nm_map_roughness(const float *map, int h, int w)
+{
+    int n = h * w;
+    if (n < 2) return NAN;
+    double *q = malloc(sizeof *q * (size_t)n);
+    if (!q || !average_ranks(map, n, q)) {
+        free(q);
+        return NAN;
+    }
+    double sum = 0;
+    long pairs = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int i = y * w + x;
+            if (x + 1 < w) sum += fabs(q[i] - q[i + 1]), pairs++;
+            if (y + 1 < h) sum += fabs(q[i] - q[i + w]), pairs++;
+        }
+    free(q);
+    return sum / (double)(n - 1) / (double)pairs;   /* ranks 1..n: differences scale by n - 1 */
 }
 
 double nm_spearman(const float *a, const float *b, int n)

@@ -70,7 +70,9 @@ static void compose_csv(const nm_eval_report *r, FILE *f)
         if (w->kept >= 0) fprintf(f, ",%d", w->kept);
         else fputc(',', f);
         csv_number(f, w->mask_area);
+        csv_number(f, w->roughness);
         csv_number(f, w->spearman);
+        csv_number(f, w->stability);
         csv_number(f, w->seconds);
         fputc('\n', f);
     }
@@ -84,8 +86,8 @@ nm_status nm_eval_write_csv(const nm_eval_report *r, const char *path, nm_error 
 /* ------------------------------------------------------------- summary.md */
 
 typedef struct method_stats {
-    int images, masks, kept, n_rho;
-    double del, ins, area, rho, sec;
+    int images, masks, kept, n_rho, n_stab;
+    double del, ins, area, rough, rho, stab, sec;
 } method_stats;
 
 static method_stats stats_of(const nm_eval_report *r, int method)
@@ -96,8 +98,10 @@ static method_stats stats_of(const nm_eval_report *r, int method)
         if (w->method != method) continue;
         s.images++;
         s.del += w->deletion, s.ins += w->insertion, s.area += w->mask_area, s.sec += w->seconds;
+        s.rough += w->roughness;
         if (w->kept >= 0) s.masks++, s.kept += w->kept;
         if (isfinite(w->spearman)) s.n_rho++, s.rho += w->spearman;
+        if (isfinite(w->stability)) s.n_stab++, s.stab += w->stability;
     }
     return s;
 }
@@ -114,8 +118,8 @@ static void compose_summary(const nm_eval_report *r, FILE *f)
             r->steps, r->deletion_fill, r->sanity ? " Sanity: Spearman rank correlation between the map "
             "on the trained model and on the model with every layer re-initialised (lower is better)." : "");
     fputs("| method | images | deletion AUC (lower better) | insertion AUC (higher better) | insertion - deletion "
-          "| keep rate | mask area | sanity Spearman | seconds per image |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", f);
+          "| keep rate | mask area | roughness | sanity Spearman | stability | seconds per image |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n", f);
     for (int m = 0; m < r->n_methods; m++) {
         method_stats s = stats_of(r, m);
         if (!s.images) continue;
@@ -124,14 +128,18 @@ static void compose_summary(const nm_eval_report *r, FILE *f)
                 (s.ins - s.del) / n);
         if (s.masks) fprintf(f, "%.1f %% | ", 100.0 * s.kept / s.masks);
         else fputs("- | ", f);
-        fprintf(f, "%.4f | ", s.area / n);
+        fprintf(f, "%.4f | %.4f | ", s.area / n, s.rough / n);
         if (s.n_rho) fprintf(f, "%.4f | ", s.rho / s.n_rho);
         else fputs(r->sanity ? "n/a (constant maps) | " : "- | ", f);
+        if (s.n_stab) fprintf(f, "%.4f | ", s.stab / s.n_stab);
+        else fputs(r->stability ? "n/a (constant maps) | " : "- | ", f);
         fprintf(f, "%.3f |\n", s.sec / n);
     }
     fputs("\nMask area: the fraction of the mask above 0.5 for mask methods, else the mean of the map scaled "
-          "to [0, 1]. Keep rate (mask methods): the masked image's top-1 class is the target. Sanity: the mean "
-          "over the images where both maps vary (Spearman is undefined for a constant map).\n", f);
+          "to [0, 1]. Roughness: the mean difference of the pixel ranks (scaled to [0, 1]) of neighbouring "
+          "pixels, 0 for a constant map, about 0.33 for noise. Keep rate (mask methods): the masked image's top-1 class is the target. Sanity: the mean "
+          "over the images where both maps vary (Spearman is undefined for a constant map). Stability: Spearman "
+          "between the maps of the image and of the image plus uniform noise of +-1e-4 (higher is better).\n", f);
 }
 
 nm_status nm_eval_write_summary(const nm_eval_report *r, const char *path, nm_error *err)
@@ -207,9 +215,10 @@ static void html_header(const nm_eval_report *r, FILE *f)
         int c = m + 1;
         fprintf(f, "<th>%s<br><span data-c=\"%d\" data-k=\"del\">deletion</span><span data-c=\"%d\" "
                    "data-k=\"ins\">insertion</span><span data-c=\"%d\" data-k=\"diff\">ins-del</span><br>"
-                   "<span data-c=\"%d\" data-k=\"area\">area</span>",
-                r->methods[m], c, c, c, c);
+                   "<span data-c=\"%d\" data-k=\"area\">area</span><span data-c=\"%d\" data-k=\"rough\">roughness</span>",
+                r->methods[m], c, c, c, c, c);
         if (r->sanity) fprintf(f, "<span data-c=\"%d\" data-k=\"rho\">sanity</span>", c);
+        if (r->stability) fprintf(f, "<span data-c=\"%d\" data-k=\"stab\">stability</span>", c);
         fprintf(f, "<span data-c=\"%d\" data-k=\"sec\">seconds</span></th>", c);
     }
     fputs("</tr></thead>\n<tbody>\n", f);
@@ -259,15 +268,18 @@ static void html_method_cell(FILE *f, const nm_eval_row *w)
     html_number_attr(f, "ins", w->insertion);
     html_number_attr(f, "diff", w->insertion - w->deletion);
     html_number_attr(f, "area", w->mask_area);
+    html_number_attr(f, "rough", w->roughness);
     html_number_attr(f, "rho", w->spearman);
+    html_number_attr(f, "stab", w->stability);
     html_number_attr(f, "sec", w->seconds);
     fputs(">", f);
     if (w->overlay) fputs("<img src=\"", f), html_text(f, w->overlay), fputs("\" alt=\"\">", f);
-    fprintf(f, "<div class=\"m\">del %.3f ins %.3f</div><div class=\"m\">area %.3f", w->deletion, w->insertion,
-            w->mask_area);
+    fprintf(f, "<div class=\"m\">del %.3f ins %.3f</div><div class=\"m\">area %.3f rough %.3f", w->deletion,
+            w->insertion, w->mask_area, w->roughness);
     if (w->kept >= 0) fputs(w->kept ? " kept" : " lost", f);
     fputs("</div>", f);
     if (isfinite(w->spearman)) fprintf(f, "<div class=\"m\">sanity %.3f</div>", w->spearman);
+    if (isfinite(w->stability)) fprintf(f, "<div class=\"m\">stability %.3f</div>", w->stability);
     fprintf(f, "<div class=\"m\">%.2f s</div></td>", w->seconds);
 }
 

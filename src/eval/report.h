@@ -15,7 +15,9 @@ typedef struct nm_eval_row {
     double deletion, insertion;
     int kept;               /* mask methods: top-1 of image * mask is the target (1/0); else -1 */
     double mask_area;       /* mask methods: fraction of the mask > 0.5; else mean of the map scaled to [0,1] */
+    double roughness;       /* nm_map_roughness of the map */
     double spearman;        /* map on the trained vs the randomised model; NaN when not measured */
+    double stability;       /* map of the image vs of the image plus tiny noise; NaN when not measured */
     double seconds;         /* the explanation alone */
     const char *overlay;    /* overlay PNG, relative to the output folder; NULL when none */
 } nm_eval_row;
@@ -32,6 +34,7 @@ typedef struct nm_eval_report {
     int steps;              /* deletion / insertion steps */
     const char *deletion_fill;  /* "black" or "mean" */
     int sanity;             /* the spearman column was measured */
+    int stability;          /* the stability column was measured */
     int has_labels;
     int n_methods;
     const char *const *methods;     /* names */
@@ -46,8 +49,8 @@ typedef struct nm_eval_report {
 /* The first line of results.csv (without its newline); eval --resume reads
  * files that start with it. */
 #define NM_EVAL_CSV_HEADER                                                                                     \
-    "image,method,target_class,label,correct,prob,deletion_auc,insertion_auc,kept,mask_area,spearman_random," \
-    "seconds"
+    "image,method,target_class,label,correct,prob,deletion_auc,insertion_auc,kept,mask_area,roughness," \
+    "spearman_random,stability,seconds"
 
 nm_status nm_eval_write_csv(const nm_eval_report *r, const char *path, nm_error *err);
 nm_status nm_eval_write_summary(const nm_eval_report *r, const char *path, nm_error *err);

@@ -56,9 +56,9 @@ void smoothness_backward(const float *r, int h, int wd, int k, float scale, floa
         }
 }
 
-void mask_sigmoid_forward(const float *w, int n, float T, float *m)
+void mask_sigmoid_forward(const float *w, int n, float offset, float T, float *m)
 {
-    for (int i = 0; i < n; i++) m[i] = 1.f / (1.f + expf(-w[i] / T));
+    for (int i = 0; i < n; i++) m[i] = 1.f / (1.f + expf(-(w[i] - offset) / T));
 }
 
 void mask_sigmoid_backward(const float *m, const float *dm, int n, float T, float *dw)
@@ -110,6 +110,30 @@ void upsample_bilinear_backward(const float *ddst, int h, int w, float *dsrc, in
             dsrc[y0 * gw + x1] += d * (1 - fy) * fx;
             dsrc[y1 * gw + x0] += d * fy * (1 - fx);
             dsrc[y1 * gw + x1] += d * fy * fx;
+        }
+    }
+}
+
+void pad_replicate_forward(const float *w, int h, int wd, int p, float *out)
+{
+    int ow = wd + 2 * p;
+    for (int i = 0; i < h + 2 * p; i++) {
+        int si = i - p < 0 ? 0 : (i - p >= h ? h - 1 : i - p);
+        for (int j = 0; j < ow; j++) {
+            int sj = j - p < 0 ? 0 : (j - p >= wd ? wd - 1 : j - p);
+            out[i * ow + j] = w[si * wd + sj];
+        }
+    }
+}
+
+void pad_replicate_backward(const float *dout, int h, int wd, int p, float *dw)
+{
+    int ow = wd + 2 * p;
+    for (int i = 0; i < h + 2 * p; i++) {
+        int si = i - p < 0 ? 0 : (i - p >= h ? h - 1 : i - p);
+        for (int j = 0; j < ow; j++) {
+            int sj = j - p < 0 ? 0 : (j - p >= wd ? wd - 1 : j - p);
+            dw[si * wd + sj] += dout[i * ow + j];
         }
     }
 }

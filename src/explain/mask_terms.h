@@ -12,8 +12,14 @@ void sparsity_backward(const float *w, int n, float L, float scale, float *dw);
 float smoothness_forward(const float *w, int h, int wd, int k, float *r);
 void smoothness_backward(const float *r, int h, int wd, int k, float scale, float *dw);
 
-/* m = sigmoid(w / T); backward: dw += dm * m (1 - m) / T. */
-void mask_sigmoid_forward(const float *w, int n, float T, float *m);
+/* w (h x wd) padded by p on every side with its edge values, and the
+ * transpose (adds into dw): a 'valid' operator on the padded array acts on
+ * the border cells like on the others. */
+void pad_replicate_forward(const float *w, int h, int wd, int p, float *out);
+void pad_replicate_backward(const float *dout, int h, int wd, int p, float *dw);
+
+/* m = sigmoid((w - offset) / T); backward: dw += dm * m (1 - m) / T. */
+void mask_sigmoid_forward(const float *w, int n, float offset, float T, float *m);
 void mask_sigmoid_backward(const float *m, const float *dm, int n, float T, float *dw);
 
 /* Bilinear (half-pixel centres, edges clamped) from gh x gw to h x w, and

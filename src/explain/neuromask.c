@@ -3,14 +3,26 @@
  *   loss = l_pred CE(f(norm(x m + b (1 - m))), c) + l_sparse mean|w + L|
  *        + l_smooth mean((K conv w)^2)
  * Masking happens in pixel space; the normalisation is differentiated.
- * Options beyond the paper (all off in the "cifar" and "imagenet" presets,
- * whose arithmetic they leave untouched): extra games in the same model
- * batch (the mask's removal must lose the class: l_delete; a second
- * preserve fill: l_pred_alt), sparsity on m, a constant start, jitter, the
- * mask averaged over the steps, a blurred output. */
-#include <limits.h>
+ *
+ * Each step plays games: game 0 is the paper's term (x kept where m = 1,
+ * the baseline b elsewhere, cross-entropy); the extra games (options
+ * l_delete, l_pred_alt) show x where m = 0 and must lose the class, or
+ * preserve it on a second fill. All images of a step go through the model
+ * as one batch: image (s G + g) B + b is game g of mask s of image b.
+ *
+ * The area sweep (option areas = S > 0) learns a ranking instead of one
+ * mask: each step takes S areas a (stratified over (0, 1), a golden-ratio
+ * offset per step) and plays every game with the mask that keeps the
+ * fraction a of the cells, m_a = sigmoid((w - tau_a) / (T s)), tau_a the
+ * threshold between the a-th largest w and the rest and s the spread of w
+ * (both held constant in the gradient). The area takes the sparsity term's
+ * place; the smoothness term acts on w / s. The returned map orders the
+ * pixels by w and crosses 0.5 at the smallest area whose mask keeps the
+ * class (neuromask_areas.c).
+ *
+ * Options beyond the paper are all off in the "cifar" and "imagenet"
+ * presets, whose arithmetic they leave untouched. */
 #include <math.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,41 +30,12 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "explain/mask_terms.h"
+#include "explain/neuromask_run.h"
 #include "explain/optim.h"
 #include "image/blur.h"
 
-typedef struct nm_run {
-    const nm_neuromask_options *o;
-    const nm_preprocess *pp;
-    int B, C, H, W, K, gh, gw;
-    int cells, pixels;
-    const float *x;
-    float *base;            /* B x C x H x W baseline in pixel space */
-    float *w, *dw;          /* B x cells */
-    float *mc, *dmc;        /* coarse mask and its gradient, B x cells */
-    float *m, *dm;          /* full-resolution mask, B x H x W */
-    float *msum;            /* sum of the masks of the steps taken (option average), B x H x W */
-    float *r;               /* smoothness residual of one image */
-    float *input, *dinput;  /* model input and its gradient */
-    float *logits, *dlogits;
-    int model_batch;        /* B x (1 + extra games) */
-    float l_sparse;         /* this step's sparsity weight (o->l_sparse, or ramped) */
-    int n_extra;            /* extra games: images (g + 1) B .. (g + 2) B - 1 of the model batch */
-    struct extra_game {
-        int preserve;       /* 1: x where m = 1 (like the paper's term); 0: x where m = 0 */
-        float weight;
-        nm_baseline fill;
-        float *base;        /* B x C x H x W */
-    } extra[2];
-    float *loss, *lp, *ls, *lsm, *ld;   /* per image, this step */
-    int *dy, *dx;           /* this step's jitter offset per image */
-    uint64_t *jitter_rng;   /* per image */
-    nm_optim opt;
-} nm_run;
-
-static void *alloc_f(nm_run *r, size_t n, int *ok)
+static void *alloc_f(size_t n, int *ok)
 {
-    (void)r;
     void *p = calloc(n ? n : 1, sizeof(float));
     if (!p) *ok = 0;
     return p;
@@ -60,45 +43,53 @@ static void *alloc_f(nm_run *r, size_t n, int *ok)
 
 static void run_free(nm_run *r)
 {
-    float *bufs[] = {r->base, r->w, r->dw, r->mc, r->dmc, r->m, r->dm, r->msum, r->r, r->input,
-                     r->dinput, r->logits, r->dlogits, r->loss, r->lp, r->ls, r->lsm, r->ld};
+    float *bufs[] = {r->w, r->dw, r->mc, r->dmc, r->m, r->dm, r->tau, r->spread, r->sorted, r->msum, r->r,
+                     r->wpad, r->dwpad, r->input, r->dinput, r->logits, r->dlogits, r->loss, r->lp, r->ls,
+                     r->lsm, r->ld};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(r->dy);
     free(r->dx);
     free(r->jitter_rng);
-    for (int g = 0; g < r->n_extra; g++) free(r->extra[g].base);
+    for (int g = 0; g < r->G; g++) free(r->game[g].base);
     nm_optim_free(&r->opt);
 }
 
 static int run_alloc(nm_run *r)
 {
-    int ok = 1;
+    int ok = 1, k = r->o->kernel;
     size_t img = (size_t)r->B * r->C * r->pixels, cells = (size_t)r->B * r->cells;
-    size_t masks = (size_t)r->B * r->pixels, logits = (size_t)r->model_batch * r->K;
+    size_t masks = (size_t)r->S * r->B * r->pixels, logits = (size_t)r->model_batch * r->K;
     size_t model_img = (size_t)r->model_batch * r->C * r->pixels;
-    r->base = alloc_f(r, img, &ok);
-    r->input = alloc_f(r, model_img, &ok);
-    r->dinput = alloc_f(r, model_img, &ok);
-    r->w = alloc_f(r, cells, &ok);
-    r->dw = alloc_f(r, cells, &ok);
-    r->mc = alloc_f(r, cells, &ok);
-    r->dmc = alloc_f(r, cells, &ok);
-    r->m = alloc_f(r, masks, &ok);
-    r->dm = alloc_f(r, masks, &ok);
-    r->msum = r->o->average ? alloc_f(r, masks, &ok) : NULL;
-    r->r = alloc_f(r, (size_t)r->cells, &ok);
-    r->logits = alloc_f(r, logits, &ok);
-    r->dlogits = alloc_f(r, logits, &ok);
-    r->loss = alloc_f(r, (size_t)r->B, &ok);
-    r->lp = alloc_f(r, (size_t)r->B, &ok);
-    r->ls = alloc_f(r, (size_t)r->B, &ok);
-    r->lsm = alloc_f(r, (size_t)r->B, &ok);
-    r->ld = alloc_f(r, (size_t)r->B, &ok);
-    for (int g = 0; g < r->n_extra; g++) r->extra[g].base = alloc_f(r, img, &ok);
+    size_t padded = (size_t)(r->gh + k - 1) * (size_t)(r->gw + k - 1);
+    for (int g = 0; g < r->G; g++) r->game[g].base = alloc_f(img, &ok);
+    r->input = alloc_f(model_img, &ok);
+    r->dinput = alloc_f(model_img, &ok);
+    r->w = alloc_f(cells, &ok);
+    r->dw = alloc_f(cells, &ok);
+    r->mc = alloc_f((size_t)r->S * cells, &ok);
+    r->dmc = alloc_f((size_t)r->S * cells, &ok);
+    r->m = alloc_f(masks, &ok);
+    r->dm = alloc_f(masks, &ok);
+    r->tau = alloc_f((size_t)r->S * r->B, &ok);
+    r->spread = alloc_f((size_t)r->B, &ok);
+    r->sorted = alloc_f((size_t)r->cells, &ok);
+    r->msum = r->o->average ? alloc_f((size_t)r->B * (r->o->areas ? r->cells : r->pixels), &ok) : NULL;
+    r->r = alloc_f(r->o->smooth_edges ? padded : (size_t)r->cells, &ok);
+    r->wpad = r->o->smooth_edges ? alloc_f(padded, &ok) : NULL;
+    r->dwpad = r->o->smooth_edges ? alloc_f(padded, &ok) : NULL;
+    r->logits = alloc_f(logits, &ok);
+    r->dlogits = alloc_f(logits, &ok);
+    r->loss = alloc_f((size_t)r->B, &ok);
+    r->lp = alloc_f((size_t)r->B, &ok);
+    r->ls = alloc_f((size_t)r->B, &ok);
+    r->lsm = alloc_f((size_t)r->B, &ok);
+    r->ld = alloc_f((size_t)r->B, &ok);
     r->dy = calloc((size_t)r->B, sizeof(int));
     r->dx = calloc((size_t)r->B, sizeof(int));
     r->jitter_rng = calloc((size_t)r->B, sizeof(uint64_t));
     ok = ok && r->dy && r->dx && r->jitter_rng;
+    for (int i = 0; i < r->S * r->B; i++) r->tau[i] = 0.f;   /* the paper's mask: no threshold ... */
+    for (int b = 0; b < r->B; b++) r->spread[b] = 1.f;      /* ... and no rescaling */
     return ok && nm_optim_init(&r->opt, r->o->optimizer, r->o->lr, (int64_t)cells);
 }
 
@@ -113,30 +104,6 @@ static uint64_t splitmix(uint64_t *s)
 static float uniform01(uint64_t *s) { return (float)((splitmix(s) >> 40) / 16777216.0); }
 
 /* ---------------------------------------------------------------- baseline */
-
-static void blur_1d(const float *src, float *dst, int n, int stride, const float *k, int rad)
-{
-    for (int i = 0; i < n; i++) {
-        float s = 0;
-        for (int t = -rad; t <= rad; t++) {
-            int j = i + t < 0 ? 0 : (i + t >= n ? n - 1 : i + t);
-            s += k[t + rad] * src[j * stride];
-        }
-        dst[i * stride] = s;
-    }
-}
-
-static void gaussian_blur_plane(const float *src, float *dst, int h, int w, float sigma, float *tmp)
-{
-    int rad = (int)ceilf(3 * sigma);
-    float k[256];
-    if (rad > 127) rad = 127;
-    float sum = 0;
-    for (int t = -rad; t <= rad; t++) sum += k[t + rad] = expf(-(float)(t * t) / (2 * sigma * sigma));
-    for (int t = 0; t <= 2 * rad; t++) k[t] /= sum;
-    for (int y = 0; y < h; y++) blur_1d(src + y * w, tmp + y * w, w, 1, k, rad);
-    for (int x = 0; x < w; x++) blur_1d(tmp + x, dst + x, h, w, k, rad);
-}
 
 static void fill_baseline(nm_run *r, nm_baseline kind, float *base, float *tmp)
 {
@@ -153,7 +120,7 @@ static void fill_baseline(nm_run *r, nm_baseline kind, float *base, float *tmp)
         float *dst = base + (size_t)p * r->pixels;
         double mean = 0;
         switch (kind) {
-        case NM_BASELINE_BLUR: gaussian_blur_plane(src, dst, r->H, r->W, r->o->blur_sigma, tmp); break;
+        case NM_BASELINE_BLUR: nm_gaussian_blur(src, dst, 1, r->H, r->W, r->o->blur_sigma, tmp); break;
         case NM_BASELINE_MEAN:
             for (int i = 0; i < r->pixels; i++) mean += src[i];
             for (int i = 0; i < r->pixels; i++) dst[i] = (float)(mean / r->pixels);
@@ -166,10 +133,9 @@ static void fill_baseline(nm_run *r, nm_baseline kind, float *base, float *tmp)
     }
 }
 
-static void make_baseline(nm_run *r, float *tmp)
+static void make_baselines(nm_run *r, float *tmp)
 {
-    fill_baseline(r, r->o->baseline, r->base, tmp);
-    for (int g = 0; g < r->n_extra; g++) fill_baseline(r, r->extra[g].fill, r->extra[g].base, tmp);
+    for (int g = 0; g < r->G; g++) fill_baseline(r, r->game[g].fill, r->game[g].base, tmp);
 }
 
 /* ------------------------------------------------------------ one step */
@@ -184,99 +150,83 @@ static int shifted(const nm_run *r, int i, int dy, int dx)
     return clampi(y - dy, r->H) * r->W + clampi(x - dx, r->W);
 }
 
-/* The composed image shifted by this step's jitter (a separate loop so the
- * unshifted path stays the paper's arithmetic). */
-static void compose_jittered(nm_run *r, int b, const float *m)
+void nm_run_compose(const nm_run *r, int b, const float *mask, int preserve, const float *fill, float *dst)
 {
     const nm_preprocess *pp = r->pp;
+    int dy = r->dy[b], dx = r->dx[b];
     for (int c = 0; c < r->C; c++) {
-        size_t off = ((size_t)b * r->C + c) * r->pixels;
+        size_t src = ((size_t)b * r->C + c) * r->pixels;
+        float *out = dst + (size_t)c * r->pixels;
         float a = pp->scale / pp->std[c % 3], k = (pp->offset - pp->mean[c % 3]) / pp->std[c % 3];
         for (int i = 0; i < r->pixels; i++) {
-            int j = shifted(r, i, r->dy[b], r->dx[b]);
-            float x = r->x[off + j], v = x * m[j] + r->base[off + j] * (1.f - m[j]);
-            r->input[off + i] = a * v + k;
+            int j = dy || dx ? shifted(r, i, dy, dx) : i;
+            float keep = !mask ? 1.f : (preserve ? mask[j] : 1.f - mask[j]);
+            float v = !mask ? r->x[src + j] : r->x[src + j] * keep + (fill ? fill[src + j] * (1.f - keep) : 0.f);
+            out[i] = a * v + k;
         }
     }
 }
 
+static float *model_image(const nm_run *r, float *buf, int s, int g, int b)
+{
+    return buf + ((size_t)(s * r->G + g) * r->B + b) * r->C * r->pixels;
+}
+
+/* The first B model images: x unmasked (mask NULL) or under `mask` (B x
+ * pixels) on game 0's fill. */
 static void compose_input(nm_run *r, const float *mask)
 {
-    const nm_preprocess *pp = r->pp;
-    for (int b = 0; b < r->B; b++) {
-        if (mask && (r->dy[b] || r->dx[b])) {
-            compose_jittered(r, b, mask + (size_t)b * r->pixels);
-            continue;
-        }
-        for (int c = 0; c < r->C; c++) {
-            size_t off = ((size_t)b * r->C + c) * r->pixels;
-            float a = pp->scale / pp->std[c % 3], k = (pp->offset - pp->mean[c % 3]) / pp->std[c % 3];
-            const float *m = mask ? mask + (size_t)b * r->pixels : NULL;
-            for (int i = 0; i < r->pixels; i++) {
-                float x = r->x[off + i], v = m ? x * m[i] + r->base[off + i] * (1.f - m[i]) : x;
-                r->input[off + i] = a * v + k;
-            }
-        }
-    }
-}
-
-/* Extra game g: image (g + 1) B + b shows x where the mask is 1 and the
- * game's fill elsewhere (preserve) or the reverse (delete), shifted by the
- * same jitter as the paper's term. */
-static void compose_extra(nm_run *r, int g, const float *mask)
-{
-    const nm_preprocess *pp = r->pp;
-    const struct extra_game *eg = &r->extra[g];
     for (int b = 0; b < r->B; b++)
-        for (int c = 0; c < r->C; c++) {
-            size_t src = ((size_t)b * r->C + c) * r->pixels;
-            size_t dst = ((size_t)((g + 1) * r->B + b) * r->C + c) * r->pixels;
-            float a = pp->scale / pp->std[c % 3], k = (pp->offset - pp->mean[c % 3]) / pp->std[c % 3];
-            const float *m = mask + (size_t)b * r->pixels;
-            for (int i = 0; i < r->pixels; i++) {
-                int j = shifted(r, i, r->dy[b], r->dx[b]);
-                float keep = eg->preserve ? m[j] : 1.f - m[j];
-                float v = r->x[src + j] * keep + eg->base[src + j] * (1.f - keep);
-                r->input[dst + i] = a * v + k;
-            }
-        }
+        nm_run_compose(r, b, mask ? mask + (size_t)b * r->pixels : NULL, 1, r->game[0].base,
+                    model_image(r, r->input, 0, 0, b));
 }
 
+static void compose_games(nm_run *r)
+{
+    for (int s = 0; s < r->S; s++)
+        for (int g = 0; g < r->G; g++)
+            for (int b = 0; b < r->B; b++)
+                nm_run_compose(r, b, r->m + ((size_t)s * r->B + b) * r->pixels, r->game[g].preserve, r->game[g].base,
+                            model_image(r, r->input, s, g, b));
+}
+
+/* The masks of this step from w: per mask s, sigmoid((w - tau) / (T spread))
+ * on the cells, upsampled to the pixels (tau 0 and spread 1 outside the
+ * area sweep: the paper's sigmoid(w / T)). */
 static void update_masks(nm_run *r)
 {
-    float T = r->o->temperature;
-    for (int b = 0; b < r->B; b++) {
-        float *mc = r->mc + (size_t)b * r->cells, *m = r->m + (size_t)b * r->pixels;
-        mask_sigmoid_forward(r->w + (size_t)b * r->cells, r->cells, T, mc);
-        if (r->o->grid) upsample_bilinear_forward(mc, r->gh, r->gw, m, r->H, r->W);
-        else memcpy(m, mc, sizeof(float) * (size_t)r->pixels);
-    }
+    for (int s = 0; s < r->S; s++)
+        for (int b = 0; b < r->B; b++) {
+            size_t sb = (size_t)s * r->B + b;
+            float *mc = r->mc + sb * r->cells, *m = r->m + sb * r->pixels;
+            mask_sigmoid_forward(r->w + (size_t)b * r->cells, r->cells, r->tau[sb],
+                                 r->T * r->spread[b], mc);
+            if (r->coarse) upsample_bilinear_forward(mc, r->gh, r->gw, m, r->H, r->W);
+            else memcpy(m, mc, sizeof(float) * (size_t)r->pixels);
+        }
 }
 
-/* Softmax cross-entropy of each image's logits against its target; writes
- * l_pred * dCE/dlogits and returns the probabilities of the targets. */
-static void cross_entropy(nm_run *r, const int *target, float *prob)
+/* The targets' softmax probabilities of the first B images into prob and,
+ * when lp is given, l_pred times their cross-entropy into lp. */
+static void target_probs(const nm_run *r, const int *target, float *prob, float *lp)
 {
     for (int b = 0; b < r->B; b++) {
         const float *z = r->logits + (size_t)b * r->K;
-        float *dz = r->dlogits + (size_t)b * r->K;
         float mx = z[0];
         for (int k = 1; k < r->K; k++) mx = z[k] > mx ? z[k] : mx;
         double sum = 0;
         for (int k = 0; k < r->K; k++) sum += exp((double)(z[k] - mx));
-        for (int k = 0; k < r->K; k++)
-            dz[k] = r->o->l_pred * (float)(exp((double)(z[k] - mx)) / sum - (k == target[b]));
         double logp = (double)(z[target[b]] - mx) - log(sum);
-        r->lp[b] = r->o->l_pred * (float)-logp;
-        if (prob) prob[b] = (float)exp(logp);
+        prob[b] = (float)exp(logp);
+        if (lp) lp[b] = r->o->l_pred * (float)-logp;
     }
 }
 
-/* The loss of extra game g on logits z (one image), gradient into dz:
- * preserve: weight * CE(z, c). Delete: weight * -log(1 - p_c); with q the
- * softmax over the classes other than c, d/dz_k = p_k - q_k (k != c) and
- * d/dz_c = p_c: bounded, and fading once p_c is small. */
-static float extra_game_loss(const struct extra_game *eg, const float *z, int K, int c, float *dz)
+/* The loss of one game on logits z (one image), weighted, gradient into dz:
+ * preserve: CE(z, c). Delete: -log(1 - p_c); with q the softmax over the
+ * classes other than c, d/dz_k = p_k - q_k (k != c) and d/dz_c = p_c:
+ * bounded, and fading once p_c is small. */
+static float game_loss(int preserve, float weight, const float *z, int K, int c, float *dz)
 {
     float mx = z[0];
     for (int k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
@@ -289,66 +239,52 @@ static float extra_game_loss(const struct extra_game *eg, const float *z, int K,
     others = others > 1e-300 ? others : 1e-300;
     for (int k = 0; k < K; k++) {
         double e = exp((double)(z[k] - mx));
-        double g = eg->preserve ? e / all - (k == c) : e / all - (k == c ? 0 : e / others);
-        dz[k] = eg->weight * (float)g;
+        double g = preserve ? e / all - (k == c) : e / all - (k == c ? 0 : e / others);
+        dz[k] = weight * (float)g;
     }
-    double loss = eg->preserve ? log(all) - (double)(z[c] - mx) : log(all) - log(others);
-    return eg->weight * (float)loss;
+    double loss = preserve ? log(all) - (double)(z[c] - mx) : log(all) - log(others);
+    return weight * (float)loss;
 }
 
-static void extra_losses(nm_run *r, const int *target)
+/* Game 0's loss is the prediction term (lp), the others' sum is ld; with
+ * several masks, each game's weight is shared out over them. */
+static void game_losses(nm_run *r, const int *target)
 {
-    for (int b = 0; b < r->B; b++) {
-        r->ld[b] = 0;
-        for (int g = 0; g < r->n_extra; g++) {
-            size_t img = (size_t)((g + 1) * r->B + b) * r->K;
-            r->ld[b] += extra_game_loss(&r->extra[g], r->logits + img, r->K, target[b], r->dlogits + img);
-        }
-    }
-}
-
-/* Extra games' mask gradient: d input / d m = a (x - fill) for preserve,
- * a (fill - x) for delete, summed onto the source pixels of the shift. */
-static void extra_mask_gradient(nm_run *r)
-{
-    const nm_preprocess *pp = r->pp;
-    for (int g = 0; g < r->n_extra; g++) {
-        const struct extra_game *eg = &r->extra[g];
-        float sign = eg->preserve ? 1.f : -1.f;
-        for (int b = 0; b < r->B; b++)
-            for (int c = 0; c < r->C; c++) {
-                size_t src = ((size_t)b * r->C + c) * r->pixels;
-                size_t dst = ((size_t)((g + 1) * r->B + b) * r->C + c) * r->pixels;
-                float a = sign * pp->scale / pp->std[c % 3];
-                float *dm = r->dm + (size_t)b * r->pixels;
-                for (int i = 0; i < r->pixels; i++) {
-                    int j = shifted(r, i, r->dy[b], r->dx[b]);
-                    dm[j] += r->dinput[dst + i] * a * (r->x[src + j] - eg->base[src + j]);
-                }
+    for (int b = 0; b < r->B; b++) r->lp[b] = r->ld[b] = 0;
+    for (int s = 0; s < r->S; s++)
+        for (int g = 0; g < r->G; g++)
+            for (int b = 0; b < r->B; b++) {
+                size_t img = ((size_t)(s * r->G + g) * r->B + b) * r->K;
+                const nm_game *gm = &r->game[g];
+                float l = game_loss(gm->preserve, gm->weight / (float)r->S, r->logits + img, r->K, target[b],
+                                    r->dlogits + img);
+                if (g == 0) r->lp[b] += l;
+                else r->ld[b] += l;
             }
-    }
 }
 
+/* d input / d m = a (x - fill) where the game keeps x on m = 1, a (fill - x)
+ * where it keeps x on m = 0; summed onto the source pixels of the shift. */
 static void mask_gradient(nm_run *r)
 {
     const nm_preprocess *pp = r->pp;
-    memset(r->dm, 0, sizeof(float) * (size_t)r->B * r->pixels);
-    for (int b = 0; b < r->B; b++) {
-        int jittered = r->dy[b] || r->dx[b];
-        for (int c = 0; c < r->C; c++) {
-            size_t off = ((size_t)b * r->C + c) * r->pixels;
-            float a = pp->scale / pp->std[c % 3];
-            float *dm = r->dm + (size_t)b * r->pixels;
-            if (jittered) {   /* the transpose of the shift: sum onto the source pixels */
-                for (int i = 0; i < r->pixels; i++) {
-                    int j = shifted(r, i, r->dy[b], r->dx[b]);
-                    dm[j] += r->dinput[off + i] * a * (r->x[off + j] - r->base[off + j]);
+    memset(r->dm, 0, sizeof(float) * (size_t)r->S * r->B * r->pixels);
+    for (int s = 0; s < r->S; s++)
+        for (int g = 0; g < r->G; g++)
+            for (int b = 0; b < r->B; b++) {
+                const float *fill = r->game[g].base, *din = model_image(r, r->dinput, s, g, b);
+                float sign = r->game[g].preserve ? 1.f : -1.f, *dm = r->dm + ((size_t)s * r->B + b) * r->pixels;
+                int dy = r->dy[b], dx = r->dx[b];
+                for (int c = 0; c < r->C; c++) {
+                    size_t src = ((size_t)b * r->C + c) * r->pixels;
+                    const float *dc = din + (size_t)c * r->pixels;
+                    float a = sign * pp->scale / pp->std[c % 3];
+                    for (int i = 0; i < r->pixels; i++) {
+                        int j = dy || dx ? shifted(r, i, dy, dx) : i;
+                        dm[j] += dc[i] * a * (r->x[src + j] - fill[src + j]);
+                    }
                 }
-                continue;
             }
-            for (int i = 0; i < r->pixels; i++) dm[i] += r->dinput[off + i] * a * (r->x[off + i] - r->base[off + i]);
-        }
-    }
 }
 
 /* Jitter offsets for the next step, each in [-jitter, jitter]. */
@@ -372,48 +308,74 @@ static float mask_sparsity(const float *mc, int n, float scale, float *dmc)
     return scale * (float)(s / n);
 }
 
-static void weight_gradient(nm_run *r)
+/* The smoothness term of one image's w, weighted by `scale`: adds its
+ * gradient to dw and returns its value. With smooth_edges, w is edge-padded
+ * first, so the border cells are smoothed like the others (the paper's
+ * 'valid' Laplacian leaves them free). */
+static float smoothness_term(nm_run *r, const float *w, float scale, float *dw)
+{
+    int k = r->o->kernel, p = k / 2;
+    if (!r->o->smooth_edges) {
+        float v = smoothness_forward(w, r->gh, r->gw, k, r->r);
+        smoothness_backward(r->r, r->gh, r->gw, k, scale, dw);
+        return scale * v;
+    }
+    int ph = r->gh + 2 * p, pw = r->gw + 2 * p;
+    pad_replicate_forward(w, r->gh, r->gw, p, r->wpad);
+    float v = smoothness_forward(r->wpad, ph, pw, k, r->r);
+    memset(r->dwpad, 0, sizeof(float) * (size_t)ph * pw);
+    smoothness_backward(r->r, ph, pw, k, scale, r->dwpad);
+    pad_replicate_backward(r->dwpad, r->gh, r->gw, p, dw);
+    return scale * v;
+}
+
+/* dw of image b from its masks' gradients, plus the regularisers. */
+static void image_weight_gradient(nm_run *r, int b)
 {
     const nm_neuromask_options *o = r->o;
-    memset(r->dw, 0, sizeof(float) * (size_t)r->B * r->cells);
-    for (int b = 0; b < r->B; b++) {
-        float *w = r->w + (size_t)b * r->cells, *dw = r->dw + (size_t)b * r->cells;
-        float *mc = r->mc + (size_t)b * r->cells, *dmc = r->dmc + (size_t)b * r->cells;
-        const float *dm = r->dm + (size_t)b * r->pixels;
-        if (o->grid) {
+    float *w = r->w + (size_t)b * r->cells, *dw = r->dw + (size_t)b * r->cells;
+    float Ts = r->T * r->spread[b];
+    r->ls[b] = 0;
+    for (int s = 0; s < r->S; s++) {
+        size_t sb = (size_t)s * r->B + b;
+        float *mc = r->mc + sb * r->cells, *dmc = r->dmc + sb * r->cells;
+        const float *dm = r->dm + sb * r->pixels;
+        if (r->coarse) {
             memset(dmc, 0, sizeof(float) * (size_t)r->cells);
             upsample_bilinear_backward(dm, r->H, r->W, dmc, r->gh, r->gw);
         } else {
             memcpy(dmc, dm, sizeof(float) * (size_t)r->cells);
         }
-        if (o->sparsity == NM_SPARSITY_MASK) {
-            r->ls[b] = mask_sparsity(mc, r->cells, r->l_sparse, dmc);
-            mask_sigmoid_backward(mc, dmc, r->cells, o->temperature, dw);
-        } else {
-            mask_sigmoid_backward(mc, dmc, r->cells, o->temperature, dw);
-            r->ls[b] = r->l_sparse * sparsity_forward(w, r->cells, o->init_range);
-            sparsity_backward(w, r->cells, o->init_range, r->l_sparse, dw);
-        }
-        r->lsm[b] = o->l_smooth * smoothness_forward(w, r->gh, r->gw, o->kernel, r->r);
-        smoothness_backward(r->r, r->gh, r->gw, o->kernel, o->l_smooth, dw);
-        r->loss[b] = r->lp[b] + r->ls[b] + r->lsm[b] + r->ld[b];
+        if (o->sparsity == NM_SPARSITY_MASK) r->ls[b] = mask_sparsity(mc, r->cells, r->l_sparse, dmc);
+        mask_sigmoid_backward(mc, dmc, r->cells, Ts, dw);
     }
+    if (o->sparsity == NM_SPARSITY_LOGIT) {
+        r->ls[b] = r->l_sparse * sparsity_forward(w, r->cells, o->init_range);
+        sparsity_backward(w, r->cells, o->init_range, r->l_sparse, dw);
+    }
+    /* the masks see w / spread: so does the smoothness, or shrinking w would evade it */
+    r->lsm[b] = smoothness_term(r, w, o->l_smooth / (r->spread[b] * r->spread[b]), dw);
+    r->loss[b] = r->lp[b] + r->ls[b] + r->lsm[b] + r->ld[b];
 }
 
-static nm_status step(nm_run *r, nm_model *m, const int *target, nm_error *err)
+static void weight_gradient(nm_run *r)
+{
+    memset(r->dw, 0, sizeof(float) * (size_t)r->B * r->cells);
+    for (int b = 0; b < r->B; b++) image_weight_gradient(r, b);
+}
+
+static nm_status step(nm_run *r, nm_model *m, const int *target, int t, nm_error *err)
 {
     draw_jitter(r);
+    if (r->o->areas) nm_area_thresholds(r, t);
     update_masks(r);
-    compose_input(r, r->m);
-    for (int g = 0; g < r->n_extra; g++) compose_extra(r, g, r->m);
+    compose_games(r);
     nm_status s = nm_model_forward(m, r->input, r->logits, err);
     if (s) return s;
-    cross_entropy(r, target, NULL);
-    if (r->n_extra) extra_losses(r, target);
+    game_losses(r, target);
     s = nm_model_backward(m, r->dlogits, r->dinput, err);
     if (s) return s;
     mask_gradient(r);
-    if (r->n_extra) extra_mask_gradient(r);
     weight_gradient(r);
     for (int b = 0; b < r->B; b++)
         if (!isfinite(r->loss[b]))
@@ -432,9 +394,9 @@ static int uses_blur(const nm_neuromask_options *o)
 static nm_status check_options(const nm_neuromask_options *o, nm_error *err)
 {
     if (o->steps < 0 || o->lr <= 0 || o->temperature <= 0 || (o->kernel != 3 && o->kernel != 5) ||
-        o->grid < 0 || o->tol < 0 || o->window < 1 || (uses_blur(o) && !(o->blur_sigma > 0 && o->blur_sigma < 40)))
+        o->grid < NM_GRID_AUTO || o->tol < 0 || o->window < 1 || (uses_blur(o) && !(o->blur_sigma > 0 && o->blur_sigma < 40)))
         return nm_fail(err, NM_ERR_ARG, "NeuroMask options out of range (steps >= 0, lr > 0, T > 0, kernel 3 or 5, "
-                                        "grid >= 0, tol >= 0, window >= 1, 0 < blur sigma < 40)");
+                                        "grid >= -1, tol >= 0, window >= 1, 0 < blur sigma < 40)");
     if (o->jitter < 0 || o->jitter > 64 || (unsigned)o->init > NM_INIT_CONSTANT ||
         (unsigned)o->sparsity > NM_SPARSITY_MASK || o->l_delete < 0 || o->l_pred_alt < 0 ||
         (unsigned)o->delete_baseline > NM_BASELINE_NOISE || (unsigned)o->alt_baseline > NM_BASELINE_NOISE ||
@@ -443,6 +405,9 @@ static nm_status check_options(const nm_neuromask_options *o, nm_error *err)
         return nm_fail(err, NM_ERR_ARG, "NeuroMask options out of range (jitter 0..64, l_delete >= 0, "
                                         "l_pred_alt >= 0, 0 <= output sigma < 40, blur kernel 0 or odd <= %d, "
                                         "known init, sparsity, baselines)", NM_INSERTION_BLUR_MAX_KERNEL);
+    if (o->areas < 0 || o->areas > NM_MAX_AREAS || (o->areas && o->l_sparse != 0))
+        return nm_fail(err, NM_ERR_ARG, "NeuroMask areas must be 0..%d, and the area sweep runs without the "
+                                        "sparsity term (l_sparse=0)", NM_MAX_AREAS);
     return NM_OK;
 }
 
@@ -529,11 +494,10 @@ static void average_masks(nm_run *r, const nm_explanation *e)
  * rank next. Uses dinput and dm as scratch (the gradients are no longer needed). */
 static void blur_masks(nm_run *r)
 {
-    float *tmp = r->dinput, *out = r->dm;
     for (int b = 0; b < r->B; b++) {
         float *m = r->m + (size_t)b * r->pixels;
-        gaussian_blur_plane(m, out, r->H, r->W, r->o->output_sigma, tmp);
-        memcpy(m, out, sizeof(float) * (size_t)r->pixels);
+        nm_gaussian_blur(m, r->dm, 1, r->H, r->W, r->o->output_sigma, r->dinput);
+        memcpy(m, r->dm, sizeof(float) * (size_t)r->pixels);
     }
 }
 
@@ -560,12 +524,14 @@ static nm_status optimise(nm_run *r, nm_model *m, nm_explanation *e, nm_error *e
             break;
         }
         if (o->sparsity_ramp) r->l_sparse = o->l_sparse * (float)(t + 1) / (float)o->steps;
-        s = step(r, m, e->target, err);
+        if (o->lr_decay) r->opt.lr = o->lr * (float)(o->steps - t) / (float)o->steps;
+        if (o->T_start > 0) r->T = o->T_start * powf(o->temperature / o->T_start, (float)t / (float)o->steps);
+        s = step(r, m, e->target, t, err);
         if (s) break;
         memcpy(e->history + (size_t)t * r->B, r->loss, sizeof(float) * (size_t)r->B);
         for (int b = 0; b < r->B; b++) {
             if (done[b]) continue;
-            if (r->msum) accumulate_mask(r, b);
+            if (r->msum && !o->areas) accumulate_mask(r, b);
             nm_optim_step(&r->opt, r->w, r->dw, (int64_t)b * r->cells, r->cells, t + 1);
             e->steps[b] = t + 1;
             if (e->converged_at[b] < 0 && converged(e, r, b, t)) e->converged_at[b] = t + 1;
@@ -581,18 +547,32 @@ static nm_status optimise(nm_run *r, nm_model *m, nm_explanation *e, nm_error *e
     return s;
 }
 
-static nm_status finish(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err)
+/* The returned masks into r->m (B x pixels): the final mask, or the mean
+ * over the steps, or the area sweep's ranking. */
+static nm_status returned_masks(nm_run *r, nm_model *m, const nm_explanation *e, nm_error *err)
 {
     memset(r->dy, 0, sizeof(int) * (size_t)r->B);   /* the final check sees the image unshifted */
     memset(r->dx, 0, sizeof(int) * (size_t)r->B);
-    update_masks(r);
-    if (r->msum) average_masks(r, e);   /* the final check sees the mask returned */
+    if (r->o->areas) {
+        nm_status s = nm_area_map(r, m, e->target, err);
+        if (s) return s;
+    } else {
+        update_masks(r);
+        if (r->msum) average_masks(r, e);
+    }
     if (r->o->output_sigma > 0) blur_masks(r);
-    compose_input(r, r->m);
-    nm_status s = nm_model_forward(m, r->input, r->logits, err);
+    return NM_OK;
+}
+
+static nm_status finish(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err)
+{
+    nm_status s = returned_masks(r, m, e, err);
     if (s) return s;
-    cross_entropy(r, e->target, e->prob_after);
-    weight_gradient(r);   /* for the final loss terms; the gradient itself is unused */
+    compose_input(r, r->m);   /* the final check sees the mask returned */
+    s = nm_model_forward(m, r->input, r->logits, err);
+    if (s) return s;
+    target_probs(r, e->target, e->prob_after, r->lp);
+    weight_gradient(r);   /* the final loss terms; the gradient itself is unused */
     for (int b = 0; b < r->B; b++) {
         e->top_after[b] = argmax(r->logits + (size_t)b * r->K, r->K);
         e->loss_pred[b] = r->lp[b];
@@ -615,7 +595,7 @@ static nm_status start(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err)
         if (c >= r->K) return nm_fail(err, NM_ERR_ARG, "class %d is out of range (the model has %d classes)", c, r->K);
         e->target[b] = c >= 0 ? c : argmax(r->logits + (size_t)b * r->K, r->K);
     }
-    cross_entropy(r, e->target, e->prob_before);
+    target_probs(r, e->target, e->prob_before, NULL);
     init_weights(r);
     return NM_OK;
 }
@@ -623,12 +603,14 @@ static nm_status start(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err)
 static nm_status setup(nm_run *r, nm_model *m, int batch, nm_error *err)
 {
     const nm_neuromask_options *o = r->o;
-    if (o->l_delete > 0)
-        r->extra[r->n_extra++] = (struct extra_game){.preserve = 0, .weight = o->l_delete, .fill = o->delete_baseline};
-    if (o->l_pred_alt > 0)
-        r->extra[r->n_extra++] = (struct extra_game){.preserve = 1, .weight = o->l_pred_alt, .fill = o->alt_baseline};
-    r->model_batch = batch * (1 + r->n_extra);
+    r->game[r->G++] = (nm_game){.preserve = 1, .weight = o->l_pred, .fill = o->baseline};
+    if (o->l_delete > 0) r->game[r->G++] = (nm_game){.preserve = 0, .weight = o->l_delete, .fill = o->delete_baseline};
+    if (o->l_pred_alt > 0) r->game[r->G++] = (nm_game){.preserve = 1, .weight = o->l_pred_alt, .fill = o->alt_baseline};
+    r->S = o->areas ? o->areas : 1;
+    r->model_batch = batch * r->S * r->G;
+    if (o->areas && r->S * r->G < 2) r->model_batch = 2 * batch;   /* room for the two checks of an area */
     r->l_sparse = o->l_sparse;
+    r->T = o->temperature;
     nm_status s = nm_model_set_batch(m, r->model_batch, err);
     if (s) return s;
     nm_shape in = nm_model_input_shape(m), out = nm_model_output_shape(m);
@@ -638,8 +620,10 @@ static nm_status setup(nm_run *r, nm_model *m, int batch, nm_error *err)
     r->H = (int)in.dims[2];
     r->W = (int)in.dims[3];
     r->K = (int)out.dims[1];
-    r->gh = r->o->grid ? r->o->grid : r->H;
-    r->gw = r->o->grid ? r->o->grid : r->W;
+    int g = nm_neuromask_grid(o, r->H, r->W);
+    r->coarse = g > 0;
+    r->gh = g > 0 ? g : r->H;
+    r->gw = g > 0 ? g : r->W;
     r->cells = r->gh * r->gw;
     r->pixels = r->H * r->W;
     return run_alloc(r) ? NM_OK : nm_fail(err, NM_ERR_MEMORY, "out of memory for NeuroMask state");
@@ -664,7 +648,7 @@ nm_status nm_neuromask_explain(nm_model *m, const nm_preprocess *pp, const float
     s = setup(&r, m, batch, err);
     if (!s && alloc_result(out, &r)) s = nm_fail(err, NM_ERR_MEMORY, "out of memory for the result");
     if (!s) {
-        make_baseline(&r, r.dinput);
+        make_baselines(&r, r.dinput);
         s = start(&r, m, out, err);
     }
     if (!s) s = optimise(&r, m, out, err);
@@ -676,145 +660,5 @@ nm_status nm_neuromask_explain(nm_model *m, const nm_preprocess *pp, const float
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     out->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    return NM_OK;
-}
-
-/* This project's default, chosen by measurement on the CIFAR ResNet-20
- * (docs/neuromask_default.md): the mask must keep the class on a blurred
- * fill and on black, and its removal (to black) must lose it; the sparsity
- * acts on m; w starts at 0 (m = 0.5, no seed dependence); the returned map
- * is the mean mask over the steps, so pixels rank by how long they lasted. */
-static void default_preset(nm_neuromask_options *o)
-{
-    o->l_smooth = 0.15f;
-    o->temperature = 1.f;
-    o->kernel = 3;
-    o->steps = 1000;
-    o->l_sparse = 0.1f;
-    o->sparsity = NM_SPARSITY_MASK;
-    o->init = NM_INIT_CONSTANT;
-    o->init_value = 0.f;
-    o->baseline = NM_BASELINE_BLUR;   /* blur_sigma 5, as the insertion metric's start image */
-    o->l_delete = 0.4f;
-    o->delete_baseline = NM_BASELINE_BLACK;
-    o->l_pred_alt = 0.4f;
-    o->alt_baseline = NM_BASELINE_BLACK;
-    o->average = 1;
-}
-
-/* "default" at every size: it beat the paper's presets on CIFAR (32 px) and
- * on the two ImageNet models measured (224 px, docs/neuromask_default.md).
- * Kept as a function of the input height so a size-specific setting can
- * come back without changing callers. */
-const char *nm_neuromask_preset_for(int input_h)
-{
-    (void)input_h;
-    return "default";
-}
-
-nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_error *err)
-{
-    memset(o, 0, sizeof *o);
-    o->target_class = -1;
-    o->init_range = 10.f;
-    o->optimizer = NM_OPT_RMSPROP;
-    o->lr = 0.03f;
-    o->steps = 2000;
-    o->tol = 1e-3f;
-    o->window = 50;
-    o->baseline = NM_BASELINE_BLACK;
-    o->blur_sigma = 5.f;
-    o->l_pred = 0.4f;
-    o->l_sparse = 0.35f;
-    if (strcmp(name, "cifar") == 0) {
-        o->l_smooth = 0.15f;
-        o->temperature = 1.f;
-        o->kernel = 3;
-    } else if (strcmp(name, "imagenet") == 0) {
-        o->l_smooth = 0.03f;
-        o->temperature = 0.3f;
-        o->kernel = 5;
-    } else if (strcmp(name, "default") == 0) {
-        default_preset(o);
-    } else {
-        return nm_fail(err, NM_ERR_ARG, "unknown NeuroMask preset '%s' (default, cifar, imagenet)", name);
-    }
-    return NM_OK;
-}
-
-/* ------------------------------------------------------------ option spec */
-
-static int pick_name(const char *v, const char *const *names, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (!strcmp(v, names[i])) return i;
-    return -1;
-}
-
-#define NM_OFF(field) offsetof(nm_neuromask_options, field)
-/* Keys of nm_neuromask_parse: f float, i int, o optimizer, b baseline,
- * n init, s sparsity. */
-static const struct option_key {
-    const char *name;
-    char kind;
-    size_t off;
-} option_keys[] = {
-    {"steps", 'i', NM_OFF(steps)}, {"lr", 'f', NM_OFF(lr)}, {"l_pred", 'f', NM_OFF(l_pred)},
-    {"l_sparse", 'f', NM_OFF(l_sparse)}, {"l_smooth", 'f', NM_OFF(l_smooth)},
-    {"temperature", 'f', NM_OFF(temperature)}, {"T", 'f', NM_OFF(temperature)},
-    {"init_range", 'f', NM_OFF(init_range)}, {"L", 'f', NM_OFF(init_range)}, {"kernel", 'i', NM_OFF(kernel)},
-    {"optimizer", 'o', NM_OFF(optimizer)}, {"tol", 'f', NM_OFF(tol)}, {"window", 'i', NM_OFF(window)},
-    {"early_stop", 'i', NM_OFF(early_stop)}, {"baseline", 'b', NM_OFF(baseline)},
-    {"blur_sigma", 'f', NM_OFF(blur_sigma)}, {"blur_kernel", 'i', NM_OFF(blur_kernel)}, {"grid", 'i', NM_OFF(grid)}, {"init", 'n', NM_OFF(init)},
-    {"init_value", 'f', NM_OFF(init_value)}, {"sparsity", 's', NM_OFF(sparsity)},
-    {"sparsity_ramp", 'i', NM_OFF(sparsity_ramp)}, {"jitter", 'i', NM_OFF(jitter)},
-    {"average", 'i', NM_OFF(average)}, {"l_delete", 'f', NM_OFF(l_delete)},
-    {"delete_baseline", 'b', NM_OFF(delete_baseline)}, {"l_pred_alt", 'f', NM_OFF(l_pred_alt)},
-    {"alt_baseline", 'b', NM_OFF(alt_baseline)}, {"output_sigma", 'f', NM_OFF(output_sigma)},
-};
-#undef NM_OFF
-
-static int set_value(nm_neuromask_options *o, const struct option_key *k, const char *v)
-{
-    static const char *const optimizers[] = {"rmsprop", "adam"}, *const baselines[] = {"black", "blur", "mean", "noise"};
-    static const char *const inits[] = {"uniform", "constant"}, *const sparsities[] = {"logit", "mask"};
-    char *field = (char *)o + k->off, *end = NULL;
-    double d = strtod(v, &end);
-    int numeric = end != v && *end == '\0', pick;
-    switch (k->kind) {
-    case 'f': return numeric ? (*(float *)field = (float)d, 1) : 0;
-    case 'i': return numeric && d >= INT_MIN && d <= INT_MAX && d == (int)d ? (*(int *)field = (int)d, 1) : 0;
-    case 'o': return (pick = pick_name(v, optimizers, 2)) >= 0 ? (*(nm_optimizer *)field = (nm_optimizer)pick, 1) : 0;
-    case 'b': return (pick = pick_name(v, baselines, 4)) >= 0 ? (*(nm_baseline *)field = (nm_baseline)pick, 1) : 0;
-    case 'n': return (pick = pick_name(v, inits, 2)) >= 0 ? (*(nm_mask_init *)field = (nm_mask_init)pick, 1) : 0;
-    default: return (pick = pick_name(v, sparsities, 2)) >= 0 ? (*(nm_sparsity *)field = (nm_sparsity)pick, 1) : 0;
-    }
-}
-
-static nm_status set_option(nm_neuromask_options *o, const char *key, const char *v, nm_error *err)
-{
-    if (!strcmp(key, "preset")) return nm_neuromask_preset(v, o, err);
-    for (size_t i = 0; i < sizeof option_keys / sizeof option_keys[0]; i++)
-        if (!strcmp(key, option_keys[i].name))
-            return set_value(o, &option_keys[i], v) ? NM_OK
-                                                    : nm_fail(err, NM_ERR_ARG, "NeuroMask option %s: bad value '%s'", key, v);
-    return nm_fail(err, NM_ERR_ARG, "unknown NeuroMask option '%s'", key);
-}
-
-nm_status nm_neuromask_parse(const char *spec, nm_neuromask_options *o, nm_error *err)
-{
-    char item[128];
-    for (const char *s = spec; s && *s;) {
-        size_t n = strcspn(s, ",");
-        if (n >= sizeof item) return nm_fail(err, NM_ERR_ARG, "NeuroMask option item too long in '%s'", spec);
-        memcpy(item, s, n);
-        item[n] = '\0';
-        s += n + (s[n] == ',');
-        char *eq = strchr(item, '=');
-        if (!eq) return nm_fail(err, NM_ERR_ARG, "NeuroMask option '%s' is not key=value", item);
-        *eq = '\0';
-        nm_status st = set_option(o, item, eq + 1, err);
-        if (st) return st;
-    }
     return NM_OK;
 }

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/argsort.h"
 #include "core/error.h"
 #include "explain/mask_terms.h"
 #include "explain/optim.h"
@@ -206,28 +207,17 @@ static void maxconv_backward(const float *dout, const int *arg, int g, float sig
     }
 }
 
-typedef struct ranked {
-    float v;
-    int i;
-} ranked;
-
-static int by_value(const void *a, const void *b)
+/* lambda mean((sort(m) - r)^2): adds its gradient into dm. Returns 0 when
+ * out of memory. */
+static int area_penalty(const float *m, int n, float area, float lambda, int *order, float *dm)
 {
-    const ranked *x = a, *y = b;
-    if (x->v != y->v) return x->v < y->v ? -1 : 1;
-    return x->i - y->i;
-}
-
-/* lambda mean((sort(m) - r)^2): adds its gradient into dm. */
-static void area_penalty(const float *m, int n, float area, float lambda, ranked *rk, float *dm)
-{
-    for (int i = 0; i < n; i++) rk[i] = (ranked){m[i], i};
-    qsort(rk, (size_t)n, sizeof *rk, by_value);
+    if (!nm_argsort(m, n, 0, order)) return 0;
     int zeros = (int)((float)n * (1.f - area));
     for (int r = 0; r < n; r++) {
         float ref = r < zeros ? 0.f : 1.f;
-        dm[rk[r].i] += 2.f * lambda * (rk[r].v - ref) / (float)n;
+        dm[order[r]] += 2.f * lambda * (m[order[r]] - ref) / (float)n;
     }
+    return 1;
 }
 
 static void ep_masks(const sal_ctx *s, pert_run *r, float sigma, int rad)
@@ -239,7 +229,7 @@ static void ep_masks(const sal_ctx *s, pert_run *r, float sigma, int rad)
     }
 }
 
-static nm_status ep_step(sal_ctx *s, pert_run *r, int t, float lambda, ranked *rk, nm_error *err)
+static nm_status ep_step(sal_ctx *s, pert_run *r, int t, float lambda, int *order, nm_error *err)
 {
     float sigma = 21.f * (float)r->g / 224.f;
     int rad = (int)ceilf(sigma);
@@ -256,7 +246,8 @@ static nm_status ep_step(sal_ctx *s, pert_run *r, int t, float lambda, ranked *r
     memset(r->dparam, 0, sizeof(float) * (size_t)r->A * r->cells);
     for (int a = 0; a < r->A; a++) {
         size_t co = (size_t)a * r->cells, po = (size_t)a * s->pixels;
-        area_penalty(r->m + po, s->pixels, s->o->ep_areas[a], lambda, rk, r->dm + po);
+        if (!area_penalty(r->m + po, s->pixels, s->o->ep_areas[a], lambda, order, r->dm + po))
+            return nm_fail(err, NM_ERR_MEMORY, "out of memory for the area constraint");
         upsample_bilinear_backward(r->dm + po, s->H, s->W, r->dcoarse + co, r->g, r->g);
         maxconv_backward(r->dcoarse + co, r->arg + co, r->g, sigma, r->dparam + co);
     }
@@ -271,13 +262,13 @@ nm_status sal_extremal_perturbation(sal_ctx *s, nm_saliency *out, nm_error *err)
     const nm_saliency_options *o = s->o;
     float lr = o->pert_lr > 0 ? o->pert_lr : 0.05f;
     nm_status st = pert_alloc(s, &r, o->ep_n_areas, lr, err);
-    ranked *rk = malloc(sizeof *rk * (size_t)s->pixels);
-    if (!st && !rk) st = nm_fail(err, NM_ERR_MEMORY, "out of memory for the area constraint");
+    int *order = malloc(sizeof *order * (size_t)s->pixels);
+    if (!st && !order) st = nm_fail(err, NM_ERR_MEMORY, "out of memory for the area constraint");
     if (!st)
         for (int i = 0; i < r.A * r.cells; i++) r.param[i] = 0.5f;
     int steps = o->pert_steps;
     float growth = steps > 1 ? powf(EP_LAMBDA_GROWTH, 1.f / (float)(steps - 1)) : 1.f, lambda = EP_LAMBDA0;
-    for (int t = 0; !st && t < steps; t++, lambda *= growth) st = ep_step(s, &r, t, lambda, rk, err);
+    for (int t = 0; !st && t < steps; t++, lambda *= growth) st = ep_step(s, &r, t, lambda, order, err);
     if (!st) {
         float sigma = 21.f * (float)r.g / 224.f;
         ep_masks(s, &r, sigma, (int)ceilf(sigma));
@@ -285,7 +276,7 @@ nm_status sal_extremal_perturbation(sal_ctx *s, nm_saliency *out, nm_error *err)
             for (int i = 0; i < s->pixels; i++) out->map[i] += r.m[(size_t)a * s->pixels + i] / (float)r.A;
         out->is_mask = 1;
     }
-    free(rk);
+    free(order);
     pert_free(&r);
     return st;
 }

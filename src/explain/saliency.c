@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "explain/saliency.h"
+#include "image/blur.h"
 
 static const char *const method_names[NM_METHOD_COUNT] = {
     "gradient", "gradxinput", "integrated-gradients", "smoothgrad", "gradcam",
@@ -188,36 +189,14 @@ void sal_prob_grad(sal_ctx *s, int b, float scale)
 
 /* ------------------------------------------------------------ baselines */
 
-static void blur_line(const float *src, float *dst, int n, int stride, const float *k, int rad)
-{
-    for (int i = 0; i < n; i++) {
-        float acc = 0;
-        for (int t = -rad; t <= rad; t++) {
-            int j = i + t < 0 ? 0 : (i + t >= n ? n - 1 : i + t);
-            acc += k[t + rad] * src[(size_t)j * stride];
-        }
-        dst[(size_t)i * stride] = acc;
-    }
-}
-
 void sal_gaussian_blur(const float *src, float *dst, int planes, int h, int w, float sigma)
 {
-    int rad = (int)ceilf(3.f * sigma);
-    if (rad > 255) rad = 255;
-    float k[511], sum = 0;
-    for (int t = -rad; t <= rad; t++) sum += k[t + rad] = expf(-(float)(t * t) / (2.f * sigma * sigma));
-    for (int t = 0; t <= 2 * rad; t++) k[t] /= sum;
     float *tmp = malloc(sizeof(float) * (size_t)h * w);
     if (!tmp) {   /* no room for the blur: fall back to the image itself */
         if (dst != src) memcpy(dst, src, sizeof(float) * (size_t)planes * h * w);
         return;
     }
-    for (int p = 0; p < planes; p++) {
-        const float *sp = src + (size_t)p * h * w;
-        float *dp = dst + (size_t)p * h * w;
-        for (int y = 0; y < h; y++) blur_line(sp + (size_t)y * w, tmp + (size_t)y * w, w, 1, k, rad);
-        for (int x = 0; x < w; x++) blur_line(tmp + x, dp + x, h, w, k, rad);
-    }
+    nm_gaussian_blur(src, dst, planes, h, w, sigma, tmp);
     free(tmp);
 }
 

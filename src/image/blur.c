@@ -1,7 +1,35 @@
-/* The insertion metric's start image (see blur.h). */
+/* Gaussian blurs of images in pixel space (see blur.h). */
 #include "image/blur.h"
 
 #include <math.h>
+#include <stddef.h>
+
+static void clamped_line(const float *src, float *dst, int n, int stride, const float *k, int rad)
+{
+    for (int i = 0; i < n; i++) {
+        float acc = 0;
+        for (int t = -rad; t <= rad; t++) {
+            int j = i + t < 0 ? 0 : (i + t >= n ? n - 1 : i + t);
+            acc += k[t + rad] * src[(size_t)j * stride];
+        }
+        dst[(size_t)i * stride] = acc;
+    }
+}
+
+void nm_gaussian_blur(const float *src, float *dst, int planes, int h, int w, float sigma, float *tmp)
+{
+    int rad = (int)ceilf(3.f * sigma);
+    if (rad > 255) rad = 255;
+    float k[511], sum = 0;
+    for (int t = -rad; t <= rad; t++) sum += k[t + rad] = expf(-(float)(t * t) / (2.f * sigma * sigma));
+    for (int t = 0; t <= 2 * rad; t++) k[t] /= sum;
+    for (int p = 0; p < planes; p++) {
+        const float *sp = src + (size_t)p * h * w;
+        float *dp = dst + (size_t)p * h * w;
+        for (int y = 0; y < h; y++) clamped_line(sp + (size_t)y * w, tmp + (size_t)y * w, w, 1, k, rad);
+        for (int x = 0; x < w; x++) clamped_line(tmp + x, dp + x, h, w, k, rad);
+    }
+}
 
 /* RISE's gkern(klen, nsig): scipy.ndimage.gaussian_filter(delta, nsig) on a
  * klen x klen array (mode 'reflect', truncate 4). The filter is separable

@@ -1,9 +1,16 @@
-/* The blurred image the insertion metric starts from (RISE's CausalMetric),
- * shared by the metric and by NeuroMask games that preserve on that image. */
+/* Gaussian blurs of images in pixel space: the blur baselines of the
+ * explanation methods, and the blurred image the insertion metric starts
+ * from (RISE's CausalMetric), shared by the metric and by NeuroMask games
+ * that preserve on that image. */
 #ifndef NM_IMAGE_BLUR_H
 #define NM_IMAGE_BLUR_H
 
 #include "neuromask.h"
+
+/* Gaussian blur of `planes` h x w planes, radius ceil(3 sigma) (at most
+ * 255), edges clamped; `tmp` holds h * w floats; dst may not be src. The
+ * blur baselines of the explanation methods. */
+void nm_gaussian_blur(const float *src, float *dst, int planes, int h, int w, float sigma, float *tmp);
 
 /* Longest kernel nm_insertion_blur accepts. */
 #define NM_INSERTION_BLUR_MAX_KERNEL 255
