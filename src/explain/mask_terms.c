@@ -114,13 +114,16 @@ void upsample_bilinear_backward(const float *ddst, int h, int w, float *dsrc, in
     }
 }
 
+/* The source index of padded position i: the nearest of 0 .. n - 1. */
+static int edge_index(int i, int n) { return i < 0 ? 0 : (i >= n ? n - 1 : i); }
+
 void pad_replicate_forward(const float *w, int h, int wd, int p, float *out)
 {
     int ow = wd + 2 * p;
     for (int i = 0; i < h + 2 * p; i++) {
-        int si = i - p < 0 ? 0 : (i - p >= h ? h - 1 : i - p);
+        int si = edge_index(i - p, h);
         for (int j = 0; j < ow; j++) {
-            int sj = j - p < 0 ? 0 : (j - p >= wd ? wd - 1 : j - p);
+            int sj = edge_index(j - p, wd);
             out[i * ow + j] = w[si * wd + sj];
         }
     }
@@ -130,9 +133,9 @@ void pad_replicate_backward(const float *dout, int h, int wd, int p, float *dw)
 {
     int ow = wd + 2 * p;
     for (int i = 0; i < h + 2 * p; i++) {
-        int si = i - p < 0 ? 0 : (i - p >= h ? h - 1 : i - p);
+        int si = edge_index(i - p, h);
         for (int j = 0; j < ow; j++) {
-            int sj = j - p < 0 ? 0 : (j - p >= wd ? wd - 1 : j - p);
+            int sj = edge_index(j - p, wd);
             dw[si * wd + sj] += dout[i * ow + j];
         }
     }
