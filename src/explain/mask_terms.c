@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#include "core/edge_index.h"
+
 float sparsity_forward(const float *w, int n, float L)
 {
     double s = 0;
@@ -114,16 +116,13 @@ void upsample_bilinear_backward(const float *ddst, int h, int w, float *dsrc, in
     }
 }
 
-/* The source index of padded position i: the nearest of 0 .. n - 1. */
-static int edge_index(int i, int n) { return i < 0 ? 0 : (i >= n ? n - 1 : i); }
-
 void pad_replicate_forward(const float *w, int h, int wd, int p, float *out)
 {
     int ow = wd + 2 * p;
     for (int i = 0; i < h + 2 * p; i++) {
-        int si = edge_index(i - p, h);
+        int si = nm_edge_index(i - p, h);
         for (int j = 0; j < ow; j++) {
-            int sj = edge_index(j - p, wd);
+            int sj = nm_edge_index(j - p, wd);
             out[i * ow + j] = w[si * wd + sj];
         }
     }
@@ -133,9 +132,9 @@ void pad_replicate_backward(const float *dout, int h, int wd, int p, float *dw)
 {
     int ow = wd + 2 * p;
     for (int i = 0; i < h + 2 * p; i++) {
-        int si = edge_index(i - p, h);
+        int si = nm_edge_index(i - p, h);
         for (int j = 0; j < ow; j++) {
-            int sj = edge_index(j - p, wd);
+            int sj = nm_edge_index(j - p, wd);
             dw[si * wd + sj] += dout[i * ow + j];
         }
     }

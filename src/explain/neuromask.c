@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/edge_index.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "explain/mask_terms.h"
@@ -140,14 +141,12 @@ static void make_baselines(nm_run *r, float *tmp)
 
 /* ------------------------------------------------------------ one step */
 
-static int clampi(int v, int n) { return v < 0 ? 0 : (v >= n ? n - 1 : v); }
-
 /* Pixel index that output pixel i shows when the image is shifted by
  * (dy, dx), edges replicated. */
 static int shifted(const nm_run *r, int i, int dy, int dx)
 {
     int y = i / r->W, x = i % r->W;
-    return clampi(y - dy, r->H) * r->W + clampi(x - dx, r->W);
+    return nm_edge_index(y - dy, r->H) * r->W + nm_edge_index(x - dx, r->W);
 }
 
 void nm_run_compose(const nm_run *r, int b, const float *mask, int preserve, const float *fill, float *dst)

@@ -4,12 +4,14 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "core/edge_index.h"
+
 static void clamped_line(const float *src, float *dst, int n, int stride, const float *k, int rad)
 {
     for (int i = 0; i < n; i++) {
         float acc = 0;
         for (int t = -rad; t <= rad; t++) {
-            int j = i + t < 0 ? 0 : (i + t >= n ? n - 1 : i + t);
+            int j = nm_edge_index(i + t, n);
             acc += k[t + rad] * src[(size_t)j * stride];
         }
         dst[(size_t)i * stride] = acc;
