@@ -1,8 +1,12 @@
 /* Time neuromask on one model.
  *
- *   nm_bench_engine MODEL.onnx [BATCH] [REPS] [--bf16]
+ *   nm_bench_engine MODEL.onnx [BATCH] [REPS] [--bf16] [--input X.f32] [--logits Y.f32]
  *       forward, and forward + backward to the input, per call: median of
  *       REPS repetitions after warm-up. Prints "forward_ms" and "step_ms".
+ *       --input reads the input (BATCH x C x H x W float32, native byte
+ *       order) from a file instead of a generated pattern; --logits writes
+ *       the forward's output there (bench/ort.sh compares it with ONNX
+ *       Runtime's).
  *   nm_bench_engine --neuromask MODEL.onnx BATCH STEPS [ROUNDS] [--bf16]
  *       NeuroMask steps (forward on the masked images, cross-entropy,
  *       backward to the input, mask update; the paper's preset for the input
@@ -51,7 +55,32 @@ static size_t numel(nm_shape s)
     return n;
 }
 
-static int engine(const char *path, nm_load_options lo, int reps)
+/* n floats from a file holding exactly that many; 0 on success. */
+static int read_floats(const char *path, float *x, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return fprintf(stderr, "%s: cannot open\n", path), 1;
+    size_t got = fread(x, sizeof(float), n, f);
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    if (got != n || extra) return fprintf(stderr, "%s: expected %zu float32 values\n", path, n), 1;
+    return 0;
+}
+
+static int write_floats(const char *path, const float *y, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    int bad = !f || fwrite(y, sizeof(float), n, f) != n;
+    if (f && fclose(f)) bad = 1;
+    if (bad) fprintf(stderr, "%s: cannot write\n", path);
+    return bad;
+}
+
+typedef struct engine_files {
+    const char *input, *logits;
+} engine_files;
+
+static int engine(const char *path, nm_load_options lo, int reps, engine_files files)
 {
     nm_error err;
     nm_model *m;
@@ -60,6 +89,11 @@ static int engine(const char *path, nm_load_options lo, int reps)
     float *x = malloc(nin * sizeof(float)), *y = malloc(nout * sizeof(float));
     float *dx = malloc(nin * sizeof(float)), *dy = malloc(nout * sizeof(float));
     for (size_t i = 0; i < nin; i++) x[i] = (float)((i * 2654435761u) % 1000) / 1000.f - 0.5f;
+    if (files.input && read_floats(files.input, x, nin)) return 1;
+    if (files.logits) {
+        if (nm_model_forward(m, x, y, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+        if (write_floats(files.logits, y, nout)) return 1;
+    }
     for (size_t i = 0; i < nout; i++) dy[i] = i % 7 ? 0.f : 1.f;
     double *fwd = malloc(sizeof(double) * (size_t)reps), *step = malloc(sizeof(double) * (size_t)reps);
     for (int r = -3; r < reps; r++) {
@@ -191,10 +225,13 @@ static int peak(void)
 int main(int argc, char **argv)
 {
     nm_load_options lo = {.batch = 1};
+    engine_files files = {0};
     int nargs = 0;
     const char *args[8];
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--bf16") == 0) lo.precision = NM_PRECISION_BF16;
+        else if (strcmp(argv[i], "--input") == 0 && i + 1 < argc) files.input = argv[++i];
+        else if (strcmp(argv[i], "--logits") == 0 && i + 1 < argc) files.logits = argv[++i];
         else if (nargs < 8) args[nargs++] = argv[i];
     }
     if (nargs >= 1 && strcmp(args[0], "--peak") == 0) return peak();
@@ -204,11 +241,11 @@ int main(int argc, char **argv)
         return neuromask(args[1], lo, atoi(args[3]), nargs > 4 ? atoi(args[4]) : 3);
     }
     if (nargs < 1 || args[0][0] == '-') {
-        fprintf(stderr, "usage: %s MODEL.onnx [BATCH] [REPS] [--bf16]\n"
+        fprintf(stderr, "usage: %s MODEL.onnx [BATCH] [REPS] [--bf16] [--input X.f32] [--logits Y.f32]\n"
                         "       %s --neuromask MODEL.onnx BATCH STEPS [ROUNDS] [--bf16]\n"
                         "       %s --peak\n", argv[0], argv[0], argv[0]);
         return 2;
     }
     if (nargs > 1) lo.batch = atoi(args[1]);
-    return engine(args[0], lo, nargs > 2 ? atoi(args[2]) : 20);
+    return engine(args[0], lo, nargs > 2 ? atoi(args[2]) : 20, files);
 }
