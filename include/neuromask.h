@@ -253,7 +253,8 @@ nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_erro
 /* The cells per side of the mask the options learn at input size h x w (0:
  * one per pixel). */
 int nm_neuromask_grid(const nm_neuromask_options *o, int h, int w);
-/* The preset used when none is named: "default", at every input size. */
+/* The preset used when none is named: "default", at every input size
+ * (input_h 0: size unknown). */
 const char *nm_neuromask_preset_for(int input_h);
 
 /* Apply "key=value,key=value" over `o` (after a preset). Keys: steps, lr,
@@ -342,8 +343,9 @@ typedef struct nm_saliency_options {
                                                before its next step), NM_ERR_CANCELLED */
 } nm_saliency_options;
 
-/* Defaults of every method's parameters (NeuroMask: the "cifar" or
- * "imagenet" preset by input size is the caller's choice; this sets "cifar"). */
+/* Defaults of every method's parameters; NeuroMask gets the preset
+ * nm_neuromask_preset_for names ("default"). The neuromask command line
+ * starts from these, so the library and the CLI explain alike. */
 void nm_saliency_defaults(nm_saliency_options *o);
 
 typedef struct nm_saliency {

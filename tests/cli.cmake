@@ -2,3 +2,7 @@
 # needed), and classify/info end to end on the shared CIFAR-10 model.
 nm_add_script_test(test_cli_bad_input sh ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_bad_input.sh)
 nm_add_script_test(test_cli_classify sh ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_classify.sh)
+# The CLI's defaults are the library's (nm_saliency_defaults).
+add_executable(print_saliency_defaults print_saliency_defaults.c)
+target_link_libraries(print_saliency_defaults PRIVATE neuromask_lib)
+nm_add_script_test(test_cli_defaults sh ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_defaults.sh $<TARGET_FILE:print_saliency_defaults>)

@@ -212,8 +212,8 @@ static int resolve_method_options(eval_opts *o, const eval_run *r)
 {
     nm_error err = {0};
     nm_saliency_options *s = &o->so;
-    const char *preset = o->preset ? o->preset : nm_neuromask_preset_for(r->h);
-    if (nm_neuromask_preset(preset, &s->neuromask, &err)) return cli_usage_error("eval", "%s", err.msg);
+    /* no --preset: the library's defaults (nm_saliency_defaults, in o->so) */
+    if (o->preset && nm_neuromask_preset(o->preset, &s->neuromask, &err)) return cli_usage_error("eval", "%s", err.msg);
     if (o->nm_spec && nm_neuromask_parse(o->nm_spec, &s->neuromask, &err)) return cli_usage_error("eval", "--nm: %s", err.msg);
     if (o->nm_steps) s->neuromask.steps = o->nm_steps;
     if (o->early_stop) s->neuromask.early_stop = 1;   /* else the preset's */

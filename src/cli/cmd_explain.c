@@ -214,14 +214,16 @@ static int pick_enum(const char *cmd, const char *what, const char *value, const
 }
 
 /* Preset first, then each option the user gave. */
-static int resolve_nm_options(explain_opts *o, int input_h)
+static int resolve_nm_options(explain_opts *o)
 {
     static const char *const optimizers[] = {"rmsprop", "adam"};
     static const char *const baselines[] = {"black", "blur", "mean", "noise"};
     static const char *const inits[] = {"uniform", "constant"}, *const sparsities[] = {"logit", "mask"};
     nm_error err = {0};
-    const char *preset = o->preset ? o->preset : nm_neuromask_preset_for(input_h);
-    if (nm_neuromask_preset(preset, &o->nm, &err)) return cli_usage_error("explain", "%s", err.msg);
+    /* no --preset: the library's defaults (nm_saliency_defaults, in o->sal) */
+    const char *preset = o->preset ? o->preset : nm_neuromask_preset_for(0);
+    if (!o->preset) o->nm = o->sal.neuromask;
+    else if (nm_neuromask_preset(preset, &o->nm, &err)) return cli_usage_error("explain", "%s", err.msg);
     if (o->nm_spec && nm_neuromask_parse(o->nm_spec, &o->nm, &err)) return cli_usage_error("explain", "--nm: %s", err.msg);
     nm_neuromask_options *n = &o->nm;
     int opt = (int)n->optimizer, base = (int)n->baseline, init = (int)n->init, sparsity = (int)n->sparsity;
@@ -714,7 +716,7 @@ static int setup(explain_opts *o, explain_run *r, int n_images)
     r->load_seconds = now_seconds() - t_load;
     int rc = cli_check_image_model(r->model, o->model, &r->c, &r->h, &r->w);
     if (!rc) rc = cli_resolve_preprocess("explain", &o->pre, r->model, o->model, &r->pre);
-    if (!rc) rc = resolve_nm_options(o, r->h);
+    if (!rc) rc = resolve_nm_options(o);
     if (!rc) rc = resolve_method(o);
     if (rc) return rc;
     nm_shape out = nm_model_output_shape(r->model);

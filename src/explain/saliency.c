@@ -52,7 +52,8 @@ void nm_saliency_defaults(nm_saliency_options *o)
     o->ep_areas[1] = 0.1f;
     o->ep_areas[2] = 0.2f;
     o->ep_n_areas = 3;
-    nm_neuromask_preset("cifar", &o->neuromask, NULL);
+    /* the CLI's default too: it reads its NeuroMask options from here */
+    nm_neuromask_preset(nm_neuromask_preset_for(0), &o->neuromask, NULL);
 }
 
 void nm_saliency_free(nm_saliency *s)
