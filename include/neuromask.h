@@ -315,6 +315,19 @@ const char *nm_method_name(nm_method m);
 /* NM_METHOD_COUNT when unknown. */
 nm_method nm_method_from_name(const char *name);
 
+/* What a method's map holds: how to draw it and what to call its files. */
+typedef enum nm_map_kind {
+    NM_MAP_MASK = 0,        /* a mask in [0,1], 1 = kept: NeuroMask, extremal perturbation */
+    NM_MAP_SIGNED,          /* an attribution of either sign, 0 = no effect: gradient x input,
+                               integrated gradients, occlusion (a patch may raise the class) */
+    NM_MAP_NONNEGATIVE      /* an importance >= 0: gradient, SmoothGrad, Grad-CAM, RISE,
+                               meaningful perturbation (1 - its keep mask) */
+} nm_map_kind;
+/* The kind of `m`'s map (NM_MAP_NONNEGATIVE for an unknown method). */
+nm_map_kind nm_method_map_kind(nm_method m);
+/* "mask", "signed" or "nonnegative". */
+const char *nm_map_kind_name(nm_map_kind k);
+
 typedef struct nm_saliency_options {
     int target_class;       /* -1: the predicted class */
     uint64_t seed;
@@ -354,6 +367,7 @@ typedef struct nm_saliency {
     int target;
     float prob;             /* target's softmax probability on the image */
     int is_mask;            /* the map is a mask in [0,1] (keep = 1) */
+    int is_signed;          /* the map has both signs, 0 = no effect: draw it centred at 0 */
     double completeness_error;  /* IG: sum(attr) - (f(x) - f(baseline)); NaN otherwise */
     double seconds;
 } nm_saliency;
@@ -365,7 +379,7 @@ void nm_saliency_free(nm_saliency *s);
  * the normalisation. The model is re-planned for the batch size the method
  * uses (1 for single-pass methods and meaningful perturbation, `batch` for
  * the sampling methods, the number of areas for extremal perturbation) and
- * left so. is_mask is 1 for NeuroMask and extremal perturbation (keep = 1);
+ * left so. is_mask and is_signed follow nm_method_map_kind(method);
  * meaningful perturbation's map is 1 - its keep mask. */
 nm_status nm_explain(nm_model *m, const nm_preprocess *pp, const float *x, nm_method method,
                      const nm_saliency_options *o, nm_saliency *out, nm_error *err);

@@ -6,7 +6,7 @@ start kernel 11 sigma 5) of each variant, paired against the first.
     nm_map_screen.py --model M.onnx --recipe cifar --maps DIR \\
         --variant 'm' --variant 'fix_border(m)' --variant 'blur(m, 1)' ...
 
-DIR holds `neuromask explain`/`eval` outputs (NAME.mask.npy, NAME.json with
+DIR holds `neuromask explain` outputs (NAME.mask.npy or NAME.map.npy, NAME.json with
 "image" and "target_class"). A variant is a Python expression over the map m
 (float64 [H,W]) and the helpers below. Prints one line per variant: means
 and the paired difference in insertion - deletion against the first variant
@@ -54,14 +54,14 @@ def main():
     torch.set_num_threads(1)
     model = onnx_torch.OnnxTorch(a.model)
     norm = eval_ref.Normalize(a.recipe, 3)
-    files = sorted(glob.glob(os.path.join(a.maps, "*.mask.npy")))
+    files = sorted(glob.glob(os.path.join(a.maps, "*.mask.npy")) + glob.glob(os.path.join(a.maps, "*.map.npy")))
     if a.limit:
         files = files[:a.limit]
     if not files:
-        sys.exit("nm_map_screen.py: %s: no *.mask.npy maps" % a.maps)
+        sys.exit("nm_map_screen.py: %s: no *.mask.npy or *.map.npy maps" % a.maps)
     res = {v: [] for v in a.variant}
     for f in files:
-        meta = json.load(open(f[:-len(".mask.npy")] + ".json"))
+        meta = json.load(open(f.rsplit(".", 2)[0] + ".json"))
         m = np.load(f).astype(np.float64)
         x = torch.from_numpy(eval_ref.load_image(meta["image"], 3, *m.shape))
         for v in a.variant:

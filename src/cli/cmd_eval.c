@@ -505,7 +505,8 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
     nm_image pic = {0};
     row->overlay = s ? NULL : keep_string(r, picture_name(image, r->images[image], nm_method_name(method)));
     if (!s && !row->overlay) s = nm_fail(err, NM_ERR_MEMORY, "out of memory");
-    if (!s) s = nm_render_overlay(geo, unit, 0.5f, "turbo", &pic, err);
+    nm_map_scale scale = nm_map_scale_of(sal.map, pixels, nm_method_map_kind(method));
+    if (!s) s = nm_render_overlay(geo, sal.map, &scale, 0.5f, &pic, err);
     if (!s) s = write_png(o->out, row->overlay, &pic, err);
     nm_image_free(&pic);
     if (!s && r->curves) {

@@ -19,10 +19,14 @@ static const char explain_help[] =
     "Usage: neuromask explain --model M.onnx --out DIR [options] IMAGE|DIR...\n"
     "Learn a NeuroMask (Alzantot et al. 2019) for each image: the sparse, smooth mask of\n"
     "pixels that keeps the model's class (or, with --method, another explanation map).\n"
-    "For each image NAME it writes, in DIR, NAME.mask.png (at the image's own size),\n"
-    "NAME.mask.npy (the learned mask, or the method's raw map, at the model's input\n"
-    "size), NAME.overlay.png, NAME.panel.png and NAME.json. Maps of other methods are\n"
-    "scaled to [0,1] (min to max) for the pictures.\n"
+    "For each image NAME it writes, in DIR, NAME.overlay.png, NAME.panel.png, NAME.json\n"
+    "and, for the mask methods (neuromask, extremal-perturbation), NAME.mask.png (white =\n"
+    "kept, at the image's own size) and NAME.mask.npy (the mask at the model's input\n"
+    "size); for the other methods NAME.map.png and NAME.map.npy (the raw map). Pictures\n"
+    "draw masks 0..1 and non-negative maps 0..max in inferno (black = low), signed maps\n"
+    "(gradxinput, integrated-gradients, occlusion) -a..+a with a = max |v| from blue\n"
+    "through white (0) to red; each panel has a colour bar with that scale.\n"
+    "docs/outputs.md says how to read a panel and every JSON field.\n"
     "Existing files are never overwritten unless --force is given. Every file is written\n"
     "under a temporary name and renamed into place; SIGINT or SIGTERM stops the run after\n"
     "the current step (exit 128 + the signal) with only complete files left, and a rerun\n"
@@ -200,7 +204,8 @@ static int parse_args(int argc, char **argv, explain_opts *o)
     if (!o->model) return cli_usage_error("explain", "--model is required (see --help)");
     if (!o->out) return cli_usage_error("explain", "--out is required (see --help)");
     if (o->n_inputs == 0) return cli_usage_error("explain", "no images given (see --help)");
-    if (o->method_name && nm_method_from_name(o->method_name) == NM_METHOD_COUNT)
+    o->method = o->method_name ? nm_method_from_name(o->method_name) : NM_METHOD_NEUROMASK;
+    if (o->method == NM_METHOD_COUNT)
         return cli_usage_error("explain", "unknown method '%s' (see --help)", o->method_name);
     return CLI_OK;
 }
@@ -277,8 +282,6 @@ static int parse_areas(const char *list, nm_saliency_options *s)
 static int resolve_method(explain_opts *o)
 {
     static const char *const baselines[] = {"black", "blur", "mean", "noise"};
-    o->method = o->method_name ? nm_method_from_name(o->method_name) : NM_METHOD_NEUROMASK;
-    if (o->method == NM_METHOD_COUNT) return cli_usage_error("explain", "unknown method '%s' (see --help)", o->method_name);
     nm_saliency_options *s = &o->sal;
     int ig = (int)s->ig_baseline, fill = (int)s->occ_fill;
     int rc = pick_enum("explain", "--ig-baseline", o->ig_baseline, baselines, 4, &ig);
@@ -336,12 +339,21 @@ static void output_path(const char *dir, const char *image, const char *suffix, 
     snprintf(buf, cap, "%s/%.*s.%s", dir, len, base, suffix);
 }
 
-static const char *const suffixes[] = {"mask.png", "mask.npy", "overlay.png", "panel.png", "json"};
+/* The outputs of an image, by the kind of the method's map: NAME.mask.*
+ * for the mask methods, NAME.map.* for the others. */
 #define N_OUTPUTS 5
+static const char *const mask_suffixes[N_OUTPUTS] = {"mask.png", "mask.npy", "overlay.png", "panel.png", "json"};
+static const char *const map_suffixes[N_OUTPUTS] = {"map.png", "map.npy", "overlay.png", "panel.png", "json"};
+
+static const char *const *output_suffixes(nm_method method)
+{
+    return nm_method_map_kind(method) == NM_MAP_MASK ? mask_suffixes : map_suffixes;
+}
 
 /* How many of the image's outputs exist; `which` names the first found. */
-static int outputs_existing(const char *dir, const char *image, char *which, size_t cap)
+static int outputs_existing(const char *dir, nm_method method, const char *image, char *which, size_t cap)
 {
+    const char *const *suffixes = output_suffixes(method);
     struct stat st;
     char path[4096];
     int found = 0;
@@ -444,9 +456,9 @@ static char *json_record(const explain_opts *o, const explain_run *r, const nm_e
     return buf;
 }
 
-/* The mask PNG at the image's own resolution (0 where the crop cut). */
-static nm_status write_mask_png(const explain_run *r, int b, const char *dir, const char *image,
-                                const float *mask, nm_error *err)
+/* NAME.mask.png or NAME.map.png at the image's own resolution (0 where the crop cut). */
+static nm_status write_map_png(const explain_run *r, int b, const char *dir, nm_method method, const char *image,
+                               const float *mask, const nm_map_scale *scale, nm_error *err)
 {
     char path[4096];
     int w0 = r->orig_w[b], h0 = r->orig_h[b];
@@ -454,8 +466,8 @@ static nm_status write_mask_png(const explain_run *r, int b, const char *dir, co
     if (!full) return nm_fail(err, NM_ERR_MEMORY, "out of memory");
     nm_preprocess_unmap(&r->pre, mask, r->h, r->w, h0, w0, full);
     nm_image pic = {0};
-    nm_status s = nm_render_mask(full, w0, h0, &pic, err);
-    output_path(dir, image, "mask.png", path, sizeof path);
+    nm_status s = nm_render_map(full, w0, h0, scale, &pic, err);
+    output_path(dir, image, output_suffixes(method)[0], path, sizeof path);
     if (!s) s = nm_image_write_png(path, &pic, err);
     nm_image_free(&pic);
     free(full);
@@ -463,16 +475,16 @@ static nm_status write_mask_png(const explain_run *r, int b, const char *dir, co
 }
 
 static nm_status write_pictures(const char *dir, const char *image, const nm_image *geo, const float *mask,
-                                const char *const *caption, nm_error *err)
+                                const nm_map_scale *scale, const char *const *caption, int n_lines, nm_error *err)
 {
     char path[4096];
     nm_image pic = {0};
     nm_status s = NM_OK;
-    if (!s) s = nm_render_overlay(geo, mask, 0.5f, "turbo", &pic, err);
+    if (!s) s = nm_render_overlay(geo, mask, scale, 0.5f, &pic, err);
     output_path(dir, image, "overlay.png", path, sizeof path);
     if (!s) s = nm_image_write_png(path, &pic, err);
     nm_image_free(&pic);
-    if (!s) s = nm_render_panel(geo, mask, caption, 3, &pic, err);
+    if (!s) s = nm_render_panel(geo, mask, scale, caption, n_lines, &pic, err);
     output_path(dir, image, "panel.png", path, sizeof path);
     if (!s) s = nm_image_write_png(path, &pic, err);
     nm_image_free(&pic);
@@ -493,10 +505,11 @@ static int write_outputs(const explain_opts *o, const explain_run *r, const nm_e
     snprintf(line[2], sizeof line[2], "mask mean %.3f area %.3f", (double)mean, (double)area);
     const char *caption[3] = {line[0], line[1], line[2]};
     int64_t dims[2] = {r->h, r->w};
-    output_path(o->out, image, "mask.npy", path, sizeof path);
+    nm_map_scale scale = nm_map_scale_of(mask, r->h * r->w, NM_MAP_MASK);
+    output_path(o->out, image, mask_suffixes[1], path, sizeof path);
     nm_status s = nm_npy_write_f32(path, mask, 2, dims, &err);
-    if (!s) s = write_mask_png(r, b, o->out, image, mask, &err);
-    if (!s) s = write_pictures(o->out, image, &r->geo[b], mask, caption, &err);
+    if (!s) s = write_map_png(r, b, o->out, NM_METHOD_NEUROMASK, image, mask, &scale, &err);
+    if (!s) s = write_pictures(o->out, image, &r->geo[b], mask, &scale, caption, 3, &err);
     size_t len = 0;
     double end_to_end = r->load_seconds / r->total + (now_seconds() - t_start) / e->batch;
     char *json = s ? NULL : json_record(o, r, e, b, image, end_to_end, &len);
@@ -535,12 +548,10 @@ static nm_status load_image(explain_run *r, const char *path, int b, nm_error *e
 
 /* ------------------------------------------------- the other methods */
 
-/* The map scaled to [0,1] for the pictures: masks as they are, other maps min to max. */
-static float *picture_map(const nm_saliency *s, float *lo, float *hi, double *mean)
+/* The map's range and mean, for the caption and the JSON record. */
+static void map_range(const nm_saliency *s, float *lo, float *hi, double *mean)
 {
     int n = s->h * s->w;
-    float *pic = malloc(sizeof(float) * (size_t)n);
-    if (!pic) return NULL;
     *lo = *hi = s->map[0];
     *mean = 0;
     for (int i = 0; i < n; i++) {
@@ -548,11 +559,6 @@ static float *picture_map(const nm_saliency *s, float *lo, float *hi, double *me
         *hi = s->map[i] > *hi ? s->map[i] : *hi;
         *mean += s->map[i] / n;
     }
-    for (int i = 0; i < n; i++) {
-        float v = s->is_mask ? s->map[i] : (*hi > *lo ? (s->map[i] - *lo) / (*hi - *lo) : 0.f);
-        pic[i] = v < 0 ? 0 : (v > 1 ? 1 : v);
-    }
-    return pic;
 }
 
 static void json_method_options(FILE *f, const explain_opts *o)
@@ -599,14 +605,19 @@ static void json_method_options(FILE *f, const explain_opts *o)
 
 /* The JSON record of one saliency map; "seconds" comes last, alone on its line. */
 static char *json_saliency(const explain_opts *o, const explain_run *r, const nm_saliency *s, const char *image,
-                           float lo, float hi, double mean, double end_to_end, size_t *len)
+                           const nm_map_scale *scale, double end_to_end, size_t *len)
 {
     char *buf = NULL;
     FILE *f = open_memstream(&buf, len);
     if (!f) return NULL;
     json_head(f, o, r, image, nm_method_name(o->method), s->target);
-    fprintf(f, ",\n  \"prob_before\": %.6g,\n  \"is_mask\": %s,\n", (double)s->prob, s->is_mask ? "true" : "false");
+    float lo, hi;
+    double mean;
+    map_range(s, &lo, &hi, &mean);
+    fprintf(f, ",\n  \"prob_before\": %.6g,\n  \"is_mask\": %s,\n  \"map_kind\": \"%s\",\n", (double)s->prob,
+            s->is_mask ? "true" : "false", nm_map_kind_name(scale->kind));
     fprintf(f, "  \"map_min\": %.6g,\n  \"map_max\": %.6g,\n  \"map_mean\": %.6g,\n", (double)lo, (double)hi, mean);
+    fprintf(f, "  \"colour_range\": [%.6g, %.6g],\n", (double)scale->lo, (double)scale->hi);
     if (o->method == NM_METHOD_INTEGRATED_GRADIENTS)
         fprintf(f, "  \"completeness_error\": %.6g,\n", s->completeness_error);
     json_method_options(f, o);
@@ -619,32 +630,34 @@ static char *json_saliency(const explain_opts *o, const explain_run *r, const nm
 static int write_saliency(const explain_opts *o, const explain_run *r, const nm_saliency *s, const char *image,
                           double t_start)
 {
-    char path[4096], line[3][160];
+    char path[4096], line[4][160];
     nm_error err = {0};
     float lo, hi;
     double mean;
-    float *pic = picture_map(s, &lo, &hi, &mean);
-    if (!pic) return cli_error("out of memory");
+    map_range(s, &lo, &hi, &mean);
+    nm_map_scale scale = nm_map_scale_of(s->map, s->h * s->w, nm_method_map_kind(o->method));
     const char *label = cli_label(&r->labels, s->target);
     snprintf(line[0], sizeof line[0], "class %d %s", s->target, label ? label : "");
-    snprintf(line[1], sizeof line[1], "p %.3f  %s", (double)s->prob, nm_method_name(o->method));
-    if (o->method == NM_METHOD_INTEGRATED_GRADIENTS)
-        snprintf(line[2], sizeof line[2], "completeness error %.3g", s->completeness_error);
-    else snprintf(line[2], sizeof line[2], "map %.3g .. %.3g", (double)lo, (double)hi);
-    const char *caption[3] = {line[0], line[1], line[2]};
+    int n = snprintf(line[1], sizeof line[1], "p %.3f  %s", (double)s->prob, nm_method_name(o->method));
+    if (o->method == NM_METHOD_INTEGRATED_GRADIENTS && n > 0 && n < (int)sizeof line[1])
+        snprintf(line[1] + n, sizeof line[1] - (size_t)n, ", completeness error %.3g", s->completeness_error);
+    snprintf(line[2], sizeof line[2], "map %.3g .. %.3g, colours %.3g .. %.3g", (double)lo, (double)hi,
+             (double)scale.lo, (double)scale.hi);
+    snprintf(line[3], sizeof line[3], "red raises the class score, blue lowers it");
+    const char *caption[4] = {line[0], line[1], line[2], line[3]};
+    int n_lines = scale.kind == NM_MAP_SIGNED ? 4 : 3;
     int64_t dims[2] = {r->h, r->w};
-    output_path(o->out, image, "mask.npy", path, sizeof path);
+    output_path(o->out, image, output_suffixes(o->method)[1], path, sizeof path);
     nm_status st = nm_npy_write_f32(path, s->map, 2, dims, &err);
-    if (!st) st = write_mask_png(r, 0, o->out, image, pic, &err);
-    if (!st) st = write_pictures(o->out, image, &r->geo[0], pic, caption, &err);
+    if (!st) st = write_map_png(r, 0, o->out, o->method, image, s->map, &scale, &err);
+    if (!st) st = write_pictures(o->out, image, &r->geo[0], s->map, &scale, caption, n_lines, &err);
     size_t len = 0;
     double end_to_end = r->load_seconds / r->total + (now_seconds() - t_start);
-    char *json = st ? NULL : json_saliency(o, r, s, image, lo, hi, mean, end_to_end, &len);
+    char *json = st ? NULL : json_saliency(o, r, s, image, &scale, end_to_end, &len);
     output_path(o->out, image, "json", path, sizeof path);
     if (!st && !json) st = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
     if (!st) st = nm_write_file_atomic(path, json, len, &err);
     free(json);
-    free(pic);
     if (st) return cli_fail(&err);
     if (!o->quiet)
         fprintf(stderr, "%s: %s, class %d%s%s p %.3f, map %.3g .. %.3g, %.2fs\n", image, nm_method_name(o->method),
@@ -747,7 +760,7 @@ static int skip_existing(const explain_opts *o, char **images, int *n)
     char which[4096];
     int kept = 0, rc = CLI_OK;
     for (int i = 0; i < *n; i++) {
-        if (!o->force && !o->resume && outputs_existing(o->out, images[i], which, sizeof which)) {
+        if (!o->force && !o->resume && outputs_existing(o->out, o->method, images[i], which, sizeof which)) {
             rc = cli_error("%s: exists (use --force to overwrite, --resume to finish an interrupted run)", which);
             free(images[i]);
             continue;
@@ -763,7 +776,7 @@ static int batch_complete(const explain_opts *o, char **images, int n)
 {
     char which[4096];
     for (int i = 0; i < n; i++)
-        if (outputs_existing(o->out, images[i], which, sizeof which) < N_OUTPUTS) return 0;
+        if (outputs_existing(o->out, o->method, images[i], which, sizeof which) < N_OUTPUTS) return 0;
     return 1;
 }
 

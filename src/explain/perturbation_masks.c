@@ -274,7 +274,6 @@ nm_status sal_extremal_perturbation(sal_ctx *s, nm_saliency *out, nm_error *err)
         ep_masks(s, &r, sigma, (int)ceilf(sigma));
         for (int a = 0; a < r.A; a++)
             for (int i = 0; i < s->pixels; i++) out->map[i] += r.m[(size_t)a * s->pixels + i] / (float)r.A;
-        out->is_mask = 1;
     }
     free(order);
     pert_free(&r);

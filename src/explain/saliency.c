@@ -30,6 +30,23 @@ nm_method nm_method_from_name(const char *name)
     return NM_METHOD_COUNT;
 }
 
+nm_map_kind nm_method_map_kind(nm_method m)
+{
+    switch (m) {
+    case NM_METHOD_NEUROMASK:
+    case NM_METHOD_EXTREMAL_PERTURBATION: return NM_MAP_MASK;
+    case NM_METHOD_GRADXINPUT:
+    case NM_METHOD_INTEGRATED_GRADIENTS:
+    case NM_METHOD_OCCLUSION: return NM_MAP_SIGNED;
+    default: return NM_MAP_NONNEGATIVE;
+    }
+}
+
+const char *nm_map_kind_name(nm_map_kind k)
+{
+    return k == NM_MAP_MASK ? "mask" : k == NM_MAP_SIGNED ? "signed" : "nonnegative";
+}
+
 void nm_saliency_defaults(nm_saliency_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -298,7 +315,6 @@ static nm_status run_neuromask(sal_ctx *s, nm_saliency *out, nm_error *err)
     memcpy(out->map, e.mask, sizeof(float) * (size_t)s->pixels);
     out->target = e.target[0];
     out->prob = e.prob_before[0];
-    out->is_mask = 1;
     nm_explanation_free(&e);
     return NM_OK;
 }
@@ -370,6 +386,8 @@ nm_status nm_explain(nm_model *m, const nm_preprocess *pp, const float *x, nm_me
         nm_saliency_free(out);
         return st;
     }
+    out->is_mask = nm_method_map_kind(method) == NM_MAP_MASK;
+    out->is_signed = nm_method_map_kind(method) == NM_MAP_SIGNED;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     out->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     return NM_OK;

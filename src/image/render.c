@@ -1,6 +1,8 @@
 /* Colour maps, overlays and the captioned panel written by `explain`. */
 #include "image/render.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,14 +53,24 @@ static const float inferno_anchors[ANCHORS][3] = {
     {0.9487f, 0.9105f, 0.3953f}, {0.9884f, 0.9984f, 0.6449f},
 };
 
-static void interpolate(const float (*anchors)[3], float x, float rgb[3])
+static void interpolate(const float (*anchors)[3], int n_anchors, float x, float rgb[3])
 {
-    float pos = x * (ANCHORS - 1);
+    float pos = x * (float)(n_anchors - 1);
     int i = (int)pos;
-    if (i >= ANCHORS - 1) i = ANCHORS - 2;
+    if (i >= n_anchors - 1) i = n_anchors - 2;
     float t = pos - (float)i;
     for (int c = 0; c < 3; c++) rgb[c] = (1.0f - t) * anchors[i][c] + t * anchors[i + 1][c];
 }
+
+/* ColorBrewer's RdBu (11 classes), reversed so that negative is blue, with
+ * its centre made pure white: a value of 0 draws as no colour at all. */
+#define DIVERGING_ANCHORS 11
+static const float diverging_anchors[DIVERGING_ANCHORS][3] = {
+    {0.0196f, 0.1882f, 0.3804f}, {0.1294f, 0.4000f, 0.6745f}, {0.2627f, 0.5765f, 0.7647f},
+    {0.5725f, 0.7725f, 0.8706f}, {0.8196f, 0.8980f, 0.9412f}, {1.0000f, 1.0000f, 1.0000f},
+    {0.9922f, 0.8588f, 0.7804f}, {0.9569f, 0.6471f, 0.5098f}, {0.8392f, 0.3765f, 0.3020f},
+    {0.6980f, 0.0941f, 0.1686f}, {0.4039f, 0.0000f, 0.1216f},
+};
 
 static int is_grey(const char *name)
 {
@@ -68,16 +80,72 @@ static int is_grey(const char *name)
 int nm_colormap_known(const char *name)
 {
     return !name || strcmp(name, "turbo") == 0 || strcmp(name, "viridis") == 0 ||
-           strcmp(name, "inferno") == 0 || is_grey(name);
+           strcmp(name, "inferno") == 0 || strcmp(name, "diverging") == 0 || is_grey(name);
 }
 
 void nm_colormap(const char *name, float v, float rgb[3])
 {
     float x = clamp01(v);
-    if (name && strcmp(name, "viridis") == 0) interpolate(viridis_anchors, x, rgb);
-    else if (name && strcmp(name, "inferno") == 0) interpolate(inferno_anchors, x, rgb);
+    if (name && strcmp(name, "viridis") == 0) interpolate(viridis_anchors, ANCHORS, x, rgb);
+    else if (name && strcmp(name, "inferno") == 0) interpolate(inferno_anchors, ANCHORS, x, rgb);
+    else if (name && strcmp(name, "diverging") == 0) interpolate(diverging_anchors, DIVERGING_ANCHORS, x, rgb);
     else if (name && is_grey(name)) rgb[0] = rgb[1] = rgb[2] = x;
     else turbo(x, rgb);
+}
+
+/* ------------------------------------------------------------- map scales */
+
+static int compare_floats(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The NM_MAP_CLIP_PERCENTILE-th percentile of |v| over the finite values,
+ * or their maximum when that is 0 or memory is short. */
+static float abs_percentile(const float *map, int n)
+{
+    float *a = malloc(sizeof(float) * (size_t)n), amax = 0.0f;
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(map[i])) {
+            float v = fabsf(map[i]);
+            amax = v > amax ? v : amax;
+            if (a) a[m++] = v;
+        }
+    float p = amax;
+    if (a && m > 0) {
+        qsort(a, (size_t)m, sizeof *a, compare_floats);
+        size_t rank = (size_t)ceil((double)m * NM_MAP_CLIP_PERCENTILE / 100.0);   /* nearest rank */
+        float q = a[rank > 0 ? rank - 1 : 0];
+        if (q > 0.0f) p = q;
+    }
+    free(a);
+    return p;
+}
+
+nm_map_scale nm_map_scale_of(const float *map, int n, nm_map_kind kind)
+{
+    nm_map_scale s = {.kind = kind, .lo = 0.0f, .hi = 1.0f, .cmap = "inferno"};
+    if (kind == NM_MAP_MASK || !map || n <= 0) return s;
+    float lo = INFINITY;
+    for (int i = 0; i < n; i++)
+        if (isfinite(map[i]) && map[i] < lo) lo = map[i];
+    float a = abs_percentile(map, n);
+    if (kind == NM_MAP_SIGNED) {
+        s.cmap = "diverging";
+        if (!(a > 0.0f)) a = 1.0f;   /* all 0: white, as no evidence */
+        s.lo = -a, s.hi = a;
+    } else if (isfinite(lo)) {
+        s.lo = lo < 0.0f ? lo : 0.0f, s.hi = a;
+    }
+    if (!(s.hi > s.lo)) s.hi = s.lo + 1.0f;   /* a constant map: one colour, no division by 0 */
+    return s;
+}
+
+float nm_map_scale_unit(const nm_map_scale *s, float v)
+{
+    return clamp01((v - s->lo) / (s->hi - s->lo));
 }
 
 /* ----------------------------------------------------------------- images */
@@ -112,29 +180,37 @@ static void pixel_rgb(const nm_image *img, size_t i, float rgb[3])
     for (int c = 0; c < 3; c++) rgb[c] = clamp01(p[img->c == 3 ? c : 0]);
 }
 
-nm_status nm_render_mask(const float *mask, int w, int h, nm_image *out, nm_error *err)
+nm_status nm_render_map(const float *map, int w, int h, const nm_map_scale *s, nm_image *out,
+                        nm_error *err)
 {
-    if (!mask) return nm_fail(err, NM_ERR_ARG, "nm_render_mask: no mask");
-    nm_status st = image_new(w, h, 1, out, err);
+    if (!map || !s) return nm_fail(err, NM_ERR_ARG, "nm_render_map: no map or no scale");
+    int colour = s->kind == NM_MAP_SIGNED;
+    nm_status st = image_new(w, h, colour ? 3 : 1, out, err);
     if (st != NM_OK) return st;
-    for (size_t i = 0; i < (size_t)w * h; i++) out->data[i] = clamp01(mask[i]);
+    for (size_t i = 0; i < (size_t)w * h; i++) {
+        float u = nm_map_scale_unit(s, map[i]);
+        if (colour) nm_colormap(s->cmap, u, out->data + 3 * i);
+        else out->data[i] = u;
+    }
     return NM_OK;
 }
 
-nm_status nm_render_overlay(const nm_image *img, const float *mask, float alpha, const char *cmap,
+nm_status nm_render_overlay(const nm_image *img, const float *map, const nm_map_scale *s, float alpha,
                             nm_image *out, nm_error *err)
 {
-    nm_status st = check_inputs("nm_render_overlay", img, mask, err);
+    nm_status st = check_inputs("nm_render_overlay", img, map, err);
     if (st != NM_OK) return st;
+    if (!s) return nm_fail(err, NM_ERR_ARG, "nm_render_overlay: no scale");
     if (!(alpha >= 0.0f && alpha <= 1.0f))
         return nm_fail(err, NM_ERR_ARG, "nm_render_overlay: alpha %g is not in [0,1]", alpha);
     st = image_new(img->w, img->h, 3, out, err);
     if (st != NM_OK) return st;
     for (size_t i = 0; i < (size_t)img->w * img->h; i++) {
-        float base[3], heat[3];
+        float base[3], heat[3], u = nm_map_scale_unit(s, map[i]);
+        float a = s->kind == NM_MAP_SIGNED ? alpha * fabsf(2.0f * u - 1.0f) : alpha;
         pixel_rgb(img, i, base);
-        nm_colormap(cmap, mask[i], heat);
-        for (int c = 0; c < 3; c++) out->data[3 * i + c] = (1.0f - alpha) * base[c] + alpha * heat[c];
+        nm_colormap(s->cmap, u, heat);
+        for (int c = 0; c < 3; c++) out->data[3 * i + c] = (1.0f - a) * base[c] + a * heat[c];
     }
     return NM_OK;
 }
@@ -162,34 +238,69 @@ static void blit_scaled(nm_image *dst, int x0, int y0, const nm_image *src, int 
     }
 }
 
-/* The four tiles at native size: image, mask, overlay, masked image. */
-static nm_status make_tiles(const nm_image *img, const float *mask, nm_image tiles[PANEL_TILES],
-                            nm_error *err)
+/* The tiles at native size: image, map, overlay, and for masks the masked
+ * image; *n_tiles says how many. */
+static nm_status make_tiles(const nm_image *img, const float *map, const nm_map_scale *s,
+                            nm_image tiles[PANEL_TILES], int *n_tiles, nm_error *err)
 {
+    int n = *n_tiles = s->kind == NM_MAP_MASK ? 4 : 3;
     memset(tiles, 0, PANEL_TILES * sizeof *tiles);
     nm_status st = image_new(img->w, img->h, img->c, &tiles[0], err);
     if (st == NM_OK) {
         memcpy(tiles[0].data, img->data, (size_t)img->w * img->h * img->c * sizeof(float));
-        st = nm_render_mask(mask, img->w, img->h, &tiles[1], err);
+        st = image_new(img->w, img->h, 3, &tiles[1], err);
     }
-    if (st == NM_OK) st = nm_render_overlay(img, mask, 0.5f, "turbo", &tiles[2], err);
-    if (st == NM_OK) st = image_new(img->w, img->h, img->c, &tiles[3], err);
+    if (st == NM_OK) {
+        for (size_t i = 0; i < (size_t)img->w * img->h; i++)
+            nm_colormap(s->cmap, nm_map_scale_unit(s, map[i]), tiles[1].data + 3 * i);
+        st = nm_render_overlay(img, map, s, 0.5f, &tiles[2], err);
+    }
+    if (st == NM_OK && n == 4) st = image_new(img->w, img->h, img->c, &tiles[3], err);
     if (st != NM_OK) {
         for (int t = 0; t < PANEL_TILES; t++) nm_image_free(&tiles[t]);
         return st;
     }
-    for (size_t i = 0; i < (size_t)img->w * img->h; i++)
+    for (size_t i = 0; n == 4 && i < (size_t)img->w * img->h; i++)
         for (int c = 0; c < img->c; c++)
-            tiles[3].data[i * img->c + c] = clamp01(img->data[i * img->c + c]) * clamp01(mask[i]);
+            tiles[3].data[i * img->c + c] = clamp01(img->data[i * img->c + c]) * clamp01(map[i]);
     return NM_OK;
 }
 
-nm_status nm_render_panel(const nm_image *img, const float *mask, const char *const *lines,
-                          int n_lines, nm_image *out, nm_error *err)
+/* The colour bar's labels, top to bottom: hi, the middle (0 for a signed map), lo. */
+static void bar_labels(const nm_map_scale *s, char labels[3][32])
 {
-    static const char *const titles[PANEL_TILES] = { "image", "mask", "overlay", "masked" };
-    nm_status st = check_inputs("nm_render_panel", img, mask, err);
+    snprintf(labels[0], 32, "%s%.3g", s->kind == NM_MAP_SIGNED ? "+" : "", (double)s->hi);
+    snprintf(labels[1], 32, "%.3g", s->kind == NM_MAP_SIGNED ? 0.0 : 0.5 * ((double)s->lo + (double)s->hi));
+    snprintf(labels[2], 32, "%.3g", (double)s->lo);
+}
+
+/* The colour bar at (x, y), `h` tall, top = hi, with its labels to its right. */
+static void draw_bar(nm_image *out, int x, int y, int h, const nm_map_scale *s, int text_scale)
+{
+    char labels[3][32];
+    bar_labels(s, labels);
+    for (int row = 0; row < h; row++) {
+        float rgb[3];
+        nm_colormap(s->cmap, 1.0f - (float)row / (float)(h > 1 ? h - 1 : 1), rgb);
+        for (int col = 0; col < NM_PANEL_BAR_W; col++) {
+            float *p = out->data + ((size_t)(y + row) * out->w + x + col) * 3;
+            int edge = col == 0 || col == NM_PANEL_BAR_W - 1 || row == 0 || row == h - 1;
+            for (int c = 0; c < 3; c++) p[c] = edge ? black[c] : rgb[c];
+        }
+    }
+    int th = NM_FONT_HEIGHT * text_scale, lx = x + NM_PANEL_BAR_W + PANEL_TITLE_GAP;
+    int ys[3] = {y, y + (h - th) / 2, y + h - th};
+    for (int i = 0; i < 3; i++) nm_font_draw(out, lx, ys[i], labels[i], text_scale, black);
+}
+
+nm_status nm_render_panel(const nm_image *img, const float *map, const nm_map_scale *s,
+                          const char *const *lines, int n_lines, nm_image *out, nm_error *err)
+{
+    const char *titles[PANEL_TILES] = { "image", "map", "overlay", "masked" };
+    nm_status st = check_inputs("nm_render_panel", img, map, err);
     if (st != NM_OK) return st;
+    if (!s) return nm_fail(err, NM_ERR_ARG, "nm_render_panel: no scale");
+    if (s->kind == NM_MAP_MASK) titles[1] = "mask";
     if (n_lines < 0 || (n_lines > 0 && !lines))
         return nm_fail(err, NM_ERR_ARG, "nm_render_panel: bad caption lines");
     if (n_lines > PANEL_MAX_LINES)
@@ -200,9 +311,19 @@ nm_status nm_render_panel(const nm_image *img, const float *mask, const char *co
     if (img->w > PANEL_MAX_TILE / scale || img->h > PANEL_MAX_TILE / scale)
         return nm_fail(err, NM_ERR_LIMIT, "nm_render_panel: image of %dx%d pixels is too large "
                        "for a panel", img->w, img->h);
+    nm_image tiles[PANEL_TILES];
+    int n_tiles = 0;
+    st = make_tiles(img, map, s, tiles, &n_tiles, err);
+    if (st != NM_OK) return st;
     int tile_w = img->w * scale, tile_h = img->h * scale;
     int title_scale = tile_w >= nm_font_width("overlay", PANEL_TEXT_SCALE) ? PANEL_TEXT_SCALE : 1;
-    int tiles_w = PANEL_TILES * tile_w + (PANEL_TILES - 1) * NM_PANEL_GAP;
+    char labels[3][32];
+    bar_labels(s, labels);
+    int label_w = 0;
+    for (int i = 0; i < 3; i++)
+        if (nm_font_width(labels[i], PANEL_TEXT_SCALE) > label_w) label_w = nm_font_width(labels[i], PANEL_TEXT_SCALE);
+    int bar_block_w = NM_PANEL_BAR_W + PANEL_TITLE_GAP + label_w;
+    int tiles_w = n_tiles * tile_w + n_tiles * NM_PANEL_GAP + bar_block_w;
     int text_w = 0;
     for (int i = 0; i < n_lines; i++) {
         int lw = nm_font_width(lines[i] ? lines[i] : "", PANEL_TEXT_SCALE);
@@ -215,19 +336,18 @@ nm_status nm_render_panel(const nm_image *img, const float *mask, const char *co
     int caption_y = tiles_y + tile_h + PANEL_CAPTION_GAP;
     int panel_h = (n_lines > 0 ? caption_y + n_lines * line_h : tiles_y + tile_h) + PANEL_MARGIN;
 
-    nm_image tiles[PANEL_TILES];
-    st = make_tiles(img, mask, tiles, err);
-    if (st != NM_OK) return st;
     st = image_new(content_w + 2 * PANEL_MARGIN, panel_h, 3, out, err);
     if (st == NM_OK) {
         for (size_t i = 0; i < (size_t)out->w * out->h * 3; i++) out->data[i] = 1.0f;
         int x0 = PANEL_MARGIN + (content_w - tiles_w) / 2;
-        for (int t = 0; t < PANEL_TILES; t++) {
+        for (int t = 0; t < n_tiles; t++) {
             int x = x0 + t * (tile_w + NM_PANEL_GAP);
             int tw = nm_font_width(titles[t], title_scale);
             nm_font_draw(out, x + (tile_w - tw) / 2, PANEL_MARGIN, titles[t], title_scale, black);
             blit_scaled(out, x, tiles_y, &tiles[t], scale);
         }
+        int text_scale = tile_h >= 3 * NM_FONT_HEIGHT * PANEL_TEXT_SCALE ? PANEL_TEXT_SCALE : 1;
+        draw_bar(out, x0 + n_tiles * (tile_w + NM_PANEL_GAP), tiles_y, tile_h, s, text_scale);
         for (int i = 0; i < n_lines; i++)
             if (lines[i])
                 nm_font_draw(out, PANEL_MARGIN, caption_y + i * line_h, lines[i], PANEL_TEXT_SCALE, black);
