@@ -59,6 +59,12 @@ typedef struct nm_load_options {
     int64_t max_elements;   /* largest tensor allowed (elements); 0 = default */
     int64_t max_bytes;      /* all planned memory together; 0 = default */
     nm_precision precision;
+    int threads;            /* OpenMP threads of the engine. 0 (the default): follow the load:
+                               the cores this process may use that other processes leave
+                               free, at least 1 and at most omp_get_max_threads(), re-read
+                               every 50 ms at nm_model_forward; OMP_NUM_THREADS set: exactly
+                               that. N > 0: exactly N. On a shared machine two threads on one
+                               core run far slower than one (waiting at barriers) */
 } nm_load_options;
 
 /* Load a model from a file or from memory. `name` names the source in errors. */
@@ -80,7 +86,9 @@ const char *nm_model_output_name(const nm_model *m);
 const char *nm_model_metadata(const nm_model *m, const char *key);
 
 /* Run the model on `input` (input shape, NCHW float32); copy the output to
- * `output` (output shape) when it is not NULL. */
+ * `output` (output shape) when it is not NULL. An input holding NaN or Inf
+ * is refused (NM_ERR_NUMERIC, naming the first such element): activations
+ * such as ReLU would otherwise turn it into finite logits. */
 nm_status nm_model_forward(nm_model *m, const float *input, float *output, nm_error *err);
 
 /* Back-propagate `doutput` (output shape) through the last forward pass.

@@ -7,3 +7,6 @@ nm_add_c_test(test_precision test_precision.c)
 # The weights held once (released plain copies, no template copy): named
 # reads and re-planning give back what the first plan had (with ../shared).
 nm_add_c_test(test_weights_once test_weights_once.c)
+# NaN/Inf inputs refused; the thread policy: same bytes at any thread count,
+# one thread while other processes keep every CPU busy.
+nm_add_c_test(test_model_threads test_model_threads.c ${CMAKE_SOURCE_DIR}/models/fashion_cnn.onnx)

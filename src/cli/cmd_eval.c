@@ -4,7 +4,6 @@
  * results.csv, summary.md and index.html (with overlays under img/). */
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -54,7 +53,7 @@ static const char eval_help[] =
     "  --seed N             seed of the sampling methods and the randomisation (0)\n"
     "  --batch N            images per engine call (16)\n"
     "  --class-names FILE   class names, one per line (default: model metadata, --labels)\n"
-    "  --threads N          threads (default: all cores)\n"
+    "  --threads N          threads (default: the free cores, following the load)\n"
     CLI_MAX_MEMORY_HELP
     "  --force              overwrite existing results\n"
     "  --resume             continue an interrupted run in DIR: keep the rows of\n"
@@ -650,7 +649,7 @@ static int setup(eval_opts *o, eval_run *r)
     if (rc) return rc;
     if (!r->n_images) return cli_error("no images found");
     apply_limit(o, r);
-    nm_load_options lo = {.max_bytes = o->max_bytes};
+    nm_load_options lo = {.max_bytes = o->max_bytes, .threads = o->threads};
     if (nm_model_load_file(o->model, &lo, &r->model, &err)) return cli_fail(&err);
     rc = cli_check_image_model(r->model, o->model, &r->c, &r->h, &r->w);
     if (!rc) rc = cli_resolve_preprocess("eval", &o->pre, r->model, o->model, &r->pre);
@@ -726,7 +725,6 @@ int cmd_eval(int argc, char **argv)
     eval_opts o = {.cls = -1};
     eval_run r = {0};
     int rc = parse_args(argc, argv, &o);
-    if (rc == CLI_OK && o.threads) omp_set_num_threads(o.threads);
     if (rc == CLI_OK) rc = setup(&o, &r);
     o.so.cancel = &cli_interrupted;
     cli_catch_interrupts();

@@ -2,7 +2,6 @@
  * .npy), an overlay, a panel and a JSON record for each. */
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -72,7 +71,7 @@ static const char explain_help[] =
     "  --batch N          images optimised together (default 1); other methods: images\n"
     "                     per engine call (16)\n"
     "  --labels FILE      class names, one per line (default: the model's metadata)\n"
-    "  --threads N        threads (default: all cores)\n"
+    "  --threads N        threads (default: the free cores, following the load)\n"
     CLI_MAX_MEMORY_HELP
     "  --precision P      fp32 (default) | bf16: convolutions multiply in bfloat16 where the\n"
     "                     CPU has AVX512_BF16 (faster; masks differ slightly)\n"
@@ -720,7 +719,7 @@ static int explain_batch(explain_opts *o, explain_run *r, char **paths, int n, i
 static int setup(explain_opts *o, explain_run *r, int n_images)
 {
     nm_error err = {0};
-    nm_load_options lo = {.max_bytes = o->max_bytes};
+    nm_load_options lo = {.max_bytes = o->max_bytes, .threads = o->threads};
     if (o->precision && strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0)
         return cli_usage_error("explain", "unknown precision '%s' (fp32, bf16)", o->precision);
     if (o->precision && strcmp(o->precision, "bf16") == 0) lo.precision = NM_PRECISION_BF16;
@@ -800,7 +799,6 @@ int cmd_explain(int argc, char **argv)
     int n_images = 0, failed = 0;
     int rc = parse_args(argc, argv, &o);
     if (rc == CLI_OK) rc = cli_collect_images(o.inputs, o.n_inputs, &images, &n_images);
-    if (rc == CLI_OK && o.threads) omp_set_num_threads(o.threads);
     if (rc == CLI_OK) failed = skip_existing(&o, images, &n_images);
     if (rc == CLI_OK && n_images) rc = setup(&o, &r, n_images);
     if (rc == CLI_OK && n_images) cli_catch_interrupts();

@@ -8,8 +8,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <omp.h>
+
+#include "core/cpu_load.h"
 #include "graph/model.h"
 #include "onnx/onnx_import.h"
+#include "ops/dnnl_util.h"
 
 static nm_status check_classifier_io(nm_graph *g, nm_error *err)
 {
@@ -143,7 +147,11 @@ static nm_status build_graph(nm_model *m, int batch, nm_error *err)
     g->release_consts = 1;   /* read back with nm_graph_const_read (give_constants) */
     nm_status s = give_constants(m, g, err);
     if (!s) s = set_batch_dim(g, batch, err);
+    /* oneDNN sizes each primitive's work split for the thread count at its
+     * creation and runs it so: the graph is built for m->threads. */
+    int saved = nm_dnnl_threads_begin(m->threads);
     if (!s) s = nm_graph_prepare(g, 1u, err);
+    nm_dnnl_threads_end(saved);
     if (!s) s = check_nonempty_activations(g, err);
     if (!s && g->t[g->outputs[0]].dtype != NM_FLOAT)
         s = nm_fail(err, NM_ERR_UNSUPPORTED, "%s: output '%s' is not float", g->source, g->t[g->outputs[0]].name);
@@ -180,6 +188,59 @@ static nm_status load_imported(nm_model *m, nm_status s, nm_graph *t, nm_model *
     return NM_OK;
 }
 
+/* ------------------------------------------------------------ threads */
+
+#define LOAD_PERIOD 0.05    /* seconds between reads of the load */
+#define VOTES_FEWER 2       /* reads in a row that must ask for fewer threads ... */
+#define VOTES_MORE 20       /* ... or for more (a second of free cores: a moment's
+                               pause in the other work must not flip the plan, since
+                               each change rebuilds the graph, ~0.1 s on mobilenet_v2) */
+
+/* The thread count the load asks for now: the usable CPUs that other
+ * processes' runnable threads leave free, within [1, threads_max]. */
+static int threads_wanted(const nm_model *m)
+{
+    int busy = nm_cpu_runnable_elsewhere();
+    if (busy < 0) return m->threads;
+    int n = m->cpus - busy;
+    return n < 1 ? 1 : n > m->threads_max ? m->threads_max : n;
+}
+
+static void threads_init(nm_model *m)
+{
+    const char *env = getenv("OMP_NUM_THREADS");
+    m->cpus = nm_cpu_usable();
+    m->threads_max = omp_get_max_threads();
+    if (m->opt.threads > 0) m->threads = m->threads_max = m->opt.threads;
+    else if (env && *env) m->threads = m->threads_max;
+    else {
+        m->threads_follow = 1;
+        m->threads = threads_wanted(m);
+        m->load_read_at = nm_cpu_now();
+    }
+}
+
+/* Before a forward pass: re-plan for another thread count when the load has
+ * asked for it long enough. A failed rebuild keeps the current graph. */
+static void follow_load(nm_model *m)
+{
+    double now = nm_cpu_now();
+    if (!m->threads_follow || now < m->load_read_at + LOAD_PERIOD) return;
+    m->load_read_at = now;
+    int want = threads_wanted(m);
+    if (want == m->threads || want != m->threads_voted) {
+        m->threads_voted = want;
+        m->load_votes = want == m->threads ? 0 : 1;
+        return;
+    }
+    if (++m->load_votes < (want < m->threads ? VOTES_FEWER : VOTES_MORE)) return;
+    int was = m->threads;
+    m->threads = want;
+    m->load_votes = 0;
+    nm_error ignored;
+    if (build_graph(m, (int)m->g->t[m->g->inputs[0]].shape.dims[0], &ignored)) m->threads = was;
+}
+
 static nm_model *model_new(const char *name, const nm_load_options *opt)
 {
     nm_model *m = calloc(1, sizeof *m);
@@ -189,6 +250,7 @@ static nm_model *model_new(const char *name, const nm_load_options *opt)
         return NULL;
     }
     if (m && opt) m->opt = *opt;
+    if (m) threads_init(m);
     return m;
 }
 
@@ -290,10 +352,16 @@ const char *nm_model_metadata(const nm_model *m, const char *key)
 
 nm_status nm_model_forward(nm_model *m, const float *input, float *output, nm_error *err)
 {
+    char what[300];
+    snprintf(what, sizeof what, "%s: input '%s'", m->source, nm_model_input_name(m));
+    if (nm_check_finite(input, (size_t)m->g->t[m->g->inputs[0]].numel, what, err)) return NM_ERR_NUMERIC;
+    follow_load(m);
     nm_graph *g = m->g;
     nm_tensor *in = &g->t[g->inputs[0]], *out = &g->t[g->outputs[0]];
     memcpy(in->data, input, (size_t)in->numel * sizeof(float));
+    int saved = nm_dnnl_threads_begin(m->threads);
     nm_status s = nm_graph_forward(g, err);
+    nm_dnnl_threads_end(saved);
     if (!s && output) memcpy(output, out->data, (size_t)out->numel * sizeof(float));
     return s;
 }
@@ -304,7 +372,9 @@ nm_status nm_model_backward(nm_model *m, const float *doutput, float *dinput, nm
     nm_tensor *in = &g->t[g->inputs[0]], *out = &g->t[g->outputs[0]];
     if (!out->grad) return nm_fail(err, NM_ERR_UNSUPPORTED, "%s: the output does not depend on the input", m->source);
     memcpy(out->grad, doutput, (size_t)out->numel * sizeof(float));
+    int saved = nm_dnnl_threads_begin(m->threads);
     nm_status s = nm_graph_backward(g, err);
+    nm_dnnl_threads_end(saved);
     if (!s && dinput) memcpy(dinput, in->grad, (size_t)in->numel * sizeof(float));
     return s;
 }

@@ -16,6 +16,13 @@ struct nm_model {
     nm_load_options opt;
     int random_layers;      /* sanity check: the top layers re-initialised ... */
     uint64_t random_seed;   /* ... with this seed, re-applied after every rebuild */
+    int threads;            /* OpenMP threads the graph was built for and runs on */
+    int threads_max;        /* ... at most */
+    int threads_follow;     /* 1: the count follows the load (nm_load_options.threads) */
+    int cpus;               /* usable CPUs (affinity mask) */
+    double load_read_at;    /* when the load was last read (nm_cpu_now) */
+    int load_votes;         /* consecutive reads that asked for threads_voted ... */
+    int threads_voted;      /* ... instead of threads */
 };
 
 /* A fresh graph from the template at the current batch size (with the
