@@ -395,29 +395,35 @@ nm_status nm_explain(nm_model *m, const nm_preprocess *pp, const float *x, nm_me
 /* ------------------------------------------------------------ evaluation */
 
 typedef enum nm_auc_fill {
-    NM_AUC_FILL_BLACK = 0,          /* deleted pixels become 0 in pixel space */
-    NM_AUC_FILL_NORMALIZED_ZERO     /* ... the value that normalises to 0 (the mean colour):
+    NM_AUC_FILL_BLACK = 0,          /* 0 in pixel space */
+    NM_AUC_FILL_NORMALIZED_ZERO,    /* the value that normalises to 0 (the dataset's mean colour):
                                        what RISE's code does on a normalised tensor */
+    NM_AUC_FILL_BLUR,               /* RISE's blurred copy of the image (blur_kernel, blur_sigma) */
+    NM_AUC_FILL_GREY,               /* 0.5 in pixel space, every channel */
+    NM_AUC_FILL_IMAGE_MEAN          /* the image's own mean colour, per channel */
 } nm_auc_fill;
 
 typedef struct nm_auc_options {
     int steps;              /* perturbation steps, each changing ceil(H*W / steps) pixels
                                (all channels); the curves have steps + 1 points (default 64) */
-    int blur_kernel;        /* insertion's start image: RISE's Gaussian blur, kernel ... */
+    int blur_kernel;        /* NM_AUC_FILL_BLUR: RISE's Gaussian blur, kernel ... */
     float blur_sigma;       /* ... and sigma (11 and 5 as in RISE) */
     int batch;              /* images per engine call (default 16) */
-    nm_auc_fill deletion_fill;  /* default NM_AUC_FILL_BLACK */
+    nm_auc_fill deletion_fill;  /* what deleted pixels become (default NM_AUC_FILL_BLACK) */
+    nm_auc_fill insertion_fill; /* the image insertion starts from (default NM_AUC_FILL_BLUR);
+                                   the defaults are RISE's protocol */
 } nm_auc_options;
 void nm_auc_defaults(nm_auc_options *o);
 
 /* Deletion and insertion AUC (Petsiuk et al. 2018) of `map` for class
  * `target`: pixels ranked by the map (descending, ties by index); deletion
- * sets them to black in pixel space, insertion reveals them on a blurred
- * copy (RISE's kernel; the border padded with the pixel value that
- * normalises to 0, as RISE's zero-padded blur of the normalised tensor);
- * normalised trapezoid AUC of the target's softmax probability, RISE's
- * auc(). `x` is [C,H,W] in pixel space, `map` H x W. Curves (steps + 1
- * values) optional. The model is re-planned for o->batch. */
+ * replaces them with o->deletion_fill, insertion reveals them on an image
+ * that is o->insertion_fill everywhere (the blur's border is padded with
+ * the pixel value that normalises to 0, as RISE's zero-padded blur of the
+ * normalised tensor); normalised trapezoid AUC of the target's softmax
+ * probability, RISE's auc(). `x` is [C,H,W] in pixel space, `map` H x W.
+ * Curves (steps + 1 values) optional. A half whose AUC and curve pointers
+ * are both NULL is not computed. The model is re-planned for o->batch. */
 nm_status nm_deletion_insertion(nm_model *m, const nm_preprocess *pp, const float *x, const float *map,
                                 int target, const nm_auc_options *o, double *deletion, double *insertion,
                                 float *deletion_curve, float *insertion_curve, nm_error *err);

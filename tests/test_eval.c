@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/protocols.h"
 #include "graph/model.h"
 #include "testutil.h"
 
@@ -33,14 +34,73 @@ static double max_diff(const float *a, const float *b, int n)
     return worst;
 }
 
+static int fill_of(const char *name)
+{
+    static const char *const names[] = {"black", "zero", "blur", "grey", "mean"};   /* nm_auc_fill order */
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(name, names[i])) return i;
+    return -1;
+}
+
+/* The reference's AUCs of the cases read so far, by name. */
+typedef struct ref_case {
+    char name[64];
+    int target;
+    double del, ins;
+} ref_case;
+static ref_case ref_cases[64];
+static int n_ref_cases;
+
+static const ref_case *find_case(const char *name)
+{
+    for (int i = 0; i < n_ref_cases; i++)
+        if (!strcmp(ref_cases[i].name, name)) return &ref_cases[i];
+    return NULL;
+}
+
+/* nm_eval_protocols on every protocol for the map "random" against the
+ * reference's cases random (rise: black/blur) and random_F (F/F), in one
+ * call that computes each distinct half once; then one protocol alone
+ * leaves the others NaN. */
+static void check_protocols(nm_model *m, const nm_preprocess *pp, const float *x, const char *dir)
+{
+    nm_shape in = nm_model_input_shape(m);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/map_random.bin", dir);
+    float *map = nm_test_read_floats(NULL, path, (size_t)(in.dims[2] * in.dims[3]));
+    const ref_case *rise = find_case("random");
+    nm_check(rise != NULL, "ref.txt has the case 'random'");
+    double pd[NM_PROTOCOL_COUNT], pi[NM_PROTOCOL_COUNT];
+    nm_error err = {0};
+    nm_auc_options o;
+    nm_auc_defaults(&o);
+    int target = rise ? rise->target : 0;
+    nm_status s = nm_eval_protocols(m, pp, x, map, target, &o, (1u << NM_PROTOCOL_COUNT) - 1, pd, pi, NULL, NULL, &err);
+    nm_check(s == NM_OK, "nm_eval_protocols (all): %s", err.msg);
+    for (int p = 0; !s && p < NM_PROTOCOL_COUNT; p++) {
+        char name[64];
+        snprintf(name, sizeof name, p == NM_PROTOCOL_RISE ? "random" : "random_%s", nm_protocol_name((nm_protocol)p));
+        const ref_case *c = find_case(name);
+        nm_check(c && fabs(pd[p] - c->del) <= AUC_TOL && fabs(pi[p] - c->ins) <= AUC_TOL,
+                 "protocol %s: deletion %.6f insertion %.6f == reference case %s (%.6f %.6f)",
+                 nm_protocol_name((nm_protocol)p), pd[p], pi[p], name, c ? c->del : NAN, c ? c->ins : NAN);
+    }
+    s = nm_eval_protocols(m, pp, x, map, target, &o, 1u << NM_PROTOCOL_GREY, pd, pi, NULL, NULL, &err);
+    int others_nan = 1;
+    for (int q = 0; q < NM_PROTOCOL_COUNT; q++)
+        if (q != NM_PROTOCOL_GREY) others_nan &= isnan(pd[q]) && isnan(pi[q]);
+    nm_check(s == NM_OK && others_nan && isfinite(pd[NM_PROTOCOL_GREY]), "grey alone: the others are NaN");
+    free(map);
+}
+
 /* One line of ref.txt against nm_deletion_insertion, at two engine batch sizes. */
 static void check_case(nm_model *m, const nm_preprocess *pp, const float *x, const char *dir, const char *line)
 {
-    char name[64], map_path[1024], fill[16], path[1200];
+    char name[64], map_path[1024], del_fill[16], ins_fill[16], path[1200];
     int steps, target;
     double ref_del, ref_ins;
-    if (sscanf(line, "case %63s %1023s %15s %d %d %lf %lf", name, map_path, fill, &steps, &target, &ref_del,
-               &ref_ins) != 7) {
+    if (sscanf(line, "case %63s %1023s %15[^/]/%15s %d %d %lf %lf", name, map_path, del_fill, ins_fill, &steps,
+               &target, &ref_del, &ref_ins) != 8 || fill_of(del_fill) < 0 || fill_of(ins_fill) < 0) {
         nm_check(0, "ref.txt line '%s' parses", line);
         return;
     }
@@ -56,22 +116,30 @@ static void check_case(nm_model *m, const nm_preprocess *pp, const float *x, con
     nm_auc_options o;
     nm_auc_defaults(&o);
     o.steps = steps;
-    o.deletion_fill = strcmp(fill, "zero") == 0 ? NM_AUC_FILL_NORMALIZED_ZERO : NM_AUC_FILL_BLACK;
+    o.deletion_fill = (nm_auc_fill)fill_of(del_fill);
+    o.insertion_fill = (nm_auc_fill)fill_of(ins_fill);
     double del = NAN, ins = NAN, del7 = NAN, ins7 = NAN;
     nm_error err = {0};
     nm_status s = nm_deletion_insertion(m, pp, x, map, target, &o, &del, &ins, dc, ic, &err);
     nm_check(s == NM_OK, "%s: nm_deletion_insertion: %s", name, err.msg);
-    o.batch = 7;   /* 2 (steps + 1) is not a multiple: the last batch is padded */
-    s = nm_deletion_insertion(m, pp, x, map, target, &o, &del7, &ins7, NULL, NULL, &err);
+    int rise = o.deletion_fill != NM_AUC_FILL_BLUR && o.insertion_fill == NM_AUC_FILL_BLUR;
+    o.batch = 7;   /* 2 (steps + 1) is not a multiple: the last batch is padded (RISE's cases only: time) */
+    s = rise ? nm_deletion_insertion(m, pp, x, map, target, &o, &del7, &ins7, NULL, NULL, &err) : NM_OK;
     nm_check(s == NM_OK, "%s: nm_deletion_insertion (batch 7): %s", name, err.msg);
-    printf("%-12s steps %3d fill %-5s: deletion %.6f (ref %.6f) insertion %.6f (ref %.6f); curves max diff %.2e %.2e\n",
-           name, steps, fill, del, ref_del, ins, ref_ins, max_diff(dc, ref_dc, steps + 1),
+    if (!rise) del7 = del, ins7 = ins;
+    printf("%-14s steps %3d fills %s/%s: deletion %.6f (ref %.6f) insertion %.6f (ref %.6f); curves max diff %.2e "
+           "%.2e\n", name, steps, del_fill, ins_fill, del, ref_del, ins, ref_ins, max_diff(dc, ref_dc, steps + 1),
            max_diff(ic, ref_ic, steps + 1));
     nm_check(fabs(del - ref_del) <= AUC_TOL, "%s: deletion AUC %.6f == reference %.6f", name, del, ref_del);
     nm_check(fabs(ins - ref_ins) <= AUC_TOL, "%s: insertion AUC %.6f == reference %.6f", name, ins, ref_ins);
     nm_check(max_diff(dc, ref_dc, steps + 1) <= AUC_TOL, "%s: deletion curve within %g", name, AUC_TOL);
     nm_check(max_diff(ic, ref_ic, steps + 1) <= AUC_TOL, "%s: insertion curve within %g", name, AUC_TOL);
     nm_check(fabs(del7 - del) <= 1e-5 && fabs(ins7 - ins) <= 1e-5, "%s: batch 7 gives the same AUCs", name);
+    if (n_ref_cases < 64) {
+        snprintf(ref_cases[n_ref_cases].name, sizeof ref_cases[0].name, "%s", name);
+        ref_cases[n_ref_cases].target = target, ref_cases[n_ref_cases].del = ref_del;
+        ref_cases[n_ref_cases++].ins = ref_ins;
+    }
     free(map), free(ref_dc), free(ref_ic), free(dc), free(ic);
 }
 
@@ -92,7 +160,8 @@ static int run_auc(const char *dir, const char *recipe, const char *model_spec)
     while (fgets(line, sizeof line, f))
         if (strncmp(line, "case ", 5) == 0) check_case(m, &pp, x, dir, line), cases++;
     fclose(f);
-    nm_check(cases >= 4, "ref.txt has cases (%d)", cases);
+    nm_check(cases >= 14, "ref.txt has cases (%d)", cases);
+    check_protocols(m, &pp, x, dir);
 
     /* Bad arguments are errors, not crashes. */
     float *map = calloc((size_t)(in.dims[2] * in.dims[3]), sizeof(float));

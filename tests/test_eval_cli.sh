@@ -3,7 +3,7 @@
 # cheap methods: results.csv columns and rows, a summary.md table row per
 # method, an index.html whose images exist and that loads nothing from
 # outside, no overwrite without --force, usage errors, --resume after an
-# interruption.
+# interruption; --protocols all and --save-maps rescored by tools/eval_ref.py.
 set -u
 BIN=${NM_BIN:-./neuromask}
 SRC=${NM_SOURCE_DIR:-$(dirname "$0")/..}
@@ -27,13 +27,15 @@ rc=$?
 check "eval exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0
 
 header=$(head -n 1 "$D/results.csv" 2>/dev/null)
-for col in image method target_class label correct prob deletion_auc insertion_auc kept mask_area spearman_random seconds; do
+for col in image method target_class label correct prob deletion_rise insertion_rise ins_del_rise kept mask_area \
+    spearman_random seconds; do
     check "results.csv has column $col" sh -c "echo '$header' | tr ',' '\n' | grep -qx '$col'"
 done
 check "results.csv has 4 rows (2 images x 2 methods)" test "$(tail -n +2 "$D/results.csv" | wc -l)" -eq 4
-# Every row: AUCs in [0, 1], the label column filled, a Spearman value.
-bad=$(awk -F, 'NR > 1 && !($7 >= 0 && $7 <= 1 && $8 >= 0 && $8 <= 1 && $4 != "" && $11 != "") {print}' "$D/results.csv")
-check "rows have AUCs in [0,1], labels and sanity values ($bad)" test -z "$bad"
+# Every row: rise AUCs in [0, 1], the other protocols empty (not asked
+# for), the label column filled, a Spearman value.
+bad=$(awk -F, 'NR > 1 && !($7 >= 0 && $7 <= 1 && $8 >= 0 && $8 <= 1 && $4 != "" && $25 != "" && $10 == "" && $21 == "") {print}' "$D/results.csv")
+check "rows have rise AUCs in [0,1], no other protocol, labels and sanity values ($bad)" test -z "$bad"
 for m in gradient gradcam; do
     check "results.csv has 2 rows of $m" test "$(awk -F, -v m=$m '$2 == m' "$D/results.csv" | wc -l)" -eq 2
     check "summary.md has a table row for $m" grep -q "^| $m | 2 | " "$D/summary.md"
@@ -96,8 +98,8 @@ rc=$?
 check "--resume exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0
 check "... says it kept 3 rows" test "$(grep -c 'kept from' "$OUT/err")" -eq 3
 check "... and computed 3" test "$(grep -c 'deletion' "$OUT/err")" -eq 3
-cut -d, -f1-11 "$OUT/whole/results.csv" >"$OUT/whole.cut"
-cut -d, -f1-11 "$R/results.csv" >"$OUT/resume.cut"
+cut -d, -f1-26 "$OUT/whole/results.csv" >"$OUT/whole.cut"   # all but seconds
+cut -d, -f1-26 "$R/results.csv" >"$OUT/resume.cut"
 check "the resumed results.csv equals the uninterrupted one but for seconds" cmp -s "$OUT/whole.cut" "$OUT/resume.cut"
 check "the kept rows are read back unchanged (seconds too)" \
     test "$(head -n 4 "$R/results.csv")" = "$(head -n 4 "$OUT/whole/results.csv")"
@@ -105,6 +107,12 @@ check "summary.md counts 3 images per method" grep -q "^| rise | 3 | " "$R/summa
 # shellcheck disable=SC2086
 "$BIN" eval --model "$MODEL" --methods gradient --out "$R" --resume --curves $IMGS3 2>"$OUT/err"
 check "--resume with --curves is a usage error (rc $?)" test $? -eq 2
+# A results.csv of the version before --protocols (one deletion / insertion pair).
+printf 'image,method,target_class,label,correct,prob,deletion_auc,insertion_auc,kept,mask_area,roughness,spearman_random,stability,seconds\nx.png,gradient,9,,,0.9,0.1,0.5,,0.2,0.1,,,0.01\n' >"$R/results.csv"
+# shellcheck disable=SC2086
+"$BIN" eval --model "$MODEL" --methods gradient --out "$R" --resume --quiet $IMGS3 2>"$OUT/err"
+check "--resume on an older results.csv fails (rc 1)" test $? -eq 1
+check "... saying it is another version's ($(cat "$OUT/err"))" grep -q "resume/results.csv: written by another version of neuromask eval" "$OUT/err"
 printf 'a,b\n1,2\n' >"$R/results.csv"
 # shellcheck disable=SC2086
 "$BIN" eval --model "$MODEL" --methods gradient --out "$R" --resume --quiet $IMGS3 2>"$OUT/err"
@@ -134,6 +142,45 @@ check "--resume after SIGINT exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0
 check "... with all 10 rows" test "$(tail -n +2 "$I/results.csv" | wc -l)" -eq 10
 check "... the interrupted run's rows first and unchanged" \
     test "$(head -n $((rows + 1)) "$I/results.csv")" = "$(cat "$OUT/interrupted.csv")"
+
+# --protocols all --save-maps: every protocol's columns filled and
+# consistent (rise deletion = black's, rise insertion = blur's, ins_del =
+# insertion - deletion); each saved map, rescored by the PyTorch reference
+# (tools/eval_ref.py), gives the CSV's AUCs within 1e-4 (float32 engines).
+P=$OUT/protocols
+# shellcheck disable=SC2086
+"$BIN" eval --model "$MODEL" --methods gradient,gradcam --protocols all --save-maps --out "$P" --quiet $IMGS 2>"$OUT/err"
+check "--protocols all --save-maps exits 0 ($(head -c 300 "$OUT/err"))" test $? -eq 0
+bad=$(awk -F, 'function d(a, b) { return a - b < 0 ? b - a : a - b }
+  NR > 1 { for (c = 7; c <= 21; c++) if ($c == "") print "empty column " c;
+           for (c = 7; c <= 19; c += 3) if (d($(c + 2), $(c + 1) - $c) > 2e-6) print "ins_del column " c + 2;
+           if ($7 != $10 || $8 != $14) print "rise vs black / blur" }' "$P/results.csv")
+check "every protocol measured and consistent ($bad)" test -z "$bad"
+check "summary.md has the per-protocol table" grep -q "^| method | ins-del rise | ins-del black | ins-del blur | ins-del grey | ins-del mean |" "$P/summary.md"
+check "index.html sorts by ins-del grey" grep -q 'data-k="diffgrey"' "$P/index.html"
+check "4 maps saved" test "$(ls "$P/maps" | grep -c '\.npy$')" -eq 4
+PY=${NM_PYTHON:-/usr/bin/python3}   # the tests' Python (tests/CMakeLists.txt), with torch
+for m in gradient gradcam; do
+    "$PY" "$SRC/tools/eval_ref.py" --model "$MODEL" --recipe fashion --image "$SRC/data/fashion/13_Dress.png" \
+        --map "$m=$P/maps/0001_13_Dress.$m.npy" --protocols all --steps 64 --outdir "$OUT/ref_$m" >/dev/null 2>"$OUT/err"
+    check "eval_ref.py rescored the saved $m map ($(head -c 300 "$OUT/err"))" test -s "$OUT/ref_$m/ref.txt"
+    bad=$("$PY" - "$P/results.csv" "$OUT/ref_$m/ref.txt" "$m" <<'EOF'
+import csv, sys
+row = [r for r in csv.DictReader(open(sys.argv[1])) if r["method"] == sys.argv[3] and r["image"].endswith("13_Dress.png")][0]
+for line in open(sys.argv[2]):
+    _, name, _, _, _, target, d, i = line.split()
+    p = name.rsplit("_", 1)[1]
+    for key, ref in (("deletion_" + p, d), ("insertion_" + p, i)):
+        if abs(float(row[key]) - float(ref)) > 1e-4 or int(target) != int(row["target_class"]):
+            print(key, row[key], ref)
+EOF
+)
+    check "the CSV's AUCs of $m equal the reference's on the saved map, every protocol ($bad)" test -z "$bad"
+done
+# shellcheck disable=SC2086
+"$BIN" eval --model "$MODEL" --methods gradient --protocols rise,bogus --out "$OUT/x" $IMGS 2>"$OUT/err"
+check "an unknown protocol is a usage error (rc 2)" test $? -eq 2
+check "... naming it" grep -q "unknown protocol 'bogus'" "$OUT/err"
 
 "$BIN" eval --model "$MODEL" --methods nosuch --out "$OUT/x" "$SRC/data/fashion/0_Ankle_boot.png" 2>"$OUT/err"
 check "an unknown method is a usage error (rc 2)" test $? -eq 2

@@ -5,7 +5,11 @@ scored, and the per-image difference `REF minus method` with its standard
 error and the number of images on which REF is better. Several results.csv
 files (runs of different methods on the same images) are merged.
 
-    eval_paired.py [--ref neuromask] [--label NAME=PATH ...] RESULTS.csv ...
+    eval_paired.py [--ref neuromask] [--protocol rise] [--label NAME=PATH ...] RESULTS.csv ...
+
+--protocol P: the deletion / insertion protocol of `eval --protocols`
+(rise, black, blur, grey, mean; default rise); files written before
+--protocols existed hold RISE's protocol only.
 
 --label NAME=PATH renames the methods of one file: "NAME" (e.g. two runs of
 neuromask with different settings). Prints a Markdown table.
@@ -16,24 +20,30 @@ import math
 import sys
 
 
-def load(path, label):
+def load(path, label, protocol):
     rows = {}
     for r in csv.DictReader(open(path)):
         method = label or r["method"]
-        rows[(method, r["image"])] = float(r["insertion_auc"]) - float(r["deletion_auc"])
+        if "deletion_auc" in r:   # before --protocols: RISE's protocol
+            if protocol != "rise":
+                sys.exit("eval_paired.py: %s has RISE's protocol only" % path)
+            rows[(method, r["image"])] = float(r["insertion_auc"]) - float(r["deletion_auc"])
+        elif r["ins_del_" + protocol] != "":
+            rows[(method, r["image"])] = float(r["ins_del_" + protocol])
     return rows
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="neuromask")
+    ap.add_argument("--protocol", default="rise", choices=("rise", "black", "blur", "grey", "mean"))
     ap.add_argument("--label", action="append", default=[], help="NAME=PATH")
     ap.add_argument("results", nargs="+")
     args = ap.parse_args()
     labels = {p: n for n, p in (kv.split("=", 1) for kv in args.label)}
     score = {}
     for path in args.results:
-        score.update(load(path, labels.get(path)))
+        score.update(load(path, labels.get(path), args.protocol))
     methods = sorted({m for m, _ in score})
     if args.ref not in methods:
         sys.exit("eval_paired.py: no rows of method '%s'" % args.ref)
@@ -50,7 +60,7 @@ def main():
         se = math.sqrt(sum((x - md) ** 2 for x in d) / (n - 1) / n)
         table.append((sum(v) / n, m, md, se, sum(x > 0 for x in d)))
     table.sort(reverse=True)
-    print("%d images scored by all %d methods\n" % (n, len(methods)))
+    print("%d images scored by all %d methods, protocol %s\n" % (n, len(methods), args.protocol))
     print("| method | ins - del | %s minus method (+- s.e.) | %s better on |" % (args.ref, args.ref))
     print("|---|---:|---:|---:|")
     for mean, m, md, se, better in table:

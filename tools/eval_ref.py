@@ -19,10 +19,23 @@ RISE, shared with neuromask (the contract of nm_deletion_insertion):
   * deletion sets pixels to black in pixel space, i.e. norm(0) (--fill
     black); --fill zero is RISE's torch.zeros_like on the normalised tensor.
 
+The protocols of docs/metrics.md generalise the start and finish images: a
+protocol is a deletion fill and an insertion fill, each one of
+  black  norm(0): 0 in pixel space
+  zero   0 in the normalised tensor (RISE's code)
+  blur   RISE's blurred copy (conv2d of the normalised tensor, zero padding)
+  grey   norm(0.5): 0.5 in pixel space
+  mean   norm(the image's mean colour per channel, in pixel space)
+RISE's protocol is black/blur. --make-maps adds the protocols F/F for every
+fill F but zero on two maps. --protocols LIST|all scores every --map under
+the protocols of `neuromask eval --protocols` (rise, black, blur, grey,
+mean), as cases NAME_PROTOCOL. A map file ending in .npy is read with
+numpy.load (eval --save-maps), any other as raw float32.
+
 --make-maps writes x.bin (the pixel-space image [C,H,W] float32) and test
 maps (random, brightness, ties: 4 levels, centre: a Gaussian) in DIR.
 Writes DIR/ref.txt: one line per case
-    case NAME MAPFILE FILL STEPS TARGET DELETION INSERTION
+    case NAME MAPFILE DELFILL/INSFILL STEPS TARGET DELETION INSERTION
 and the curves DIR/NAME.del.bin, DIR/NAME.ins.bin (float32, steps + 1).
 """
 import argparse
@@ -82,17 +95,41 @@ class Normalize:
         return (x * self.scale + self.offset - self.mean) / self.std
 
 
+FILLS = ("black", "zero", "blur", "grey", "mean")
+PROTOCOLS = ("rise", "black", "blur", "grey", "mean")
+PROTOCOL_FILLS = {"rise": ("black", "blur"), "black": ("black", "black"), "blur": ("blur", "blur"),
+                  "grey": ("grey", "grey"), "mean": ("mean", "mean")}
+
+
+def fill_image(norm, x, fill, klen, nsig):
+    """The normalised [1, C, H, W] image that `fill` makes of x (pixel space)."""
+    img = norm(x[None])
+    if fill == "zero":
+        return torch.zeros_like(img)
+    if fill == "blur":
+        return F.conv2d(img, gkern(klen, nsig, x.shape[0]), padding=klen // 2)
+    if fill == "black":
+        return norm(torch.zeros_like(x)[None])
+    if fill == "grey":
+        return norm(torch.full_like(x, 0.5)[None])
+    if fill == "mean":
+        mean = x.double().mean(dim=(1, 2), keepdim=True).float()
+        return norm(mean.expand_as(x).clone()[None])
+    raise ValueError(fill)
+
+
 def causal_metric(model, norm, x, saliency, target, mode, steps, fill, klen, nsig, batch=64):
     """Probability curve of class `target` (steps + 1 points), as RISE's
-    CausalMetric.single_run on the normalised image."""
+    CausalMetric.single_run on the normalised image: deletion from x to
+    `fill`, insertion from `fill` to x."""
     c, h, w = x.shape
     hw = h * w
     img = norm(x[None])
     if mode == "del":
         start = img.clone()
-        finish = torch.zeros_like(img) if fill == "zero" else norm(torch.zeros_like(x)[None])
+        finish = fill_image(norm, x, fill, klen, nsig)
     else:
-        start = F.conv2d(img, gkern(klen, nsig, c), padding=klen // 2)
+        start = fill_image(norm, x, fill, klen, nsig)
         finish = img.clone()
     per_step = (hw + steps - 1) // steps
     flat = saliency.reshape(-1).astype(np.float32)
@@ -151,6 +188,7 @@ def main():
     ap.add_argument("--fill", choices=("black", "zero"), default="black")
     ap.add_argument("--klen", type=int, default=11)
     ap.add_argument("--nsig", type=float, default=5.0)
+    ap.add_argument("--protocols", help="LIST|all: score the --map files under these protocols")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -174,22 +212,32 @@ def main():
         files = make_maps(x, args.outdir)
         maps.update(files)
         # Extra cases: RISE's own fill, and a step count that does not divide H*W.
-        cases.append(("random_zero", files["random"], "zero", args.steps))
+        cases.append(("random_zero", files["random"], ("zero", "blur"), args.steps))
         odd = 50 if (h * w) % 50 else 49
-        cases.append(("random_odd", files["random"], args.fill, odd))
-    cases = [(n, f, args.fill, args.steps) for n, f in maps.items()] + cases
+        cases.append(("random_odd", files["random"], (args.fill, "blur"), odd))
+        for fill in ("black", "blur", "grey", "mean"):
+            for name in ("random", "centre"):
+                cases.append(("%s_%s" % (name, fill), files[name], (fill, fill), args.steps))
+    if args.protocols:
+        names = PROTOCOLS if args.protocols == "all" else args.protocols.split(",")
+        cases = [("%s_%s" % (n, p), f, PROTOCOL_FILLS[p], args.steps) for n, f in maps.items() for p in names]
+    else:
+        cases = [(n, f, (args.fill, "blur"), args.steps) for n, f in maps.items()] + cases
 
     with open(os.path.join(args.outdir, "ref.txt"), "w") as out:
         for name, path, fill, steps in cases:
-            sal = np.fromfile(path, dtype=np.float32).reshape(h, w)
+            sal = (np.load(path) if path.endswith(".npy") else np.fromfile(path, dtype=np.float32)).reshape(h, w)
             curves = {}
-            for mode in ("del", "ins"):
-                curves[mode] = causal_metric(model, norm, xt, sal, target, mode, steps, fill, args.klen, args.nsig)
+            for mode, mode_fill in zip(("del", "ins"), fill):
+                curves[mode] = causal_metric(model, norm, xt, sal, target, mode, steps, mode_fill, args.klen,
+                                             args.nsig)
                 curves[mode].astype(np.float32).tofile(os.path.join(args.outdir, "%s.%s.bin" % (name, mode)))
             d, i = auc(curves["del"]), auc(curves["ins"])
             assert math.isfinite(d) and math.isfinite(i)
-            out.write("case %s %s %s %d %d %.9f %.9f\n" % (name, path, fill, steps, target, d, i))
-            print("%-12s fill %-5s steps %3d target %d: deletion %.5f insertion %.5f" % (name, fill, steps, target, d, i))
+            fills = "/".join(fill)
+            out.write("case %s %s %s %d %d %.9f %.9f\n" % (name, path, fills, steps, target, d, i))
+            print("%-12s fill %-10s steps %3d target %d: deletion %.5f insertion %.5f" % (name, fills, steps, target,
+                                                                                          d, i))
 
 
 if __name__ == "__main__":

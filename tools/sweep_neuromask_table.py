@@ -28,7 +28,9 @@ def row(run_dir):
     if os.path.exists(os.path.join(run_dir, "setting.txt")):
         parts = open(os.path.join(run_dir, "setting.txt")).read().strip().split("\t")
         spec = " ".join(p for p in parts[1:] if p != "-")
-    dele, ins = mean(f("deletion_auc")), mean(f("insertion_auc"))
+    old = "deletion_auc" in rows[0]   # results.csv before `eval --protocols`
+    dele = mean(f("deletion_auc" if old else "deletion_rise"))
+    ins = mean(f("insertion_auc" if old else "insertion_rise"))
     kept = mean(f("kept"))
     sanity = mean(f("spearman_random"))
     fmt = lambda x, p="%.3f": "-" if math.isnan(x) else p % x

@@ -13,7 +13,9 @@
 #include "eval_resume.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "eval/protocols.h"
 #include "eval/report.h"
+#include "image/npy.h"
 #include "image/render.h"
 
 static const char eval_help[] =
@@ -41,8 +43,14 @@ static const char eval_help[] =
     "  --spread             pick the --limit images evenly over the sorted list\n"
     "  --class C            explain class C (default: the predicted class)\n"
     "  --steps N            deletion / insertion steps (64); each moves ceil(H*W/N) pixels\n"
-    "  --deletion-fill F    black (default) | mean: deleted pixels become the value that\n"
-    "                       normalises to 0 (RISE's code on a normalised tensor)\n"
+    "  --protocols LIST|all deletion / insertion protocols (default rise): rise (delete to\n"
+    "                       black, insert from RISE's blur), and per fill F of black, blur,\n"
+    "                       grey, mean (the image's mean colour): delete to F, insert from\n"
+    "                       the image filled with F (docs/metrics.md)\n"
+    "  --deletion-fill F    rise protocol: black (default) | mean: deleted pixels become the\n"
+    "                       value that normalises to 0 (RISE's code on a normalised tensor)\n"
+    "  --save-maps          also write each method's raw map as DIR/maps/NNNN_IMAGE.METHOD.npy\n"
+    "                       (float32, model input H x W)\n"
     "  --curves             also write DIR/curves.csv (deletion and insertion curves)\n"
     "  --sanity             model-randomisation check (every layer re-initialised)\n"
     "  --sanity-cascade     ... and per cascade depth (top 1, 2, ... layers) into\n"
@@ -80,9 +88,10 @@ static const char eval_help[] =
 
 typedef struct eval_opts {
     const char *model, *out, *images_dir, *labels_csv, *methods, *preset, *fill, *class_names;
-    const char *ig_baseline, *occ_fill, *nm_spec;
+    const char *ig_baseline, *occ_fill, *nm_spec, *protocol_list;
     int limit, spread, steps, batch, threads, force, resume, quiet, sanity, cascade, stability, curves, seed, cls,
-        nm_steps, early_stop;
+        nm_steps, early_stop, save_maps;
+    unsigned protocols;         /* bit set of nm_protocol */
     int64_t max_bytes;
     nm_saliency_options so;     /* method options given on the command line */
     cli_preprocess_flags pre;
@@ -115,13 +124,15 @@ static int parse_args(int argc, char **argv, eval_opts *o)
         else if (cli_string(&p, "--model", &o->model) || cli_string(&p, "--out", &o->out) ||
                  cli_string(&p, "--methods", &o->methods) || cli_string(&p, "--images", &o->images_dir) ||
                  cli_string(&p, "--labels", &o->labels_csv) || cli_string(&p, "--deletion-fill", &o->fill) ||
-                 cli_string(&p, "--class-names", &o->class_names)) {}
+                 cli_string(&p, "--class-names", &o->class_names) ||
+                 cli_string(&p, "--protocols", &o->protocol_list)) {}
         else if (cli_int(&p, "--limit", 1, 1 << 30, &o->limit) || cli_int(&p, "--steps", 1, 1 << 20, &o->steps) ||
                  cli_int(&p, "--class", 0, 1 << 24, &o->cls) || cli_int(&p, "--seed", 0, 1 << 30, &o->seed) ||
                  cli_int(&p, "--batch", 1, 1024, &o->batch) || cli_int(&p, "--threads", 1, 1024, &o->threads) ||
                  cli_max_memory(&p, &o->max_bytes)) {}
         else if (cli_flag(&p, "--spread")) o->spread = 1;
         else if (cli_flag(&p, "--curves")) o->curves = 1;
+        else if (cli_flag(&p, "--save-maps")) o->save_maps = 1;
         else if (cli_flag(&p, "--sanity")) o->sanity = 1;
         else if (cli_flag(&p, "--sanity-cascade")) o->sanity = o->cascade = 1;
         else if (cli_flag(&p, "--stability")) o->stability = 1;
@@ -144,6 +155,11 @@ static int parse_args(int argc, char **argv, eval_opts *o)
     if (!o->methods) return cli_usage_error("eval", "--methods is required (see --help)");
     if (o->fill && strcmp(o->fill, "black") && strcmp(o->fill, "mean"))
         return cli_usage_error("eval", "--deletion-fill must be black or mean (got '%s')", o->fill);
+    char bad[64];
+    o->protocols = o->protocol_list ? nm_protocols_parse(o->protocol_list, bad, sizeof bad) : 1u << NM_PROTOCOL_RISE;
+    if (!o->protocols)
+        return cli_usage_error("eval", "--protocols: unknown protocol '%s' (rise, black, blur, grey, mean or all)",
+                               bad);
     if (o->resume && (o->curves || o->cascade))
         return cli_usage_error("eval", "--resume cannot be combined with --curves or --sanity-cascade "
                                        "(those files are written whole by one run)");
@@ -174,7 +190,7 @@ typedef struct eval_run {
     char **strings;             /* owned picture / overlay paths */
     int n_strings;
     float *x, *xn, *logits, *scratch, *rmap;    /* pixel image; normalised batch; logits; mask work */
-    float *del_curve, *ins_curve;
+    float *del_curve[NM_PROTOCOL_COUNT], *ins_curve[NM_PROTOCOL_COUNT];    /* --curves */
     FILE *curves, *cascade;
     char curves_tmp[4096], cascade_tmp[4096];
     eval_resumed resumed;       /* --resume: the rows already in DIR/results.csv */
@@ -340,8 +356,8 @@ static const char *keep_string(eval_run *r, char *s)
     return s;
 }
 
-/* "img/NNNN_stem[.suffix].png" with the stem made URL- and file-safe. */
-static char *picture_name(int index, const char *image, const char *suffix)
+/* "DIR/NNNN_stem[.suffix].EXT" with the stem made URL- and file-safe. */
+static char *output_name(const char *dir, const char *ext, int index, const char *image, const char *suffix)
 {
     char stem[200];
     const char *b = base_name(image), *dot = strrchr(b, '.');
@@ -354,8 +370,31 @@ static char *picture_name(int index, const char *image, const char *suffix)
     }
     stem[len] = '\0';
     char *out = NULL;
-    if (asprintf(&out, "img/%04d_%s%s%s.png", index, stem, suffix ? "." : "", suffix ? suffix : "") < 0) return NULL;
+    if (asprintf(&out, "%s/%04d_%s%s%s.%s", dir, index, stem, suffix ? "." : "", suffix ? suffix : "", ext) < 0)
+        return NULL;
     return out;
+}
+
+static char *picture_name(int index, const char *image, const char *suffix)
+{
+    return output_name("img", "png", index, image, suffix);
+}
+
+/* --save-maps: "maps/NNNN_stem.method.npy". */
+static char *map_name(int index, const char *image, const char *method)
+{
+    return output_name("maps", "npy", index, image, method);
+}
+
+static nm_status save_map(const char *dir, const eval_run *r, int image, const char *method, const float *map,
+                          nm_error *err)
+{
+    char *name = map_name(image, r->images[image], method), path[4096];
+    if (!name) return nm_fail(err, NM_ERR_MEMORY, "out of memory");
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    free(name);
+    int64_t dims[2] = {r->h, r->w};
+    return nm_npy_write_f32(path, map, 2, dims, err);
 }
 
 static nm_status write_png(const char *dir, const char *rel, const nm_image *img, nm_error *err)
@@ -383,6 +422,7 @@ static nm_status write_reports(const eval_opts *o, eval_run *r, int done_images,
     const char *const *names = r->class_labels.n ? (const char *const *)r->class_labels.names
                                                  : (const char *const *)r->csv_names;
     nm_eval_report rep = {.model = o->model, .steps = r->auc.steps, .sanity = o->sanity, .stability = o->stability,
+                          .protocols = o->protocols,
                           .deletion_fill = r->auc.deletion_fill == NM_AUC_FILL_BLACK ? "black" : "mean",
                           .has_labels = o->labels_csv != NULL, .n_methods = r->n_methods,
                           .methods = r->method_names, .n_images = done_images, .images = r->image_info,
@@ -484,10 +524,12 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
     int pixels = r->h * r->w;
     *row = (nm_eval_row){.image = image, .method = mi, .target = sal.target, .prob = sal.prob, .kept = -1,
                          .spearman = NAN, .stability = NAN, .seconds = sal.seconds};
-    if (o->sanity) s = sanity(o, r, &so, image, method, sal.map, sal.target, &row->spearman, err);
+    if (o->save_maps) s = save_map(o->out, r, image, nm_method_name(method), sal.map, err);
+    if (!s && o->sanity) s = sanity(o, r, &so, image, method, sal.map, sal.target, &row->spearman, err);
     if (!s && o->stability) s = stability(r, &so, image, method, sal.map, sal.target, &row->stability, err);
-    if (!s) s = nm_deletion_insertion(r->model, &r->pre, r->x, sal.map, sal.target, &r->auc, &row->deletion,
-                                      &row->insertion, r->del_curve, r->ins_curve, err);
+    if (!s) s = nm_eval_protocols(r->model, &r->pre, r->x, sal.map, sal.target, &r->auc, o->protocols,
+                                  row->deletion, row->insertion, o->curves ? r->del_curve : NULL,
+                                  o->curves ? r->ins_curve : NULL, err);
     float *unit = r->scratch;
     unit_map(sal.map, pixels, sal.is_mask, unit);
     double area = 0;
@@ -508,9 +550,13 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
     if (!s) s = nm_render_overlay(geo, sal.map, &scale, 0.5f, &pic, err);
     if (!s) s = write_png(o->out, row->overlay, &pic, err);
     nm_image_free(&pic);
-    if (!s && r->curves) {
-        write_curve(r->curves, r->images[image], nm_method_name(method), "deletion", r->del_curve, r->auc.steps + 1);
-        write_curve(r->curves, r->images[image], nm_method_name(method), "insertion", r->ins_curve, r->auc.steps + 1);
+    for (int p = 0; !s && r->curves && p < NM_PROTOCOL_COUNT; p++) {
+        if (!(o->protocols >> p & 1)) continue;
+        char del[32], ins[32];   /* rise: "deletion", "insertion"; else "deletion_grey", ... */
+        snprintf(del, sizeof del, "deletion%s%s", p ? "_" : "", p ? nm_protocol_name((nm_protocol)p) : "");
+        snprintf(ins, sizeof ins, "insertion%s%s", p ? "_" : "", p ? nm_protocol_name((nm_protocol)p) : "");
+        write_curve(r->curves, r->images[image], nm_method_name(method), del, r->del_curve[p], r->auc.steps + 1);
+        write_curve(r->curves, r->images[image], nm_method_name(method), ins, r->ins_curve[p], r->auc.steps + 1);
     }
     nm_saliency_free(&sal);
     return s;
@@ -533,8 +579,17 @@ static nm_status load_image(eval_run *r, const char *path, nm_image *geo, nm_err
     return NM_OK;
 }
 
+static int output_exists(const char *dir, const char *name)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0;
+}
+
 /* --resume: image i's row for method m from the earlier run, when it was
- * made for the same class, has its overlay, and has what this run measures. */
+ * made for the same class, has its overlay (and map), and has what this run
+ * measures. */
 static int reuse_row(const eval_opts *o, eval_run *r, int i, int m, nm_eval_row *row)
 {
     const eval_resumed_row *old = eval_resumed_find(&r->resumed, r->images[i], r->method_names[m]);
@@ -542,10 +597,16 @@ static int reuse_row(const eval_opts *o, eval_run *r, int i, int m, nm_eval_row 
     if (!old || old->row.target != target || (o->sanity && !isfinite(old->row.spearman)) ||
         (o->stability && !isfinite(old->row.stability)))
         return 0;
-    char *name = picture_name(i, r->images[i], r->method_names[m]), path[4096];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s", o->out, name ? name : "");
-    if (!name || stat(path, &st) != 0) {
+    for (int p = 0; p < NM_PROTOCOL_COUNT; p++)
+        if (o->protocols >> p & 1 && !(isfinite(old->row.deletion[p]) && isfinite(old->row.insertion[p]))) return 0;
+    if (o->save_maps) {
+        char *map = map_name(i, r->images[i], r->method_names[m]);
+        int have = map && output_exists(o->out, map);
+        free(map);
+        if (!have) return 0;
+    }
+    char *name = picture_name(i, r->images[i], r->method_names[m]);
+    if (!name || !output_exists(o->out, name)) {
         free(name);
         return 0;
     }
@@ -588,10 +649,12 @@ static int eval_image(const eval_opts *o, eval_run *r, int i)
             break;
         }
         r->n_rows++;
+        int p = 0;   /* the progress line shows the first protocol measured */
+        while (!(o->protocols >> p & 1)) p++;
         if (!o->quiet)
             fprintf(stderr, "[%d/%d] %s %s: class %d p %.3f deletion %.4f insertion %.4f%s %.2fs\n", i + 1,
                     r->n_images, base_name(r->images[i]), r->method_names[m], row->target, (double)row->prob,
-                    row->deletion, row->insertion, row->kept < 0 ? "" : row->kept ? " kept" : " lost",
+                    row->deletion[p], row->insertion[p], row->kept < 0 ? "" : row->kept ? " kept" : " lost",
                     row->seconds);
     }
     nm_image_free(&geo);
@@ -620,6 +683,9 @@ static int check_outputs(const eval_opts *o)
     if (mkdir(o->out, 0755) != 0 && errno != EEXIST) return cli_error("%s: cannot create: %s", o->out, strerror(errno));
     snprintf(path, sizeof path, "%s/img", o->out);
     if (mkdir(path, 0755) != 0 && errno != EEXIST) return cli_error("%s: cannot create: %s", path, strerror(errno));
+    snprintf(path, sizeof path, "%s/maps", o->out);
+    if (o->save_maps && mkdir(path, 0755) != 0 && errno != EEXIST)
+        return cli_error("%s: cannot create: %s", path, strerror(errno));
     for (int i = 0; !o->force && !o->resume && i < 5; i++) {
         snprintf(path, sizeof path, "%s/%s", o->out, files[i]);
         if (stat(path, &st) == 0) return cli_error("%s: exists (use --force to overwrite)", path);
@@ -671,12 +737,15 @@ static int setup(eval_opts *o, eval_run *r)
     r->scratch = malloc(sizeof(float) * (pixels + image));
     r->rmap = malloc(sizeof(float) * pixels);
     r->logits = malloc(sizeof(float) * 3 * (size_t)r->k);
-    r->del_curve = malloc(sizeof(float) * (size_t)(r->auc.steps + 1));
-    r->ins_curve = malloc(sizeof(float) * (size_t)(r->auc.steps + 1));
+    int curves_ok = 1;
+    for (int p = 0; o->curves && p < NM_PROTOCOL_COUNT; p++) {
+        r->del_curve[p] = malloc(sizeof(float) * (size_t)(r->auc.steps + 1));
+        r->ins_curve[p] = malloc(sizeof(float) * (size_t)(r->auc.steps + 1));
+        curves_ok &= r->del_curve[p] && r->ins_curve[p];
+    }
     r->image_info = calloc((size_t)r->n_images, sizeof *r->image_info);
     r->rows = calloc((size_t)r->n_images * r->n_methods, sizeof *r->rows);
-    if (!r->x || !r->xn || !r->scratch || !r->rmap || !r->logits || !r->del_curve || !r->ins_curve ||
-        !r->image_info || !r->rows)
+    if (!r->x || !r->xn || !r->scratch || !r->rmap || !r->logits || !curves_ok || !r->image_info || !r->rows)
         return cli_error("out of memory");
     rc = check_outputs(o);
     if (!rc && o->resume) {
@@ -712,7 +781,8 @@ static void run_free(eval_run *r)
         for (int i = 0; i < r->k; i++) free(r->csv_names[i]);
     for (int i = 0; i < r->n_strings; i++) free(r->strings[i]);
     free(r->label_files), free(r->label_classes), free(r->csv_names), free(r->strings);
-    free(r->x), free(r->xn), free(r->scratch), free(r->rmap), free(r->logits), free(r->del_curve), free(r->ins_curve);
+    free(r->x), free(r->xn), free(r->scratch), free(r->rmap), free(r->logits);
+    for (int p = 0; p < NM_PROTOCOL_COUNT; p++) free(r->del_curve[p]), free(r->ins_curve[p]);
     free(r->image_info), free(r->rows);
     cli_free_list(r->images, r->n_images);
     cli_labels_free(&r->class_labels);

@@ -9,9 +9,11 @@
 #include "cli_common.h"
 #include "eval_resume.h"
 
-/* The columns of NM_EVAL_CSV_HEADER. */
-enum { COL_IMAGE, COL_METHOD, COL_TARGET, COL_LABEL, COL_CORRECT, COL_PROB, COL_DELETION, COL_INSERTION,
-       COL_KEPT, COL_AREA, COL_ROUGHNESS, COL_SPEARMAN, COL_STABILITY, COL_SECONDS, N_COLS };
+/* The columns of NM_EVAL_CSV_HEADER: per protocol deletion, insertion and
+ * their difference (not read back: it is the difference). */
+enum { COL_IMAGE, COL_METHOD, COL_TARGET, COL_LABEL, COL_CORRECT, COL_PROB, COL_PROTOCOLS,
+       COL_KEPT = COL_PROTOCOLS + 3 * NM_PROTOCOL_COUNT, COL_AREA, COL_ROUGHNESS, COL_SPEARMAN, COL_STABILITY,
+       COL_SECONDS, N_COLS };
 
 /* An empty field is NaN; anything but a whole number is an error. */
 static int parse_number(const char *s, double *v)
@@ -31,12 +33,17 @@ static int to_row(char **f, eval_resumed_row *w)
     double v[N_COLS];
     for (int c = COL_TARGET; c < N_COLS; c++)
         if (!parse_number(f[c], &v[c])) return 0;
-    if (!isfinite(v[COL_TARGET]) || !isfinite(v[COL_DELETION]) || !isfinite(v[COL_INSERTION])) return 0;
+    if (!isfinite(v[COL_TARGET])) return 0;
     w->image = strdup(f[COL_IMAGE]);
     w->method = strdup(f[COL_METHOD]);
-    w->row = (nm_eval_row){.target = (int)v[COL_TARGET], .prob = (float)v[COL_PROB], .deletion = v[COL_DELETION],
-                           .insertion = v[COL_INSERTION], .kept = isfinite(v[COL_KEPT]) ? (int)v[COL_KEPT] : -1,
-                           .mask_area = v[COL_AREA], .roughness = v[COL_ROUGHNESS], .spearman = v[COL_SPEARMAN], .stability = v[COL_STABILITY], .seconds = v[COL_SECONDS]};
+    w->row = (nm_eval_row){.target = (int)v[COL_TARGET], .prob = (float)v[COL_PROB],
+                           .kept = isfinite(v[COL_KEPT]) ? (int)v[COL_KEPT] : -1, .mask_area = v[COL_AREA],
+                           .roughness = v[COL_ROUGHNESS], .spearman = v[COL_SPEARMAN],
+                           .stability = v[COL_STABILITY], .seconds = v[COL_SECONDS]};
+    for (int p = 0; p < NM_PROTOCOL_COUNT; p++) {
+        w->row.deletion[p] = v[COL_PROTOCOLS + 3 * p];
+        w->row.insertion[p] = v[COL_PROTOCOLS + 3 * p + 1];
+    }
     return w->image && w->method;
 }
 
@@ -65,7 +72,10 @@ int eval_resumed_load(const char *path, eval_resumed *out)
     size_t size = 0;
     int rc = CLI_OK, number = 1;
     if (getline(&line, &size, f) < 0 || (line[strcspn(line, "\r\n")] = '\0', strcmp(line, NM_EVAL_CSV_HEADER)))
-        rc = cli_error("%s: not the results.csv of neuromask eval (its header differs)", path);
+        rc = strncmp(line ? line : "", "image,method,target_class,", 26)
+                 ? cli_error("%s: not the results.csv of neuromask eval (its header differs)", path)
+                 : cli_error("%s: written by another version of neuromask eval (its columns differ from this "
+                             "version's); rerun without --resume (with --force) to compute it again", path);
     while (rc == CLI_OK && getline(&line, &size, f) >= 0) {
         number++;
         int n = cli_split_csv(line, fields, N_COLS + 1);

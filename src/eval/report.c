@@ -54,6 +54,15 @@ static void csv_number(FILE *f, double v)
     else fputc(',', f);
 }
 
+/* v as csv_number writes it: ins_del is the difference of the columns as
+ * written, so a row read back (eval --resume) is written the same again. */
+static double as_written(double v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.6g", v);
+    return strtod(buf, NULL);
+}
+
 static void compose_csv(const nm_eval_report *r, FILE *f)
 {
     fputs(NM_EVAL_CSV_HEADER "\n", f);
@@ -65,8 +74,11 @@ static void compose_csv(const nm_eval_report *r, FILE *f)
         if (im->label >= 0) fprintf(f, "%d,%d", im->label, im->pred == im->label);
         else fputc(',', f);
         csv_number(f, w->prob);
-        csv_number(f, w->deletion);
-        csv_number(f, w->insertion);
+        for (int p = 0; p < NM_PROTOCOL_COUNT; p++) {
+            csv_number(f, w->deletion[p]);
+            csv_number(f, w->insertion[p]);
+            csv_number(f, as_written(w->insertion[p]) - as_written(w->deletion[p]));
+        }
         if (w->kept >= 0) fprintf(f, ",%d", w->kept);
         else fputc(',', f);
         csv_number(f, w->mask_area);
@@ -85,9 +97,25 @@ nm_status nm_eval_write_csv(const nm_eval_report *r, const char *path, nm_error 
 
 /* ------------------------------------------------------------- summary.md */
 
+/* The protocol of the main table's deletion / insertion columns: rise when
+ * measured, else the first measured. */
+static int primary_protocol(const nm_eval_report *r)
+{
+    for (int p = 0; p < NM_PROTOCOL_COUNT; p++)
+        if (r->protocols >> p & 1) return p;
+    return NM_PROTOCOL_RISE;
+}
+
+static int n_protocols(const nm_eval_report *r)
+{
+    int n = 0;
+    for (int p = 0; p < NM_PROTOCOL_COUNT; p++) n += r->protocols >> p & 1;
+    return n;
+}
+
 typedef struct method_stats {
     int images, masks, kept, n_rho, n_stab;
-    double del, ins, area, rough, rho, stab, sec;
+    double del[NM_PROTOCOL_COUNT], ins[NM_PROTOCOL_COUNT], area, rough, rho, stab, sec;
 } method_stats;
 
 static method_stats stats_of(const nm_eval_report *r, int method)
@@ -97,13 +125,41 @@ static method_stats stats_of(const nm_eval_report *r, int method)
         const nm_eval_row *w = &r->rows[i];
         if (w->method != method) continue;
         s.images++;
-        s.del += w->deletion, s.ins += w->insertion, s.area += w->mask_area, s.sec += w->seconds;
+        for (int p = 0; p < NM_PROTOCOL_COUNT; p++) s.del[p] += w->deletion[p], s.ins[p] += w->insertion[p];
+        s.area += w->mask_area, s.sec += w->seconds;
         s.rough += w->roughness;
         if (w->kept >= 0) s.masks++, s.kept += w->kept;
         if (isfinite(w->spearman)) s.n_rho++, s.rho += w->spearman;
         if (isfinite(w->stability)) s.n_stab++, s.stab += w->stability;
     }
     return s;
+}
+
+/* Insertion - deletion per protocol (deletion / insertion in brackets). */
+static void compose_protocol_table(const nm_eval_report *r, FILE *f)
+{
+    fputs("\n## Deletion / insertion per protocol\n\nInsertion - deletion AUC (higher is better), deletion / "
+          "insertion in brackets. `rise`: deletion to black, insertion from RISE's blur; every other protocol "
+          "deletes to its fill and inserts from the image filled with it: `black`, `blur` (RISE's blur), `grey` "
+          "(0.5), `mean` (the image's mean colour). See docs/metrics.md.\n\n| method |", f);
+    for (int p = 0; p < NM_PROTOCOL_COUNT; p++)
+        if (r->protocols >> p & 1) fprintf(f, " ins-del %s |", nm_protocol_name((nm_protocol)p));
+    fputs(" mean over protocols |\n|---|", f);
+    for (int p = 0; p <= NM_PROTOCOL_COUNT; p++)
+        if (p == NM_PROTOCOL_COUNT || r->protocols >> p & 1) fputs("---:|", f);
+    fputc('\n', f);
+    for (int m = 0; m < r->n_methods; m++) {
+        method_stats s = stats_of(r, m);
+        if (!s.images) continue;
+        double n = s.images, all = 0;
+        fprintf(f, "| %s |", r->methods[m]);
+        for (int p = 0; p < NM_PROTOCOL_COUNT; p++) {
+            if (!(r->protocols >> p & 1)) continue;
+            fprintf(f, " %.4f (%.3f / %.3f) |", (s.ins[p] - s.del[p]) / n, s.del[p] / n, s.ins[p] / n);
+            all += (s.ins[p] - s.del[p]) / n;
+        }
+        fprintf(f, " %.4f |\n", all / n_protocols(r));
+    }
 }
 
 static void compose_summary(const nm_eval_report *r, FILE *f)
@@ -113,10 +169,16 @@ static void compose_summary(const nm_eval_report *r, FILE *f)
         if (r->images[i].label >= 0) labelled++, correct += r->images[i].pred == r->images[i].label;
     fprintf(f, "# neuromask eval\n\nModel `%s`, %d image%s", r->model, r->n_images, r->n_images == 1 ? "" : "s");
     if (labelled) fprintf(f, " (top-1 accuracy %.1f %% on the %d labelled)", 100.0 * correct / labelled, labelled);
-    fprintf(f, ". Deletion and insertion: RISE's protocol, %d steps, deleted pixels %s, insertion from "
-               "a blurred copy (kernel 11, sigma 5); AUC of the target's softmax probability.%s\n\n",
-            r->steps, r->deletion_fill, r->sanity ? " Sanity: Spearman rank correlation between the map "
-            "on the trained model and on the model with every layer re-initialised (lower is better)." : "");
+    int main_p = primary_protocol(r);
+    if (main_p == NM_PROTOCOL_RISE)
+        fprintf(f, ". Deletion and insertion: RISE's protocol (`rise`), %d steps, deleted pixels %s, insertion from "
+                   "a blurred copy (kernel 11, sigma 5)", r->steps, r->deletion_fill);
+    else
+        fprintf(f, ". Deletion and insertion: the `%s` protocol, %d steps, deleted pixels become the fill, "
+                   "insertion starts from the fill", nm_protocol_name((nm_protocol)main_p), r->steps);
+    fprintf(f, "; AUC of the target's softmax probability.%s\n\n", r->sanity ? " Sanity: Spearman rank correlation "
+            "between the map on the trained model and on the model with every layer re-initialised (lower is "
+            "better)." : "");
     fputs("| method | images | deletion AUC (lower better) | insertion AUC (higher better) | insertion - deletion "
           "| keep rate | mask area | roughness | sanity Spearman | stability | seconds per image |\n"
           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n", f);
@@ -124,8 +186,8 @@ static void compose_summary(const nm_eval_report *r, FILE *f)
         method_stats s = stats_of(r, m);
         if (!s.images) continue;
         double n = s.images;
-        fprintf(f, "| %s | %d | %.4f | %.4f | %.4f | ", r->methods[m], s.images, s.del / n, s.ins / n,
-                (s.ins - s.del) / n);
+        fprintf(f, "| %s | %d | %.4f | %.4f | %.4f | ", r->methods[m], s.images, s.del[main_p] / n,
+                s.ins[main_p] / n, (s.ins[main_p] - s.del[main_p]) / n);
         if (s.masks) fprintf(f, "%.1f %% | ", 100.0 * s.kept / s.masks);
         else fputs("- | ", f);
         fprintf(f, "%.4f | %.4f | ", s.area / n, s.rough / n);
@@ -140,6 +202,7 @@ static void compose_summary(const nm_eval_report *r, FILE *f)
           "pixels, 0 for a constant map, about 0.33 for noise. Keep rate (mask methods): the masked image's top-1 class is the target. Sanity: the mean "
           "over the images where both maps vary (Spearman is undefined for a constant map). Stability: Spearman "
           "between the maps of the image and of the image plus uniform noise of +-1e-4 (higher is better).\n", f);
+    if (n_protocols(r) > 1) compose_protocol_table(r, f);
 }
 
 nm_status nm_eval_write_summary(const nm_eval_report *r, const char *path, nm_error *err)
@@ -214,9 +277,15 @@ static void html_header(const nm_eval_report *r, FILE *f)
     for (int m = 0; m < r->n_methods; m++) {
         int c = m + 1;
         fprintf(f, "<th>%s<br><span data-c=\"%d\" data-k=\"del\">deletion</span><span data-c=\"%d\" "
-                   "data-k=\"ins\">insertion</span><span data-c=\"%d\" data-k=\"diff\">ins-del</span><br>"
-                   "<span data-c=\"%d\" data-k=\"area\">area</span><span data-c=\"%d\" data-k=\"rough\">roughness</span>",
-                r->methods[m], c, c, c, c, c);
+                   "data-k=\"ins\">insertion</span><span data-c=\"%d\" data-k=\"diff\">ins-del</span><br>",
+                r->methods[m], c, c, c);
+        for (int p = primary_protocol(r) + 1; p < NM_PROTOCOL_COUNT; p++)
+            if (r->protocols >> p & 1)
+                fprintf(f, "<span data-c=\"%d\" data-k=\"diff%s\">ins-del %s</span>", c,
+                        nm_protocol_name((nm_protocol)p), nm_protocol_name((nm_protocol)p));
+        if (n_protocols(r) > 1) fputs("<br>", f);
+        fprintf(f, "<span data-c=\"%d\" data-k=\"area\">area</span><span data-c=\"%d\" data-k=\"rough\">roughness</span>",
+                c, c);
         if (r->sanity) fprintf(f, "<span data-c=\"%d\" data-k=\"rho\">sanity</span>", c);
         if (r->stability) fprintf(f, "<span data-c=\"%d\" data-k=\"stab\">stability</span>", c);
         fprintf(f, "<span data-c=\"%d\" data-k=\"sec\">seconds</span></th>", c);
@@ -257,16 +326,22 @@ static void html_image_cell(const nm_eval_report *r, FILE *f, int i, const nm_ev
     fputs("</td>", f);
 }
 
-static void html_method_cell(FILE *f, const nm_eval_row *w)
+static void html_method_cell(const nm_eval_report *r, FILE *f, const nm_eval_row *w)
 {
     if (!w) {
         fputs("<td>-</td>", f);
         return;
     }
+    int main_p = primary_protocol(r);
     fputs("<td", f);
-    html_number_attr(f, "del", w->deletion);
-    html_number_attr(f, "ins", w->insertion);
-    html_number_attr(f, "diff", w->insertion - w->deletion);
+    html_number_attr(f, "del", w->deletion[main_p]);
+    html_number_attr(f, "ins", w->insertion[main_p]);
+    html_number_attr(f, "diff", w->insertion[main_p] - w->deletion[main_p]);
+    for (int p = main_p + 1; p < NM_PROTOCOL_COUNT; p++) {
+        char key[32];
+        snprintf(key, sizeof key, "diff%s", nm_protocol_name((nm_protocol)p));
+        html_number_attr(f, key, w->insertion[p] - w->deletion[p]);
+    }
     html_number_attr(f, "area", w->mask_area);
     html_number_attr(f, "rough", w->roughness);
     html_number_attr(f, "rho", w->spearman);
@@ -274,8 +349,12 @@ static void html_method_cell(FILE *f, const nm_eval_row *w)
     html_number_attr(f, "sec", w->seconds);
     fputs(">", f);
     if (w->overlay) fputs("<img src=\"", f), html_text(f, w->overlay), fputs("\" alt=\"\">", f);
-    fprintf(f, "<div class=\"m\">del %.3f ins %.3f</div><div class=\"m\">area %.3f rough %.3f", w->deletion,
-            w->insertion, w->mask_area, w->roughness);
+    fprintf(f, "<div class=\"m\">del %.3f ins %.3f</div>", w->deletion[main_p], w->insertion[main_p]);
+    for (int p = main_p + 1; p < NM_PROTOCOL_COUNT; p++)
+        if (isfinite(w->insertion[p] - w->deletion[p]))
+            fprintf(f, "<div class=\"m\">ins-del %s %.3f</div>", nm_protocol_name((nm_protocol)p),
+                    w->insertion[p] - w->deletion[p]);
+    fprintf(f, "<div class=\"m\">area %.3f rough %.3f", w->mask_area, w->roughness);
     if (w->kept >= 0) fputs(w->kept ? " kept" : " lost", f);
     fputs("</div>", f);
     if (isfinite(w->spearman)) fprintf(f, "<div class=\"m\">sanity %.3f</div>", w->spearman);
@@ -288,16 +367,17 @@ static void compose_html(const nm_eval_report *r, FILE *f)
     fputs(html_head, f);
     fputs("<h1>neuromask eval</h1>\n<p>Model <code>", f);
     html_text(f, r->model);
-    fprintf(f, "</code>, %d images. Deletion / insertion AUC: RISE's protocol, %d steps, deleted pixels %s. "
+    fprintf(f, "</code>, %d images. Deletion / insertion AUC: the %s protocol, %d steps (rise: deleted pixels %s; "
+               "the other protocols delete to their fill and insert from it; docs/metrics.md). "
                "Overlays: the map scaled to [0, 1] over the image (turbo). Click a metric under a column "
                "header to sort by it; click again to reverse.</p>\n",
-            r->n_images, r->steps, r->deletion_fill);
+            r->n_images, nm_protocol_name((nm_protocol)primary_protocol(r)), r->steps, r->deletion_fill);
     html_header(r, f);
     const nm_eval_row **cell = row_table(r);
     for (int i = 0; cell && i < r->n_images; i++) {
         fputs("<tr>", f);
         html_image_cell(r, f, i, cell + i * r->n_methods);
-        for (int m = 0; m < r->n_methods; m++) html_method_cell(f, cell[i * r->n_methods + m]);
+        for (int m = 0; m < r->n_methods; m++) html_method_cell(r, f, cell[i * r->n_methods + m]);
         fputs("</tr>\n", f);
     }
     if (!cell) fputs("out of memory", f);   /* visible rather than an empty table */

@@ -5,6 +5,7 @@
 #ifndef NM_EVAL_REPORT_H
 #define NM_EVAL_REPORT_H
 
+#include "eval/protocols.h"
 #include "neuromask.h"
 
 typedef struct nm_eval_row {
@@ -12,7 +13,8 @@ typedef struct nm_eval_row {
     int method;             /* index into nm_eval_report.methods */
     int target;             /* explained class */
     float prob;             /* the target's softmax probability on the image */
-    double deletion, insertion;
+    double deletion[NM_PROTOCOL_COUNT];     /* deletion AUC per protocol (nm_protocol); NaN when not measured */
+    double insertion[NM_PROTOCOL_COUNT];    /* insertion AUC per protocol; NaN when not measured */
     int kept;               /* mask methods: top-1 of image * mask is the target (1/0); else -1 */
     double mask_area;       /* mask methods: fraction of the mask > 0.5; else mean of the map scaled to [0,1] */
     double roughness;       /* nm_map_roughness of the map */
@@ -32,7 +34,8 @@ typedef struct nm_eval_image {
 typedef struct nm_eval_report {
     const char *model;
     int steps;              /* deletion / insertion steps */
-    const char *deletion_fill;  /* "black" or "mean" */
+    const char *deletion_fill;  /* the rise protocol's: "black" or "mean" */
+    unsigned protocols;         /* the deletion / insertion protocols measured (bit nm_protocol) */
     int sanity;             /* the spearman column was measured */
     int stability;          /* the stability column was measured */
     int has_labels;
@@ -47,10 +50,15 @@ typedef struct nm_eval_report {
 } nm_eval_report;
 
 /* The first line of results.csv (without its newline); eval --resume reads
- * files that start with it. */
-#define NM_EVAL_CSV_HEADER                                                                                     \
-    "image,method,target_class,label,correct,prob,deletion_auc,insertion_auc,kept,mask_area,roughness," \
-    "spearman_random,stability,seconds"
+ * files that start with it. Per protocol P (nm_protocol order): deletion_P,
+ * insertion_P and ins_del_P = insertion_P - deletion_P, empty when not
+ * measured. */
+#define NM_EVAL_CSV_HEADER                                                                        \
+    "image,method,target_class,label,correct,prob,"                                                \
+    "deletion_rise,insertion_rise,ins_del_rise,deletion_black,insertion_black,ins_del_black,"     \
+    "deletion_blur,insertion_blur,ins_del_blur,deletion_grey,insertion_grey,ins_del_grey,"        \
+    "deletion_mean,insertion_mean,ins_del_mean,"                                                  \
+    "kept,mask_area,roughness,spearman_random,stability,seconds"
 
 nm_status nm_eval_write_csv(const nm_eval_report *r, const char *path, nm_error *err);
 nm_status nm_eval_write_summary(const nm_eval_report *r, const char *path, nm_error *err);
