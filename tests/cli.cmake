@@ -2,6 +2,8 @@
 # needed), and classify/info end to end on the shared CIFAR-10 model.
 nm_add_script_test(test_cli_bad_input sh ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_bad_input.sh)
 nm_add_script_test(test_cli_classify sh ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_classify.sh)
+# Image lists, output names, --recursive, one meaning per flag (bundled model).
+nm_add_script_test(test_cli_inputs sh ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_inputs.sh)
 # The CLI's defaults are the library's (nm_saliency_defaults).
 add_executable(print_saliency_defaults print_saliency_defaults.c)
 target_link_libraries(print_saliency_defaults PRIVATE neuromask_lib)

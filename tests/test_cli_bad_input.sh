@@ -135,8 +135,9 @@ row "JPEG cut short, EOI added"   1 corrupt.jpg          $C --model tiny.onnx co
 row "PNG declaring 100000x100000" 1 huge.png             $C --model tiny.onnx huge.png
 row "missing image"               1 nothere.png          $C --model tiny.onnx nothere.png
 row "directory without images"    1 empty_dir            $C --model tiny.onnx empty_dir
-row "labels count mismatch"       1 labels3.txt          $C --model tiny.onnx --labels labels3.txt ok.png
-row "missing labels file"         1 nothere.txt          $C --model tiny.onnx --labels nothere.txt ok.png
+row "labels count mismatch"       1 labels3.txt          $C --model tiny.onnx --class-names labels3.txt ok.png
+row "missing labels file"         1 nothere.txt          $C --model tiny.onnx --class-names nothere.txt ok.png
+row "--labels (eval's CSV) in classify" 2 "--class-names" $C --model tiny.onnx --labels names.txt ok.png
 row "unknown flag"                2 "'--foo'"            $C --model tiny.onnx --foo ok.png
 row "flag without its value"      2 "'--top'"            $C --model tiny.onnx ok.png --top
 row "bad flag value"              2 "'--top'"            $C --model tiny.onnx --top 0 ok.png

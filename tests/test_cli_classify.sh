@@ -60,7 +60,7 @@ check "batch size does not change the results" same_top
 
 # 3. text output with a labels file
 printf 'airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n' > "$T/labels.txt"
-"$NM_BIN" classify --model "$MODEL" --preprocess cifar --labels "$T/labels.txt" --top 2 \
+"$NM_BIN" classify --model "$MODEL" --preprocess cifar --class-names "$T/labels.txt" --top 2 \
   "$IMAGES/airplane_0001.jpg" > "$T/text"
 check "text output 'PATH: label (p=...), label (p=...)'" \
   grep -q -E "^$IMAGES/airplane_0001.jpg: airplane \(p=0\.[0-9]{3}\), [a-z]+ \(p=[01]\.[0-9]{3}\)$" "$T/text"

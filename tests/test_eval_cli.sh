@@ -22,7 +22,7 @@ IMGS="$SRC/data/fashion/0_Ankle_boot.png $SRC/data/fashion/13_Dress.png"
 D=$OUT/run
 # shellcheck disable=SC2086
 "$BIN" eval --model "$MODEL" --methods gradient,gradcam --labels "$SRC/data/fashion/labels.csv" --sanity \
-    --steps 28 --out "$D" --quiet $IMGS 2>"$OUT/err"
+    --auc-steps 28 --out "$D" --quiet $IMGS 2>"$OUT/err"
 rc=$?
 check "eval exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0
 
@@ -85,14 +85,14 @@ check "... naming the file and line" grep -q "quoted.csv: line 2: broken quoting
 IMGS3="$SRC/data/fashion/0_Ankle_boot.png $SRC/data/fashion/13_Dress.png $SRC/data/fashion/18_Bag.png"
 R=$OUT/resume
 # shellcheck disable=SC2086
-"$BIN" eval --model "$MODEL" --methods gradient,rise --rise-masks 64 --steps 28 --out "$OUT/whole" --quiet $IMGS3 \
+"$BIN" eval --model "$MODEL" --methods gradient,rise --rise-masks 64 --auc-steps 28 --out "$OUT/whole" --quiet $IMGS3 \
     2>"$OUT/err"
 rc=$?
 check "the uninterrupted run exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0
 cp -r "$OUT/whole" "$R"
 head -n 4 "$OUT/whole/results.csv" >"$R/results.csv"     # header, image 1 (2 rows), image 2 gradient
 # shellcheck disable=SC2086
-"$BIN" eval --model "$MODEL" --methods gradient,rise --rise-masks 64 --steps 28 --out "$R" --resume $IMGS3 \
+"$BIN" eval --model "$MODEL" --methods gradient,rise --rise-masks 64 --auc-steps 28 --out "$R" --resume $IMGS3 \
     2>"$OUT/err"
 rc=$?
 check "--resume exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0
@@ -121,7 +121,7 @@ check "... naming the file" grep -q "resume/results.csv: not the results.csv of 
 
 # SIGINT stops the run with complete rows only; --resume finishes it.
 I=$OUT/interrupted
-(exec "$BIN" eval --model "$MODEL" --methods neuromask --nm-steps 300 --steps 28 --out "$I" --quiet \
+(exec "$BIN" eval --model "$MODEL" --methods neuromask --steps 300 --auc-steps 28 --out "$I" --quiet \
     "$SRC/data/fashion") 2>"$OUT/err" &
 pid=$!
 n=0
@@ -135,7 +135,7 @@ rows=$(tail -n +2 "$I/results.csv" | wc -l)
 check "SIGINT: some but not all rows written ($rows)" test "$rows" -ge 1 -a "$rows" -lt 10
 check "SIGINT: no temporary files left" sh -c "! ls -A '$I' | grep -q '\.tmp\.'"
 cp "$I/results.csv" "$OUT/interrupted.csv"
-"$BIN" eval --model "$MODEL" --methods neuromask --nm-steps 300 --steps 28 --out "$I" --resume --quiet \
+"$BIN" eval --model "$MODEL" --methods neuromask --steps 300 --auc-steps 28 --out "$I" --resume --quiet \
     "$SRC/data/fashion" 2>"$OUT/err"
 rc=$?
 check "--resume after SIGINT exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0

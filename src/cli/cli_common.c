@@ -337,36 +337,106 @@ static char *join_path(const char *dir, const char *name)
     return s;
 }
 
-static int add_directory(const char *dir, str_list *l)
+/* Does folder `dir` have a subfolder with images (the hint for --recursive)? */
+static int subfolder_has_images(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char *sub = join_path(dir, e->d_name);
+        struct stat st;
+        DIR *s = sub && stat(sub, &st) == 0 && S_ISDIR(st.st_mode) ? opendir(sub) : NULL;
+        struct dirent *f;
+        while (s && !found && (f = readdir(s)) != NULL) found = is_image_name(f->d_name);
+        if (s) closedir(s);
+        free(sub);
+    }
+    closedir(d);
+    return found;
+}
+
+/* The images of `dir` (and with `depth` > 0, of its subfolders down to that
+ * many levels) appended to l, unsorted. */
+static int add_folder(const char *dir, int depth, str_list *l)
 {
     DIR *d = opendir(dir);
     if (!d) return cli_error("%s: cannot open directory: %s", dir, strerror(errno));
-    int first = l->n, ok = 1;
+    int ok = 1, rc = CLI_OK;
     struct dirent *e;
-    while (ok && (e = readdir(d)) != NULL)
-        if (is_image_name(e->d_name)) ok = list_add(l, join_path(dir, e->d_name));
+    while (ok && rc == CLI_OK && (e = readdir(d)) != NULL) {
+        if (is_image_name(e->d_name)) {
+            ok = list_add(l, join_path(dir, e->d_name));
+            continue;
+        }
+        if (!depth || e->d_name[0] == '.') continue;
+        char *sub = join_path(dir, e->d_name);
+        struct stat st;
+        if (!sub) ok = 0;
+        else if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) rc = add_folder(sub, depth - 1, l);
+        free(sub);
+    }
     closedir(d);
     if (!ok) return cli_error("%s: out of memory listing the directory", dir);
-    if (l->n == first) return cli_error("%s: no .png, .jpg or .jpeg images in the directory", dir);
+    return rc;
+}
+
+/* Folders below this depth are refused (a symbolic link loop, most likely). */
+#define CLI_MAX_FOLDER_DEPTH 32
+
+static int add_directory(const char *dir, int recursive, str_list *l)
+{
+    int first = l->n;
+    int rc = add_folder(dir, recursive ? CLI_MAX_FOLDER_DEPTH : 0, l);
+    if (rc) return rc;
+    if (l->n == first) {
+        if (!recursive && subfolder_has_images(dir))
+            return cli_error("%s: no .png, .jpg or .jpeg images in the directory itself, but in its subfolders "
+                             "(use --recursive)", dir);
+        return cli_error("%s: no .png, .jpg or .jpeg images in the directory%s", dir, recursive ? " tree" : "");
+    }
     qsort(l->s + first, (size_t)(l->n - first), sizeof *l->s, cmp_str);
     return CLI_OK;
 }
 
-int cli_collect_images(char **paths, int n, char ***list, int *count)
+int cli_collect_images(char **paths, int n, int recursive, char ***list, int **name_at, int *count)
 {
     str_list l = { 0 };
-    int rc = CLI_OK;
+    int rc = CLI_OK, *at = NULL, cap = 0;
     for (int i = 0; i < n && rc == CLI_OK; i++) {
         struct stat st;
-        if (stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode)) rc = add_directory(paths[i], &l);
+        int first = l.n, dir = stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode);
+        if (dir) rc = add_directory(paths[i], recursive, &l);
         else if (!list_add(&l, strdup(paths[i]))) rc = cli_error("out of memory");
+        if (rc || !name_at) continue;
+        if (l.n > cap) {
+            cap = l.cap;
+            int *more = realloc(at, (size_t)cap * sizeof *at);
+            if (!more) {
+                rc = cli_error("out of memory");
+                continue;
+            }
+            at = more;
+        }
+        /* below the folder named (join_path added one '/' unless it ended in one),
+         * or the file's own name */
+        size_t len = strlen(paths[i]);
+        for (int k = first; k < l.n; k++) {
+            const char *base = strrchr(l.s[k], '/');
+            at[k] = dir ? (int)len + (len > 0 && paths[i][len - 1] != '/')
+                        : (base ? (int)(base - l.s[k]) + 1 : 0);
+        }
     }
     if (rc != CLI_OK) {
         cli_free_list(l.s, l.n);
+        free(at);
         return rc;
     }
     *list = l.s;
     *count = l.n;
+    if (name_at) *name_at = at;
     return CLI_OK;
 }
 
@@ -503,6 +573,17 @@ void cli_labels_free(cli_labels *labels)
     free(labels->names);
     free(labels->text);
     memset(labels, 0, sizeof *labels);
+}
+
+int cli_class_names_option(cli_parser *p, const char **path)
+{
+    if (cli_string(p, "--class-names", path)) return 1;
+    const char *ignored;
+    if (!cli_string(p, "--labels", &ignored)) return 0;
+    if (!p->status)
+        p->status = cli_usage_error(p->cmd, "--labels is the ground-truth CSV of eval; class names are "
+                                            "--class-names FILE");
+    return 1;
 }
 
 const char *cli_label(const cli_labels *labels, int i)

@@ -92,9 +92,15 @@ int cli_resolve_preprocess(const char *cmd, const cli_preprocess_flags *f, const
 /* ------------------------------------------------------------- inputs */
 
 /* The image files named by `paths`: files as given, directories expanded to
- * their .png/.jpg/.jpeg files in byte order. Returns CLI_OK or prints the
- * error and returns CLI_FAIL. Free with cli_free_list. */
-int cli_collect_images(char **paths, int n, char ***list, int *count);
+ * their .png/.jpg/.jpeg files (with `recursive`, those of every subfolder
+ * too), sorted by path in byte order. Without `recursive`, a folder whose
+ * images are all in subfolders is an error that says --recursive. When
+ * name_at is not NULL, (*list)[i] + (*name_at)[i] is image i's name for its
+ * outputs: its path below the folder named, or the file's own name (free
+ * *name_at). Returns CLI_OK or prints the error and returns CLI_FAIL. Free
+ * the list with cli_free_list. */
+int cli_collect_images(char **paths, int n, int recursive, char ***list, int **name_at, int *count);
+#define CLI_RECURSIVE_HELP "  --recursive        a folder means the images of all its subfolders too (sorted by path)\n"
 void cli_free_list(char **list, int count);
 
 /* Load one image and write its preprocessed [C,H,W] planes to `chw`. */
@@ -119,6 +125,12 @@ typedef struct cli_labels {
 int cli_labels_load(const char *path, const nm_model *m, const char *model_path, int n_classes,
                     cli_labels *labels);
 void cli_labels_free(cli_labels *labels);
+/* Matches --class-names FILE; --labels (the ground-truth CSV of eval, class
+ * names in neuromask 0.1) is refused with a hint. */
+int cli_class_names_option(cli_parser *p, const char **path);
+#define CLI_CLASS_NAMES_HELP \
+    "  --class-names FILE class names, one per line (a leading WordNet id is dropped);\n" \
+    "                     default: the model's metadata (neuromask annotate)\n"
 /* The label of class i, or NULL. */
 const char *cli_label(const cli_labels *labels, int i);
 

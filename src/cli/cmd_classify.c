@@ -12,20 +12,20 @@ static const char classify_help[] =
     "the model's output (used as they are when they already sum to 1).\n"
     "\n"
     "Options:\n"
-    "  --model FILE     the ONNX classifier (input [N,C,H,W], C = 1 or 3)\n"
-    "  --labels FILE    class names, one per line (a leading WordNet id is dropped);\n"
-    "                   default: the model's \"neuromask.labels\" metadata\n"
-    "  --top K          classes to show per image (default 5)\n"
-    "  --json           one JSON object per line:\n"
-    "                   {\"image\": PATH, \"top\": [{\"class\": I, \"label\": S, \"prob\": P}, ...]}\n"
-    "  --batch N        images per forward pass (default: up to 16)\n"
+    "  --model FILE       the ONNX classifier (input [N,C,H,W], C = 1 or 3)\n"
+    CLI_CLASS_NAMES_HELP
+    CLI_RECURSIVE_HELP
+    "  --top K            classes to show per image (default 5)\n"
+    "  --json             one JSON object per line:\n"
+    "                     {\"image\": PATH, \"top\": [{\"class\": I, \"label\": S, \"prob\": P}, ...]}\n"
+    "  --batch N          images per forward pass (default: up to 16)\n"
     CLI_MAX_MEMORY_HELP
-    "  -h, --help       this help\n"
+    "  -h, --help         this help\n"
     "\n";
 
 typedef struct classify_opts {
-    const char *model, *labels;
-    int top, batch, json;
+    const char *model, *class_names;
+    int top, batch, json, recursive;
     int64_t max_bytes;
     cli_preprocess_flags pre;
     char **inputs;
@@ -40,11 +40,12 @@ static int parse_args(int argc, char **argv, classify_opts *o)
     while (cli_next(&p)) {
         if (cli_positional(&p)) o->inputs[o->n_inputs++] = (char *)p.arg;
         else if (cli_string(&p, "--model", &o->model)) {}
-        else if (cli_string(&p, "--labels", &o->labels)) {}
+        else if (cli_class_names_option(&p, &o->class_names)) {}
         else if (cli_int(&p, "--top", 1, 100000, &o->top)) {}
         else if (cli_int(&p, "--batch", 1, 4096, &o->batch)) {}
         else if (cli_max_memory(&p, &o->max_bytes)) {}
         else if (cli_flag(&p, "--json")) o->json = 1;
+        else if (cli_flag(&p, "--recursive")) o->recursive = 1;
         else if (cli_preprocess_option(&p, &o->pre)) {}
         else cli_unknown(&p);
     }
@@ -179,7 +180,7 @@ static int setup(const classify_opts *o, int n_images, classify_run *r)
     if (out.ndim != 2 || out.dims[0] != r->batch || numel / r->batch < 1 || numel / r->batch > (1 << 24))
         return cli_error("%s: output '%s' is not [N, classes]", o->model, nm_model_output_name(r->model));
     r->k = (int)(numel / r->batch);
-    rc = cli_labels_load(o->labels, r->model, o->model, r->k, &r->labels);
+    rc = cli_labels_load(o->class_names, r->model, o->model, r->k, &r->labels);
     if (rc) return rc;
     size_t chw = (size_t)r->c * r->h * r->w;
     r->input = malloc(chw * (size_t)r->batch * sizeof(float));
@@ -197,7 +198,7 @@ int cmd_classify(int argc, char **argv)
     char **images = NULL;
     int n_images = 0;
     int rc = parse_args(argc, argv, &o);
-    if (rc == CLI_OK) rc = cli_collect_images(o.inputs, o.n_inputs, &images, &n_images);
+    if (rc == CLI_OK) rc = cli_collect_images(o.inputs, o.n_inputs, o.recursive, &images, NULL, &n_images);
     if (rc == CLI_OK) rc = setup(&o, n_images, &r);
     int bad_images = 0;
     for (int i = 0; rc == CLI_OK && i < n_images; i += r.batch) {

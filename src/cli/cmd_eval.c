@@ -30,19 +30,21 @@ static const char eval_help[] =
     "DIR/summary.md, DIR/index.html and DIR/img/*.png (refreshed as it goes).\n"
     "\n"
     "Methods: gradient, gradxinput, integrated-gradients, smoothgrad, gradcam, occlusion,\n"
-    "rise, meaningful-perturbation, extremal-perturbation, neuromask.\n"
+    "rise, meaningful-perturbation, extremal-perturbation, neuromask; all: every one.\n"
     "\n"
     "Options:\n"
     "  --model FILE         the ONNX classifier (input [N,C,H,W], C = 1 or 3)\n"
-    "  --methods LIST       comma-separated method names\n"
+    "  --methods LIST       comma-separated method names, or all\n"
     "  --out DIR            output folder (created if missing)\n"
     "  --images DIR         the images of DIR (besides any given as arguments)\n"
+    "  --recursive          a folder means the images of all its subfolders too (sorted\n"
+    "                       by path; an ImageFolder tree)\n"
     "  --labels CSV         'file,label,...' with a header: true classes by file name;\n"
     "                       adds top-1 correctness (a 'class' or 'name' column names classes)\n"
     "  --limit N            only N images: the first N, or with --spread N spread evenly\n"
     "  --spread             pick the --limit images evenly over the sorted list\n"
     "  --class C            explain class C (default: the predicted class)\n"
-    "  --steps N            deletion / insertion steps (64); each moves ceil(H*W/N) pixels\n"
+    "  --auc-steps N        deletion / insertion steps (64); each moves ceil(H*W/N) pixels\n"
     "  --protocols LIST|all deletion / insertion protocols (default rise): rise (delete to\n"
     "                       black, insert from RISE's blur), and per fill F of black, blur,\n"
     "                       grey, mean (the image's mean colour): delete to F, insert from\n"
@@ -60,7 +62,8 @@ static const char eval_help[] =
     "                       Spearman correlation of the two maps\n"
     "  --seed N             seed of the sampling methods and the randomisation (0)\n"
     "  --batch N            images per engine call (16)\n"
-    "  --class-names FILE   class names, one per line (default: model metadata, --labels)\n"
+    "  --class-names FILE   class names, one per line (default: the model's metadata\n"
+    "                       (neuromask annotate), else the 'class' or 'name' column of --labels)\n"
     "  --threads N          threads (default: the free cores, following the load)\n"
     CLI_MAX_MEMORY_HELP
     "  --force              overwrite existing results\n"
@@ -80,7 +83,8 @@ static const char eval_help[] =
     "  --pert-steps N, --pert-grid N, --blur-sigma F        perturbation methods\n"
     "  --preset NAME        NeuroMask preset: default (used when none is named),\n"
     "                       averaged, cifar, imagenet (see explain --help)\n"
-    "  --nm-steps N, --early-stop   NeuroMask steps; stop once converged\n"
+    "  --steps N, --early-stop   NeuroMask steps (as explain's --steps; also --nm-steps);\n"
+    "                       stop once converged\n"
     "  --nm SPEC            NeuroMask options over the preset, 'key=value,...' (e.g.\n"
     "                       lr=0.1,optimizer=adam,grid=8,jitter=2,init=constant,\n"
     "                       sparsity=mask,baseline=blur; see nm_neuromask_parse)\n"
@@ -89,8 +93,8 @@ static const char eval_help[] =
 typedef struct eval_opts {
     const char *model, *out, *images_dir, *labels_csv, *methods, *preset, *fill, *class_names;
     const char *ig_baseline, *occ_fill, *nm_spec, *protocol_list;
-    int limit, spread, steps, batch, threads, force, resume, quiet, sanity, cascade, stability, curves, seed, cls,
-        nm_steps, early_stop, save_maps;
+    int limit, spread, auc_steps, batch, threads, force, resume, quiet, sanity, cascade, stability, curves, seed, cls,
+        nm_steps, early_stop, save_maps, recursive;
     unsigned protocols;         /* bit set of nm_protocol */
     int64_t max_bytes;
     nm_saliency_options so;     /* method options given on the command line */
@@ -110,7 +114,8 @@ static int method_option(cli_parser *p, eval_opts *o)
            cli_int(p, "--rise-cell", 1, 1024, &s->rise_cell) || cli_float(p, "--rise-p", &s->rise_p) ||
            cli_int(p, "--pert-steps", 1, 1000000, &s->pert_steps) || cli_int(p, "--pert-grid", 1, 4096, &s->pert_grid) ||
            cli_float(p, "--blur-sigma", &s->blur_sigma) || cli_string(p, "--preset", &o->preset) ||
-           cli_int(p, "--nm-steps", 1, 1000000, &o->nm_steps) || cli_string(p, "--nm", &o->nm_spec);
+           cli_int(p, "--steps", 1, 1000000, &o->nm_steps) || cli_int(p, "--nm-steps", 1, 1000000, &o->nm_steps) ||
+           cli_string(p, "--nm", &o->nm_spec);
 }
 
 static int parse_args(int argc, char **argv, eval_opts *o)
@@ -126,7 +131,7 @@ static int parse_args(int argc, char **argv, eval_opts *o)
                  cli_string(&p, "--labels", &o->labels_csv) || cli_string(&p, "--deletion-fill", &o->fill) ||
                  cli_string(&p, "--class-names", &o->class_names) ||
                  cli_string(&p, "--protocols", &o->protocol_list)) {}
-        else if (cli_int(&p, "--limit", 1, 1 << 30, &o->limit) || cli_int(&p, "--steps", 1, 1 << 20, &o->steps) ||
+        else if (cli_int(&p, "--limit", 1, 1 << 30, &o->limit) || cli_int(&p, "--auc-steps", 1, 1 << 20, &o->auc_steps) ||
                  cli_int(&p, "--class", 0, 1 << 24, &o->cls) || cli_int(&p, "--seed", 0, 1 << 30, &o->seed) ||
                  cli_int(&p, "--batch", 1, 1024, &o->batch) || cli_int(&p, "--threads", 1, 1024, &o->threads) ||
                  cli_max_memory(&p, &o->max_bytes)) {}
@@ -140,6 +145,7 @@ static int parse_args(int argc, char **argv, eval_opts *o)
         else if (cli_flag(&p, "--force")) o->force = 1;
         else if (cli_flag(&p, "--resume")) o->resume = 1;
         else if (cli_flag(&p, "--quiet")) o->quiet = 1;
+        else if (cli_flag(&p, "--recursive")) o->recursive = 1;
         else if (method_option(&p, o)) {}
         else if (cli_preprocess_option(&p, &o->pre)) {}
         else cli_unknown(&p);
@@ -196,20 +202,28 @@ typedef struct eval_run {
     eval_resumed resumed;       /* --resume: the rows already in DIR/results.csv */
 } eval_run;
 
+static void add_method(eval_run *r, nm_method m)
+{
+    for (int i = 0; i < r->n_methods; i++)
+        if (r->methods[i] == m) return;
+    r->method_names[r->n_methods] = nm_method_name(m);
+    r->methods[r->n_methods++] = m;
+}
+
+/* "a,b,c" or "all" (every method, in nm_method order). */
 static int parse_methods(const char *list, eval_run *r)
 {
     char *copy = strdup(list), *save = NULL;
     if (!copy) return cli_error("out of memory");
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         nm_method m = nm_method_from_name(t);
-        if (m == NM_METHOD_COUNT) {
+        if (!strcmp(t, "all"))
+            for (int k = 0; k < NM_METHOD_COUNT; k++) add_method(r, (nm_method)k);
+        else if (m == NM_METHOD_COUNT) {
             int rc = cli_usage_error("eval", "unknown method '%s' (see --help)", t);
             free(copy);
             return rc;
-        }
-        int dup = 0;
-        for (int i = 0; i < r->n_methods; i++) dup |= r->methods[i] == m;
-        if (!dup) r->method_names[r->n_methods] = nm_method_name(m), r->methods[r->n_methods++] = m;
+        } else add_method(r, m);
     }
     free(copy);
     return r->n_methods ? CLI_OK : cli_usage_error("eval", "--methods names no method");
@@ -711,7 +725,7 @@ static int setup(eval_opts *o, eval_run *r)
 {
     nm_error err = {0};
     int rc = parse_methods(o->methods, r);
-    if (!rc) rc = cli_collect_images(o->inputs, o->n_inputs, &r->images, &r->n_images);
+    if (!rc) rc = cli_collect_images(o->inputs, o->n_inputs, o->recursive, &r->images, NULL, &r->n_images);
     if (rc) return rc;
     if (!r->n_images) return cli_error("no images found");
     apply_limit(o, r);
@@ -728,7 +742,7 @@ static int setup(eval_opts *o, eval_run *r)
     if (!rc && o->labels_csv) rc = load_label_csv(o->labels_csv, r);
     if (rc) return rc;
     nm_auc_defaults(&r->auc);
-    if (o->steps) r->auc.steps = o->steps;
+    if (o->auc_steps) r->auc.steps = o->auc_steps;
     if (o->batch) r->auc.batch = o->batch;
     if (o->fill && !strcmp(o->fill, "mean")) r->auc.deletion_fill = NM_AUC_FILL_NORMALIZED_ZERO;
     size_t pixels = (size_t)r->h * r->w, image = pixels * r->c;

@@ -25,7 +25,10 @@ static const char explain_help[] =
     "draw masks 0..1 and non-negative maps 0..max in inferno (black = low), signed maps\n"
     "(gradxinput, integrated-gradients, occlusion) -a..+a with a = max |v| from blue\n"
     "through white (0) to red; each panel has a colour bar with that scale.\n"
-    "docs/outputs.md says how to read a panel and every JSON field.\n"
+    "docs/outputs.md says how to read a panel and every JSON field. NAME is the image's\n"
+    "path below the folder given (DIR/cat/1.* for FOLDER/cat/1.png with --recursive), or\n"
+    "the name of a file given, without its extension; two images with the same NAME\n"
+    "(a/x.jpg b/x.jpg) are refused before anything is written.\n"
     "Existing files are never overwritten unless --force is given. Every file is written\n"
     "under a temporary name and renamed into place; SIGINT or SIGTERM stops the run after\n"
     "the current step (exit 128 + the signal) with only complete files left, and a rerun\n"
@@ -70,7 +73,8 @@ static const char explain_help[] =
     "  --seed N           random seed (0); the same seed writes the same files\n"
     "  --batch N          images optimised together (default 1); other methods: images\n"
     "                     per engine call (16)\n"
-    "  --labels FILE      class names, one per line (default: the model's metadata)\n"
+    CLI_CLASS_NAMES_HELP
+    CLI_RECURSIVE_HELP
     "  --threads N        threads (default: the free cores, following the load)\n"
     CLI_MAX_MEMORY_HELP
     "  --precision P      fp32 (default) | bf16: convolutions multiply in bfloat16 where the\n"
@@ -102,8 +106,8 @@ static const char explain_help[] =
     "\n";
 
 typedef struct explain_opts {
-    const char *model, *out, *labels, *preset, *optimizer, *baseline, *init, *sparsity, *nm_spec;
-    int batch, threads, force, resume, quiet, early_stop, average;
+    const char *model, *out, *class_names, *preset, *optimizer, *baseline, *init, *sparsity, *nm_spec;
+    int batch, threads, force, resume, quiet, early_stop, average, recursive;
     int64_t max_bytes;
     const char *method_name, *ig_baseline, *occ_fill, *areas, *precision;
     nm_method method;
@@ -173,7 +177,7 @@ static int parse_args(int argc, char **argv, explain_opts *o)
         if (cli_positional(&p)) o->inputs[o->n_inputs++] = (char *)p.arg;
         else if (cli_string(&p, "--model", &o->model)) {}
         else if (cli_string(&p, "--out", &o->out)) {}
-        else if (cli_string(&p, "--labels", &o->labels)) {}
+        else if (cli_class_names_option(&p, &o->class_names)) {}
         else if (cli_string(&p, "--preset", &o->preset)) {}
         else if (cli_string(&p, "--optimizer", &o->optimizer)) {}
         else if (cli_string(&p, "--baseline", &o->baseline)) {}
@@ -187,6 +191,7 @@ static int parse_args(int argc, char **argv, explain_opts *o)
         else if (cli_flag(&p, "--force")) o->force = 1;
         else if (cli_flag(&p, "--resume")) o->resume = 1;
         else if (cli_flag(&p, "--quiet")) o->quiet = 1;
+        else if (cli_flag(&p, "--recursive")) o->recursive = 1;
         else if (cli_flag(&p, "--early-stop")) o->early_stop = 1;
         else if (cli_flag(&p, "--average")) o->average = 1;
         else if (nm_option(&p, o)) {}
@@ -328,14 +333,59 @@ static void progress(void *ctx, int step, int steps, const float *loss, int batc
             r->total, step, steps, (double)loss[0], el, frac > 0 ? el / frac - el : 0.0);
 }
 
-/* "DIR/stem.suffix" for the stem of `image` (its file name without extension). */
-static void output_path(const char *dir, const char *image, const char *suffix, char *buf, size_t cap)
+/* The length of an output name without its extension ("cat/1.png": "cat/1"). */
+static int stem_length(const char *name)
 {
-    const char *base = strrchr(image, '/');
-    base = base ? base + 1 : image;
-    const char *dot = strrchr(base, '.');
-    int len = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
-    snprintf(buf, cap, "%s/%.*s.%s", dir, len, base, suffix);
+    const char *base = strrchr(name, '/'), *dot;
+    base = base ? base + 1 : name;
+    dot = strrchr(base, '.');
+    return dot && dot != base ? (int)(dot - name) : (int)strlen(name);
+}
+
+/* "DIR/stem.suffix" for the output name of an image (cli_collect_images: its
+ * path below the folder named, or its file name), without its extension. */
+static void output_path(const char *dir, const char *name, const char *suffix, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%.*s.%s", dir, stem_length(name), name, suffix);
+}
+
+/* Two images whose outputs would be the same files (a/x.jpg and b/x.jpg, or
+ * x.png and x.jpg) are refused before anything is written. */
+static const char *const *sort_names;
+static int cmp_stem(const void *a, const void *b)
+{
+    const char *x = sort_names[*(const int *)a], *y = sort_names[*(const int *)b];
+    int lx = stem_length(x), ly = stem_length(y), c = strncmp(x, y, (size_t)(lx < ly ? lx : ly));
+    return c ? c : (lx > ly) - (lx < ly);
+}
+
+static int check_unique_outputs(const char *dir, char **images, char **names, int n)
+{
+    int *order = malloc(sizeof(int) * (size_t)(n ? n : 1));
+    if (!order) return cli_error("out of memory");
+    for (int i = 0; i < n; i++) order[i] = i;
+    sort_names = (const char *const *)names;
+    qsort(order, (size_t)n, sizeof *order, cmp_stem);
+    int rc = CLI_OK;
+    for (int i = 1; i < n && rc == CLI_OK; i++)
+        if (!cmp_stem(&order[i - 1], &order[i])) {
+            int a = order[i - 1] < order[i] ? order[i - 1] : order[i], b = order[i - 1] ^ order[i] ^ a;
+            rc = cli_error("%s and %s would both write %s/%.*s.* (outputs are named by the path below the "
+                           "folder given, or by the file name: give their folder, or explain them into "
+                           "different --out folders)", images[a], images[b], dir, stem_length(names[a]), names[a]);
+        }
+    free(order);
+    return rc;
+}
+
+/* The subfolder of DIR an output name below a folder needs ("cat/1.png": DIR/cat). */
+static int make_parent(const char *dir, const char *name)
+{
+    const char *slash = strrchr(name, '/');
+    if (!slash) return CLI_OK;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%.*s", dir, (int)(slash - name), name);
+    return cli_mkdir_p(path);
 }
 
 /* The outputs of an image, by the kind of the method's map: NAME.mask.*
@@ -350,14 +400,14 @@ static const char *const *output_suffixes(nm_method method)
 }
 
 /* How many of the image's outputs exist; `which` names the first found. */
-static int outputs_existing(const char *dir, nm_method method, const char *image, char *which, size_t cap)
+static int outputs_existing(const char *dir, nm_method method, const char *name, char *which, size_t cap)
 {
     const char *const *suffixes = output_suffixes(method);
     struct stat st;
     char path[4096];
     int found = 0;
     for (int i = 0; i < N_OUTPUTS; i++) {
-        output_path(dir, image, suffixes[i], path, sizeof path);
+        output_path(dir, name, suffixes[i], path, sizeof path);
         if (stat(path, &st) == 0 && found++ == 0) snprintf(which, cap, "%s", path);
     }
     return found;
@@ -456,7 +506,7 @@ static char *json_record(const explain_opts *o, const explain_run *r, const nm_e
 }
 
 /* NAME.mask.png or NAME.map.png at the image's own resolution (0 where the crop cut). */
-static nm_status write_map_png(const explain_run *r, int b, const char *dir, nm_method method, const char *image,
+static nm_status write_map_png(const explain_run *r, int b, const char *dir, nm_method method, const char *name,
                                const float *mask, const nm_map_scale *scale, nm_error *err)
 {
     char path[4096];
@@ -466,33 +516,35 @@ static nm_status write_map_png(const explain_run *r, int b, const char *dir, nm_
     nm_preprocess_unmap(&r->pre, mask, r->h, r->w, h0, w0, full);
     nm_image pic = {0};
     nm_status s = nm_render_map(full, w0, h0, scale, &pic, err);
-    output_path(dir, image, output_suffixes(method)[0], path, sizeof path);
+    output_path(dir, name, output_suffixes(method)[0], path, sizeof path);
     if (!s) s = nm_image_write_png(path, &pic, err);
     nm_image_free(&pic);
     free(full);
     return s;
 }
 
-static nm_status write_pictures(const char *dir, const char *image, const nm_image *geo, const float *mask,
+static nm_status write_pictures(const char *dir, const char *name, const nm_image *geo, const float *mask,
                                 const nm_map_scale *scale, const char *const *caption, int n_lines, nm_error *err)
 {
     char path[4096];
     nm_image pic = {0};
     nm_status s = NM_OK;
     if (!s) s = nm_render_overlay(geo, mask, scale, 0.5f, &pic, err);
-    output_path(dir, image, "overlay.png", path, sizeof path);
+    output_path(dir, name, "overlay.png", path, sizeof path);
     if (!s) s = nm_image_write_png(path, &pic, err);
     nm_image_free(&pic);
     if (!s) s = nm_render_panel(geo, mask, scale, caption, n_lines, &pic, err);
-    output_path(dir, image, "panel.png", path, sizeof path);
+    output_path(dir, name, "panel.png", path, sizeof path);
     if (!s) s = nm_image_write_png(path, &pic, err);
     nm_image_free(&pic);
     return s;
 }
 
 static int write_outputs(const explain_opts *o, const explain_run *r, const nm_explanation *e, int b,
-                         const char *image, double t_start)
+                         const char *image, const char *name, double t_start)
 {
+    int rc = make_parent(o->out, name);
+    if (rc) return rc;
     char path[4096], line[3][160];
     nm_error err = {0};
     const float *mask = e->mask + (size_t)b * r->h * r->w;
@@ -505,14 +557,14 @@ static int write_outputs(const explain_opts *o, const explain_run *r, const nm_e
     const char *caption[3] = {line[0], line[1], line[2]};
     int64_t dims[2] = {r->h, r->w};
     nm_map_scale scale = nm_map_scale_of(mask, r->h * r->w, NM_MAP_MASK);
-    output_path(o->out, image, mask_suffixes[1], path, sizeof path);
+    output_path(o->out, name, mask_suffixes[1], path, sizeof path);
     nm_status s = nm_npy_write_f32(path, mask, 2, dims, &err);
-    if (!s) s = write_map_png(r, b, o->out, NM_METHOD_NEUROMASK, image, mask, &scale, &err);
-    if (!s) s = write_pictures(o->out, image, &r->geo[b], mask, &scale, caption, 3, &err);
+    if (!s) s = write_map_png(r, b, o->out, NM_METHOD_NEUROMASK, name, mask, &scale, &err);
+    if (!s) s = write_pictures(o->out, name, &r->geo[b], mask, &scale, caption, 3, &err);
     size_t len = 0;
     double end_to_end = r->load_seconds / r->total + (now_seconds() - t_start) / e->batch;
     char *json = s ? NULL : json_record(o, r, e, b, image, end_to_end, &len);
-    output_path(o->out, image, "json", path, sizeof path);
+    output_path(o->out, name, "json", path, sizeof path);
     if (!s && !json) s = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
     if (!s) s = nm_write_file_atomic(path, json, len, &err);
     free(json);
@@ -627,8 +679,10 @@ static char *json_saliency(const explain_opts *o, const explain_run *r, const nm
 }
 
 static int write_saliency(const explain_opts *o, const explain_run *r, const nm_saliency *s, const char *image,
-                          double t_start)
+                          const char *name, double t_start)
 {
+    int rc = make_parent(o->out, name);
+    if (rc) return rc;
     char path[4096], line[4][160];
     nm_error err = {0};
     float lo, hi;
@@ -646,14 +700,14 @@ static int write_saliency(const explain_opts *o, const explain_run *r, const nm_
     const char *caption[4] = {line[0], line[1], line[2], line[3]};
     int n_lines = scale.kind == NM_MAP_SIGNED ? 4 : 3;
     int64_t dims[2] = {r->h, r->w};
-    output_path(o->out, image, output_suffixes(o->method)[1], path, sizeof path);
+    output_path(o->out, name, output_suffixes(o->method)[1], path, sizeof path);
     nm_status st = nm_npy_write_f32(path, s->map, 2, dims, &err);
-    if (!st) st = write_map_png(r, 0, o->out, o->method, image, s->map, &scale, &err);
-    if (!st) st = write_pictures(o->out, image, &r->geo[0], s->map, &scale, caption, n_lines, &err);
+    if (!st) st = write_map_png(r, 0, o->out, o->method, name, s->map, &scale, &err);
+    if (!st) st = write_pictures(o->out, name, &r->geo[0], s->map, &scale, caption, n_lines, &err);
     size_t len = 0;
     double end_to_end = r->load_seconds / r->total + (now_seconds() - t_start);
     char *json = st ? NULL : json_saliency(o, r, s, image, &scale, end_to_end, &len);
-    output_path(o->out, image, "json", path, sizeof path);
+    output_path(o->out, name, "json", path, sizeof path);
     if (!st && !json) st = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
     if (!st) st = nm_write_file_atomic(path, json, len, &err);
     free(json);
@@ -665,8 +719,8 @@ static int write_saliency(const explain_opts *o, const explain_run *r, const nm_
 }
 
 /* One image (loaded as image 0 of the run) through nm_explain. */
-static int explain_saliency(explain_opts *o, explain_run *r, const char *image, int index, double t_start,
-                            int *failed)
+static int explain_saliency(explain_opts *o, explain_run *r, const char *image, const char *name, int index,
+                            double t_start, int *failed)
 {
     nm_error err = {0};
     nm_saliency_options so = o->sal;
@@ -678,7 +732,7 @@ static int explain_saliency(explain_opts *o, explain_run *r, const char *image, 
         *failed = 1;
         return cli_error("%s: %s", image, err.msg);
     }
-    int rc = write_saliency(o, r, &s, image, t_start);
+    int rc = write_saliency(o, r, &s, image, name, t_start);
     r->done++;
     nm_saliency_free(&s);
     return rc;
@@ -686,18 +740,20 @@ static int explain_saliency(explain_opts *o, explain_run *r, const char *image, 
 
 /* Explain paths[0..n) together. Images that fail to load are reported and
  * skipped; *failed is set for them. */
-static int explain_batch(explain_opts *o, explain_run *r, char **paths, int n, int first_index, int *failed)
+static int explain_batch(explain_opts *o, explain_run *r, char **paths, char **names, int n, int first_index,
+                         int *failed)
 {
     nm_error err = {0};
-    const char *loaded[1024];
+    const char *loaded[1024], *loaded_names[1024];
     int count = 0;
     double t_start = now_seconds();
     for (int i = 0; i < n; i++) {
         if (load_image(r, paths[i], count, &err)) *failed = cli_fail(&err);
-        else loaded[count++] = paths[i];
+        else loaded_names[count] = names[i], loaded[count++] = paths[i];
     }
     if (!count) return CLI_OK;
-    if (o->method != NM_METHOD_NEUROMASK) return explain_saliency(o, r, loaded[0], first_index, t_start, failed);
+    if (o->method != NM_METHOD_NEUROMASK)
+        return explain_saliency(o, r, loaded[0], loaded_names[0], first_index, t_start, failed);
     nm_neuromask_options nm = o->nm;
     nm.seed = o->nm.seed + (uint64_t)first_index;
     nm.progress = o->quiet ? NULL : progress;
@@ -710,7 +766,7 @@ static int explain_batch(explain_opts *o, explain_run *r, char **paths, int n, i
         return cli_error("%s: %s", loaded[0], err.msg);
     }
     int rc = CLI_OK;
-    for (int b = 0; b < count && rc == CLI_OK; b++) rc = write_outputs(o, r, &e, b, loaded[b], t_start);
+    for (int b = 0; b < count && rc == CLI_OK; b++) rc = write_outputs(o, r, &e, b, loaded[b], loaded_names[b], t_start);
     r->done += count;
     nm_explanation_free(&e);
     return rc;
@@ -736,7 +792,7 @@ static int setup(explain_opts *o, explain_run *r, int n_images)
     r->k = (int)out.dims[1];
     if (o->nm.target_class >= r->k)
         return cli_usage_error("explain", "--class %d, but the model has %d classes", o->nm.target_class, r->k);
-    rc = cli_labels_load(o->labels, r->model, o->model, r->k, &r->labels);
+    rc = cli_labels_load(o->class_names, r->model, o->model, r->k, &r->labels);
     if (rc) return rc;
     int together = o->method == NM_METHOD_NEUROMASK ? o->batch : 1;   /* other methods: one image per call */
     r->batch = together < n_images ? together : n_images;
@@ -754,16 +810,17 @@ static int setup(explain_opts *o, explain_run *r, int n_images)
 }
 
 /* Drop images whose outputs exist (an error each), unless --force or --resume. */
-static int skip_existing(const explain_opts *o, char **images, int *n)
+static int skip_existing(const explain_opts *o, char **images, char **names, int *n)
 {
     char which[4096];
     int kept = 0, rc = CLI_OK;
     for (int i = 0; i < *n; i++) {
-        if (!o->force && !o->resume && outputs_existing(o->out, o->method, images[i], which, sizeof which)) {
+        if (!o->force && !o->resume && outputs_existing(o->out, o->method, names[i], which, sizeof which)) {
             rc = cli_error("%s: exists (use --force to overwrite, --resume to finish an interrupted run)", which);
             free(images[i]);
             continue;
         }
+        names[kept] = names[i];
         images[kept++] = images[i];
     }
     *n = kept;
@@ -771,11 +828,11 @@ static int skip_existing(const explain_opts *o, char **images, int *n)
 }
 
 /* Every image of the batch has all its outputs (it was finished before). */
-static int batch_complete(const explain_opts *o, char **images, int n)
+static int batch_complete(const explain_opts *o, char **names, int n)
 {
     char which[4096];
     for (int i = 0; i < n; i++)
-        if (outputs_existing(o->out, o->method, images[i], which, sizeof which) < N_OUTPUTS) return 0;
+        if (outputs_existing(o->out, o->method, names[i], which, sizeof which) < N_OUTPUTS) return 0;
     return 1;
 }
 
@@ -795,22 +852,25 @@ int cmd_explain(int argc, char **argv)
     explain_opts o = {.batch = 1};
     nm_saliency_defaults(&o.sal);
     explain_run r = {0};
-    char **images = NULL;
-    int n_images = 0, failed = 0;
+    char **images = NULL, **names = NULL;
+    int n_images = 0, failed = 0, *name_at = NULL;
     int rc = parse_args(argc, argv, &o);
-    if (rc == CLI_OK) rc = cli_collect_images(o.inputs, o.n_inputs, &images, &n_images);
-    if (rc == CLI_OK) failed = skip_existing(&o, images, &n_images);
+    if (rc == CLI_OK) rc = cli_collect_images(o.inputs, o.n_inputs, o.recursive, &images, &name_at, &n_images);
+    if (rc == CLI_OK && !(names = malloc(sizeof *names * (size_t)(n_images ? n_images : 1)))) rc = cli_error("out of memory");
+    for (int i = 0; rc == CLI_OK && i < n_images; i++) names[i] = images[i] + name_at[i];
+    if (rc == CLI_OK) rc = check_unique_outputs(o.out, images, names, n_images);
+    if (rc == CLI_OK) failed = skip_existing(&o, images, names, &n_images);
     if (rc == CLI_OK && n_images) rc = setup(&o, &r, n_images);
     if (rc == CLI_OK && n_images) cli_catch_interrupts();
     int resumed = 0;
     for (int i = 0; rc == CLI_OK && i < n_images && !cli_interrupted; i += r.batch) {
         int n = n_images - i < r.batch ? n_images - i : r.batch;
-        if (o.resume && batch_complete(&o, images + i, n)) {
+        if (o.resume && batch_complete(&o, names + i, n)) {
             resumed += n;   /* the slot stays: seeds and batches match an uninterrupted run */
             r.done += n;
             continue;
         }
-        rc = explain_batch(&o, &r, images + i, n, i, &failed);
+        rc = explain_batch(&o, &r, images + i, names + i, n, i, &failed);
     }
     if (resumed && !o.quiet) fprintf(stderr, "%d image(s) already complete, skipped (--resume)\n", resumed);
     if (rc == CLI_OK && cli_interrupted) {
@@ -819,6 +879,8 @@ int cmd_explain(int argc, char **argv)
         rc = CLI_SIGNAL_BASE + cli_interrupted;
     } else if (rc == CLI_OK && failed) rc = CLI_FAIL;
     cli_free_list(images, n_images);
+    free(names);
+    free(name_at);
     run_free(&r);
     free(o.inputs);
     return rc < 0 ? CLI_OK : rc;
