@@ -6,3 +6,5 @@ add_test(NAME example_explain_one COMMAND nm_example_explain_one ${CMAKE_SOURCE_
 set_tests_properties(example_explain_one PROPERTIES ENVIRONMENT "${NM_TEST_OMP}" PASS_REGULAR_EXPRESSION "class 1: p")
 # SIGINT / SIGTERM leave only complete files; --resume finishes the set identically.
 nm_add_script_test(test_explain_resume sh ${CMAKE_CURRENT_SOURCE_DIR}/test_explain_resume.sh)
+# --resume refuses outputs made with another method, options or preprocessing.
+nm_add_script_test(test_explain_resume_settings sh ${CMAKE_CURRENT_SOURCE_DIR}/test_explain_resume_settings.sh)

@@ -510,7 +510,7 @@ static int split_labels(char *text, const char *seps, int strip_wnid, cli_labels
     return 1;
 }
 
-static char *read_text(const char *path)
+char *cli_read_text(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -545,7 +545,7 @@ int cli_labels_load(const char *path, const nm_model *m, const char *model_path,
     const char *meta = m ? nm_model_metadata(m, "neuromask.labels") : NULL;
     const char *source = path ? path : model_path;
     if (path) {
-        labels->text = read_text(path);
+        labels->text = cli_read_text(path);
         if (!labels->text) return cli_error("%s: cannot read labels: %s", path, strerror(errno));
     } else if (meta) {
         labels->text = strdup(meta);

@@ -144,6 +144,10 @@ int cli_split_csv(char *line, char **fields, int cap);
  * prints the error and returns CLI_FAIL. */
 int cli_mkdir_p(const char *path);
 
+/* The whole of a text file (at most 256 MiB), NUL-terminated; NULL with
+ * errno set when it cannot be read. Free it. */
+char *cli_read_text(const char *path);
+
 /* A JSON string literal of s. */
 void cli_json_string(FILE *f, const char *s);
 

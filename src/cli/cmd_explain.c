@@ -81,7 +81,8 @@ static const char explain_help[] =
     "                     CPU has AVX512_BF16 (faster; masks differ slightly)\n"
     "  --force            overwrite existing outputs\n"
     "  --resume           skip images whose outputs are all there (an interrupted run);\n"
-    "                     redo the others, overwriting any of their files\n"
+    "                     redo the others, overwriting any of their files. Refused when an\n"
+    "                     image's JSON records another method, options or preprocessing\n"
     "  --quiet            no progress output\n"
     "  -h, --help         this help\n"
     "\n"
@@ -836,6 +837,57 @@ static int batch_complete(const explain_opts *o, char **names, int n)
     return 1;
 }
 
+/* The item of one JSON line ("  \"key\": {...},") where it first differs from
+ * another, for the message; whole lines when they have no items. */
+static void first_difference(const char *a, const char *b, char *out, size_t cap)
+{
+    size_t i = 0, start = 0;
+    while (a[i] && a[i] == b[i] && a[i] != '\n') {
+        if (a[i] == ',' || a[i] == '{') start = i + 1;
+        i++;
+    }
+    while (a[start] == ' ') start++;
+    size_t ea = start + strcspn(a + start, ",}\n"), eb = start + strcspn(b + start, ",}\n");
+    snprintf(out, cap, "%.*s, this run: %.*s", (int)(ea - start), a + start, (int)(eb - start), b + start);
+}
+
+/* --resume: the image's JSON (when there is one) was made with this run's
+ * method, preprocessing and options; else an error naming the file and the
+ * first difference. */
+static int same_settings(const explain_opts *o, const explain_run *r, const char *name)
+{
+    char path[4096], diff[512];
+    struct stat st;
+    output_path(o->out, name, "json", path, sizeof path);
+    if (stat(path, &st) != 0) return CLI_OK;
+    char *old = cli_read_text(path), *now = NULL;
+    size_t len = 0;
+    FILE *f = old ? open_memstream(&now, &len) : NULL;
+    if (!f) {
+        free(old);
+        return cli_error("%s: cannot read: %s", path, strerror(errno));
+    }
+    fprintf(f, "  \"method\": \"%s\",\n", nm_method_name(o->method));
+    json_preprocess(f, &r->pre);
+    if (o->method == NM_METHOD_NEUROMASK) json_options(f, o, r->h, r->w);
+    else json_method_options(f, o);
+    fclose(f);
+    int rc = CLI_OK;
+    for (const char *line = now; rc == CLI_OK && *line; line += strcspn(line, "\n") + 1) {
+        size_t key = strcspn(line, ":") + 1, n = strcspn(line, "\n");
+        const char *was = old;
+        while (was && strncmp(was, line, key) != 0) was = (was = strchr(was, '\n')) ? was + 1 : NULL;
+        if (was && strncmp(was, line, n) == 0 && (was[n] == '\n' || !was[n])) continue;
+        if (was) first_difference(was, line, diff, sizeof diff);
+        else snprintf(diff, sizeof diff, "no %.*s", (int)key - 1, line + 2);
+        rc = cli_error("%s: made with other settings (%s); --resume continues a run with the same "
+                       "method and options: use --force to redo it, or another --out", path, diff);
+    }
+    free(old);
+    free(now);
+    return rc;
+}
+
 static void run_free(explain_run *r)
 {
     for (int b = 0; r->geo && b < r->batch; b++) nm_image_free(&r->geo[b]);
@@ -861,6 +913,7 @@ int cmd_explain(int argc, char **argv)
     if (rc == CLI_OK) rc = check_unique_outputs(o.out, images, names, n_images);
     if (rc == CLI_OK) failed = skip_existing(&o, images, names, &n_images);
     if (rc == CLI_OK && n_images) rc = setup(&o, &r, n_images);
+    for (int i = 0; rc == CLI_OK && o.resume && i < n_images; i++) rc = same_settings(&o, &r, names[i]);
     if (rc == CLI_OK && n_images) cli_catch_interrupts();
     int resumed = 0;
     for (int i = 0; rc == CLI_OK && i < n_images && !cli_interrupted; i += r.batch) {
