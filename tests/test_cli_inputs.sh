@@ -5,16 +5,8 @@
 # mirrors it under --out; without it such a tree gets a hint; eval's pictures
 # are unique per input; flags mean one thing everywhere (--class-names,
 # --labels, --steps, --auc-steps, --methods all).
-NM_BIN=${NM_BIN:?NM_BIN must name the neuromask executable}
-SRC=${NM_SOURCE_DIR:?}
-T=$(mktemp -d "${TMPDIR:-/tmp}/nm_inputs.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT INT TERM
-export OMP_NUM_THREADS=1
-pass=0 fail=0
-check() {  # description, command...
-  d=$1; shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $d"; fi
-}
+. "${NM_SOURCE_DIR:?}/tests/cli_check.sh"
+nm_check_setup nm_inputs
 model=$SRC/models/fashion_cnn.onnx
 F=$SRC/data/fashion
 # An ImageFolder tree: two classes, the same file names in both.
@@ -73,5 +65,4 @@ check "eval --methods all ($(head -c 200 "$T/err"))" [ $? = 0 ]
 check "... a row per method (10)" test "$(tail -n +2 "$T/all/results.csv" | wc -l)" = 10
 check "... --auc-steps: curves of 9 points" sh -c "awk -F, 'NR > 1 && NF != 12 {exit 1}' '$T/all/curves.csv'"
 check "... --labels is the ground truth (class 9 is correct)" sh -c "awk -F, 'NR > 1 && \$5 != 1 {exit 1}' '$T/all/results.csv'"
-echo "$pass passed, $fail failed"
-test $fail = 0
+nm_check_done

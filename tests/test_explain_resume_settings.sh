@@ -3,16 +3,8 @@
 # preprocessing: another method or option is refused with one line naming
 # the file and the difference, and the outputs are left as they were; the
 # same settings skip the finished image.
-NM_BIN=${NM_BIN:?NM_BIN must name the neuromask executable}
-SRC=${NM_SOURCE_DIR:?}
-T=$(mktemp -d "${TMPDIR:-/tmp}/nm_resume_settings.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT INT TERM
-export OMP_NUM_THREADS=1
-pass=0 fail=0
-check() {  # description, command...
-  d=$1; shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $d"; fi
-}
+. "${NM_SOURCE_DIR:?}/tests/cli_check.sh"
+nm_check_setup nm_resume_settings
 ex() { "$NM_BIN" explain --model "$SRC/models/fashion_cnn.onnx" "$@" "$SRC/data/fashion/0_Ankle_boot.png"; }
 J=$T/g/0_Ankle_boot.json
 check "gradcam run" ex --method gradcam --quiet --out "$T/g"
@@ -40,5 +32,4 @@ check "the same options --resume: exit 0 (got $?)" [ $? = 0 ]
 check "... skipped as complete" grep -q "1 image(s) already complete" "$T/err"
 check "--force redoes it with the new options" ex --steps 6 --force --quiet --out "$T/n"
 check "... recorded" grep -q '"steps": 6,' "$T/n/0_Ankle_boot.json"
-echo "$pass passed, $fail failed"
-test $fail = 0
+nm_check_done
