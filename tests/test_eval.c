@@ -2,13 +2,16 @@
  * CausalMetric on PyTorch), Spearman rank correlation, and cascading model
  * randomisation.
  *   test_eval auc REFDIR RECIPE MODEL   (MODEL "shared:REL" = under ../shared)
+ *   test_eval road REFDIR RECIPE MODEL  (ROAD against tools/road_ref.py)
  *   test_eval units MODEL LAYERS        (spearman; randomize on MODEL with LAYERS layers) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/argsort.h"
 #include "eval/protocols.h"
+#include "eval/road.h"
 #include "graph/model.h"
 #include "testutil.h"
 
@@ -175,6 +178,166 @@ static int run_auc(const char *dir, const char *recipe, const char *model_spec)
     return nm_test_summary();
 }
 
+/* ------------------------------------------------------------------ ROAD */
+
+#define ROAD_PROB_TOL 1e-5     /* float32 engines on the same images: measured <= 1.4e-6 */
+#define ROAD_IMPUTE_TOL 1e-6   /* CG to 1e-9 relative residual vs a dense float64 solve, both stored as float32: measured <= 6e-8 */
+
+/* One line of road_ref.txt against nm_road (no noise), and the imputed
+ * image of MoRF 0.5 against the reference's. */
+static void check_road_line(nm_model *m, const nm_preprocess *pp, const float *x, const char *dir, char *line)
+{
+    char name[64], map_path[1024], path[1200];
+    int target, n = 0;
+    if (sscanf(line, "road %63s %1023s %d morf%n", name, map_path, &target, &n) != 3 || !n) {
+        nm_check(0, "road_ref.txt line parses");
+        return;
+    }
+    double ref[4][NM_ROAD_FRACTIONS];
+    char *p = line + n;
+    for (int g = 0; g < 4; g++) {
+        for (int f = 0; f < NM_ROAD_FRACTIONS; f++) ref[g][f] = strtod(p, &p);
+        while (*p == ' ') p++;
+        while (*p && *p != ' ') p++;   /* the next group's name */
+    }
+    nm_shape in = nm_model_input_shape(m);
+    int c = (int)in.dims[1], h = (int)in.dims[2], w = (int)in.dims[3], hw = h * w;
+    float *map = nm_test_read_floats(NULL, map_path, (size_t)hw);
+    nm_road_result r, r3;
+    nm_error err = {0};
+    nm_status s = nm_road(m, pp, x, map, target, 0.0f, 1, 16, &r, &err);
+    nm_check(s == NM_OK, "%s: nm_road: %s", name, err.msg);
+    s = nm_road(m, pp, x, map, target, 0.0f, 1, 3, &r3, &err);   /* 14 images: the last batch padded */
+    nm_check(s == NM_OK, "%s: nm_road (batch 3): %s", name, err.msg);
+    double worst = 0, worst3 = 0;
+    int top1_same = 1;
+    for (int f = 0; f < NM_ROAD_FRACTIONS; f++) {
+        worst = fmax(worst, fmax(fabs(r.morf[f] - ref[0][f]), fabs(r.lerf[f] - ref[1][f])));
+        worst3 = fmax(worst3, fmax(fabs(r3.morf[f] - r.morf[f]), fabs(r3.lerf[f] - r.lerf[f])));
+        /* top-1 may differ only where the probability is within the tolerance of a tie */
+        top1_same &= r.morf_top1[f] == (int)ref[2][f] && r.lerf_top1[f] == (int)ref[3][f];
+    }
+    printf("road %-10s MoRF mean %.6f LeRF mean %.6f; max diff to the reference %.2e\n", name, r.morf_mean,
+           r.lerf_mean, worst);
+    nm_check(worst <= ROAD_PROB_TOL, "%s: ROAD probabilities within %g of the reference (%.2e)", name,
+             ROAD_PROB_TOL, worst);
+    nm_check(top1_same, "%s: ROAD top-1 flags equal the reference's", name);
+    nm_check(worst3 <= 1e-5, "%s: batch 3 gives the same probabilities (%.2e)", name, worst3);
+
+    /* The imputation itself: MoRF at 0.5 of this map. */
+    snprintf(path, sizeof path, "%s/%s.morf50.bin", dir, name);
+    float *ref_img = nm_test_read_floats(NULL, path, (size_t)hw * c), *img = malloc(sizeof(float) * (size_t)hw * c);
+    int *order = malloc(sizeof(int) * (size_t)hw);
+    unsigned char *removed = calloc((size_t)hw, 1);
+    nm_argsort(map, hw, 1, order);
+    for (int j = 0; j < (int)(hw * 0.5); j++) removed[order[j]] = 1;
+    int iterations = 0;
+    s = nm_road_impute(x, c, h, w, removed, 0.0f, 0, img, &iterations, &err);
+    double d = max_diff(img, ref_img, hw * c);
+    printf("road %-10s MoRF 0.5 imputation: max diff %.2e (%d CG iterations)\n", name, d, iterations);
+    nm_check(s == NM_OK && d <= ROAD_IMPUTE_TOL, "%s: imputed image within %g of the dense solve (%.2e)", name,
+             ROAD_IMPUTE_TOL, d);
+    free(map), free(ref_img), free(img), free(order), free(removed);
+}
+
+static int run_road(const char *dir, const char *recipe, const char *model_spec)
+{
+    nm_model *m = load_model(model_spec);
+    nm_shape in = nm_model_input_shape(m);
+    nm_preprocess pp;
+    nm_error err = {0};
+    if (nm_preprocess_recipe(recipe, &pp, &err)) return printf("FAIL: %s\n", err.msg), 1;
+    char path[1024], line[8192];
+    snprintf(path, sizeof path, "%s/x.bin", dir);
+    float *x = nm_test_read_floats(NULL, path, (size_t)(in.dims[1] * in.dims[2] * in.dims[3]));
+    snprintf(path, sizeof path, "%s/road_ref.txt", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return printf("FAIL: cannot open %s (run tools/road_ref.py first)\n", path), 1;
+    int cases = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "road ", 5) == 0) check_road_line(m, &pp, x, dir, line), cases++;
+    fclose(f);
+    nm_check(cases >= 4, "road_ref.txt has cases (%d)", cases);
+    free(x);
+    nm_model_free(m);
+    return nm_test_summary();
+}
+
+/* Imputation units: a linear image is reproduced exactly (every interior
+ * pixel is the weighted mean of its neighbours); removed pixels satisfy
+ * their equations; the noise has the asked standard deviation, touches
+ * only removed pixels and follows the seed. */
+static void check_road_units(void)
+{
+    enum { H = 20, W = 24, C = 3, HW = H * W };
+    float x[C * HW], out[C * HW], noisy[C * HW], again[C * HW];
+    unsigned char removed[HW] = {0};
+    nm_error err = {0};
+    for (int ch = 0; ch < C; ch++)
+        for (int y = 0; y < H; y++)
+            for (int i = 0; i < W; i++) x[ch * HW + y * W + i] = 0.1f * ch + 0.02f * i + 0.03f * y;
+    for (int y = 3; y < 15; y++)   /* an interior block and scattered interior pixels */
+        for (int i = 4; i < 17; i++) removed[y * W + i] = 1;
+    for (int y = 1; y < H - 1; y += 3) removed[y * W + W - 3] = 1;
+    int it = 0;
+    nm_status s = nm_road_impute(x, C, H, W, removed, 0.0f, 0, out, &it, &err);
+    double d = max_diff(x, out, C * HW);
+    nm_check(s == NM_OK && d < 1e-6, "a linear image is reproduced (max diff %.2e, %d iterations)", d, it);
+
+    /* Random image, 60 % removed at random (border included): each removed
+     * pixel equals the weighted mean of its in-image neighbours. */
+    uint64_t st = 11;
+    nm_test_rand_fill(x, C * HW, 0, 1, &st);
+    float u[HW];
+    nm_test_rand_fill(u, HW, 0, 1, &st);
+    int n_removed = 0;
+    for (int i = 0; i < HW; i++) n_removed += removed[i] = u[i] < 0.6f;
+    s = nm_road_impute(x, C, H, W, removed, 0.0f, 0, out, &it, &err);
+    double worst = 0, kept_diff = 0;
+    for (int ch = 0; ch < C; ch++)
+        for (int y = 0; y < H; y++)
+            for (int i = 0; i < W; i++) {
+                const float *o = out + ch * HW;
+                if (!removed[y * W + i]) {
+                    kept_diff = fmax(kept_diff, fabs(o[y * W + i] - x[ch * HW + y * W + i]));
+                    continue;
+                }
+                double sum = 0, wsum = 0;
+                for (int dy = -1; dy <= 1; dy++)
+                    for (int dx = -1; dx <= 1; dx++) {
+                        int yy = y + dy, xx = i + dx;
+                        if ((!dy && !dx) || yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+                        double wt = dy && dx ? 1 / 12. : 1 / 6.;
+                        sum += wt * o[yy * W + xx], wsum += wt;
+                    }
+                worst = fmax(worst, fabs(o[y * W + i] - sum / wsum));
+            }
+    nm_check(s == NM_OK && worst < 1e-6 && kept_diff == 0, "removed pixels satisfy their equations (max residual "
+             "%.2e, %d removed, %d iterations); kept pixels unchanged", worst, n_removed, it);
+
+    s = nm_road_impute(x, C, H, W, removed, NM_ROAD_NOISE, 5, noisy, NULL, &err);
+    double sum = 0, sq = 0;
+    int n = 0, outside = 0;
+    for (int ch = 0; ch < C; ch++)
+        for (int i = 0; i < HW; i++) {
+            double e = (double)noisy[ch * HW + i] - out[ch * HW + i];
+            if (!removed[i]) outside |= e != 0;
+            else sum += e, sq += e * e, n++;
+        }
+    double mean = sum / n, sd = sqrt(sq / n - mean * mean);
+    /* n ~ 860: the sample sd is within 10 % of 0.01 with overwhelming probability (its s.e. is ~2.4 %) */
+    nm_check(s == NM_OK && !outside && fabs(sd / NM_ROAD_NOISE - 1) < 0.1 && fabs(mean) < 4 * NM_ROAD_NOISE / sqrt(n),
+             "noise: sd %.5f (0.01), mean %.2e over %d removed values, kept pixels untouched", sd, mean, n);
+    nm_road_impute(x, C, H, W, removed, NM_ROAD_NOISE, 5, again, NULL, &err);
+    nm_check(max_diff(noisy, again, C * HW) == 0, "the same seed, the same noise");
+    nm_road_impute(x, C, H, W, removed, NM_ROAD_NOISE, 6, again, NULL, &err);
+    nm_check(max_diff(noisy, again, C * HW) > 0, "another seed, other noise");
+
+    memset(removed, 1, sizeof removed);
+    nm_check(nm_road_impute(x, C, H, W, removed, 0.0f, 0, out, NULL, &err) == NM_ERR_ARG,
+             "every pixel removed: refused (%s)", err.msg);
+}
+
 static void check_spearman(void)
 {
     float a[6] = {0.1f, 0.5f, 0.2f, 0.9f, 0.7f, 0.3f}, cube[6], neg[6];
@@ -300,9 +463,11 @@ static void check_randomize(const char *model_spec, int want_layers)
 int main(int argc, char **argv)
 {
     if (argc == 5 && !strcmp(argv[1], "auc")) return run_auc(argv[2], argv[3], argv[4]);
+    if (argc == 5 && !strcmp(argv[1], "road")) return run_road(argv[2], argv[3], argv[4]);
     if (argc == 4 && !strcmp(argv[1], "units")) {
         check_spearman();
         check_roughness();
+        check_road_units();
         check_randomize(argv[2], atoi(argv[3]));
         return nm_test_summary();
     }

@@ -34,7 +34,7 @@ done
 check "results.csv has 4 rows (2 images x 2 methods)" test "$(tail -n +2 "$D/results.csv" | wc -l)" -eq 4
 # Every row: rise AUCs in [0, 1], the other protocols empty (not asked
 # for), the label column filled, a Spearman value.
-bad=$(awk -F, 'NR > 1 && !($7 >= 0 && $7 <= 1 && $8 >= 0 && $8 <= 1 && $4 != "" && $25 != "" && $10 == "" && $21 == "") {print}' "$D/results.csv")
+bad=$(awk -F, 'NR > 1 && !($7 >= 0 && $7 <= 1 && $8 >= 0 && $8 <= 1 && $4 != "" && $30 != "" && $10 == "" && $21 == "" && $22 == "") {print}' "$D/results.csv")
 check "rows have rise AUCs in [0,1], no other protocol, labels and sanity values ($bad)" test -z "$bad"
 for m in gradient gradcam; do
     check "results.csv has 2 rows of $m" test "$(awk -F, -v m=$m '$2 == m' "$D/results.csv" | wc -l)" -eq 2
@@ -98,8 +98,8 @@ rc=$?
 check "--resume exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0
 check "... says it kept 3 rows" test "$(grep -c 'kept from' "$OUT/err")" -eq 3
 check "... and computed 3" test "$(grep -c 'deletion' "$OUT/err")" -eq 3
-cut -d, -f1-26 "$OUT/whole/results.csv" >"$OUT/whole.cut"   # all but seconds
-cut -d, -f1-26 "$R/results.csv" >"$OUT/resume.cut"
+cut -d, -f1-31 "$OUT/whole/results.csv" >"$OUT/whole.cut"   # all but seconds
+cut -d, -f1-31 "$R/results.csv" >"$OUT/resume.cut"
 check "the resumed results.csv equals the uninterrupted one but for seconds" cmp -s "$OUT/whole.cut" "$OUT/resume.cut"
 check "the kept rows are read back unchanged (seconds too)" \
     test "$(head -n 4 "$R/results.csv")" = "$(head -n 4 "$OUT/whole/results.csv")"
@@ -177,6 +177,24 @@ EOF
 )
     check "the CSV's AUCs of $m equal the reference's on the saved map, every protocol ($bad)" test -z "$bad"
 done
+# --road: the ROAD columns filled (probabilities, top-1 shares in sevenths,
+# road_lerf_morf their difference), the same for the same seed (the
+# imputation noise is seeded), a ROAD table in summary.md. The values
+# themselves are checked against tools/road_ref.py (eval_road_*).
+for run in road1 road2; do
+    # shellcheck disable=SC2086
+    "$BIN" eval --model "$MODEL" --methods gradient,gradcam --road --out "$OUT/$run" --quiet $IMGS 2>"$OUT/err"
+    check "--road exits 0 ($(head -c 300 "$OUT/err"))" test $? -eq 0
+done
+bad=$(awk -F, 'function d(a, b) { return a - b < 0 ? b - a : a - b }
+  NR > 1 { if ($22 == "" || $22 < 0 || $22 > 1 || $23 < 0 || $23 > 1) print "probability";
+           if (d($24, $23 - $22) > 2e-6) print "difference";
+           for (c = 25; c <= 26; c++) if (d($c * 7, int($c * 7 + 0.5)) > 1e-4) print "top-1 share " $c }' "$OUT/road1/results.csv")
+check "ROAD columns filled and consistent ($bad)" test -z "$bad"
+check "ROAD: the same seed gives the same values" \
+    test "$(cut -d, -f22-26 "$OUT/road1/results.csv")" = "$(cut -d, -f22-26 "$OUT/road2/results.csv")"
+check "summary.md has the ROAD table" sh -c "grep -A8 '^## ROAD' '$OUT/road1/summary.md' | grep -q '^| gradcam | 2 | '"
+check "index.html sorts by ROAD" grep -q 'data-k="road"' "$OUT/road1/index.html"
 # shellcheck disable=SC2086
 "$BIN" eval --model "$MODEL" --methods gradient --protocols rise,bogus --out "$OUT/x" $IMGS 2>"$OUT/err"
 check "an unknown protocol is a usage error (rc 2)" test $? -eq 2

@@ -157,6 +157,18 @@ def load_image(path, channels, h, w):
     return a[None] if channels == 1 else a.transpose(2, 0, 1).copy()
 
 
+def open_model(path):
+    """The model on PyTorch and its input's C, H, W."""
+    model = onnx_torch.OnnxTorch(path)
+    shape = [d.dim_value for d in model.model.graph.input[0].type.tensor_type.shape.dim]
+    return model, shape[1], shape[2], shape[3]
+
+
+def read_map(path, h, w):
+    """An H x W map: .npy (eval --save-maps) or raw float32."""
+    return (np.load(path) if path.endswith(".npy") else np.fromfile(path, dtype=np.float32)).reshape(h, w)
+
+
 def make_maps(x, outdir, seed=0):
     c, h, w = x.shape
     rng = np.random.RandomState(seed)
@@ -192,9 +204,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    model = onnx_torch.OnnxTorch(args.model)
-    shape = [d.dim_value for d in model.model.graph.input[0].type.tensor_type.shape.dim]
-    c, h, w = shape[1], shape[2], shape[3]
+    model, c, h, w = open_model(args.model)
     os.makedirs(args.outdir, exist_ok=True)
     if args.image:
         x = load_image(args.image, c, h, w)
@@ -226,7 +236,7 @@ def main():
 
     with open(os.path.join(args.outdir, "ref.txt"), "w") as out:
         for name, path, fill, steps in cases:
-            sal = (np.load(path) if path.endswith(".npy") else np.fromfile(path, dtype=np.float32)).reshape(h, w)
+            sal = read_map(path, h, w)
             curves = {}
             for mode, mode_fill in zip(("del", "ins"), fill):
                 curves[mode] = causal_metric(model, norm, xt, sal, target, mode, steps, mode_fill, args.klen,

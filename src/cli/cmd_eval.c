@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "eval/protocols.h"
 #include "eval/report.h"
+#include "eval/road.h"
 #include "image/npy.h"
 #include "image/render.h"
 
@@ -51,6 +52,9 @@ static const char eval_help[] =
     "                       the image filled with F (docs/metrics.md)\n"
     "  --deletion-fill F    rise protocol: black (default) | mean: deleted pixels become the\n"
     "                       value that normalises to 0 (RISE's code on a normalised tensor)\n"
+    "  --road               ROAD (Rong et al. 2022): the top (MoRF) / bottom (LeRF) 10..90 %%\n"
+    "                       of the pixels removed and filled by noisy linear imputation;\n"
+    "                       mean target probability, LeRF - MoRF (docs/metrics.md)\n"
     "  --save-maps          also write each method's raw map as DIR/maps/NNNN_IMAGE.METHOD.npy\n"
     "                       (float32, model input H x W)\n"
     "  --curves             also write DIR/curves.csv (deletion and insertion curves)\n"
@@ -94,7 +98,7 @@ typedef struct eval_opts {
     const char *model, *out, *images_dir, *labels_csv, *methods, *preset, *fill, *class_names;
     const char *ig_baseline, *occ_fill, *nm_spec, *protocol_list;
     int limit, spread, auc_steps, batch, threads, force, resume, quiet, sanity, cascade, stability, curves, seed, cls,
-        nm_steps, early_stop, save_maps, recursive;
+        nm_steps, early_stop, save_maps, recursive, road;
     unsigned protocols;         /* bit set of nm_protocol */
     int64_t max_bytes;
     nm_saliency_options so;     /* method options given on the command line */
@@ -138,6 +142,7 @@ static int parse_args(int argc, char **argv, eval_opts *o)
         else if (cli_flag(&p, "--spread")) o->spread = 1;
         else if (cli_flag(&p, "--curves")) o->curves = 1;
         else if (cli_flag(&p, "--save-maps")) o->save_maps = 1;
+        else if (cli_flag(&p, "--road")) o->road = 1;
         else if (cli_flag(&p, "--sanity")) o->sanity = 1;
         else if (cli_flag(&p, "--sanity-cascade")) o->sanity = o->cascade = 1;
         else if (cli_flag(&p, "--stability")) o->stability = 1;
@@ -436,7 +441,7 @@ static nm_status write_reports(const eval_opts *o, eval_run *r, int done_images,
     const char *const *names = r->class_labels.n ? (const char *const *)r->class_labels.names
                                                  : (const char *const *)r->csv_names;
     nm_eval_report rep = {.model = o->model, .steps = r->auc.steps, .sanity = o->sanity, .stability = o->stability,
-                          .protocols = o->protocols,
+                          .protocols = o->protocols, .road = o->road,
                           .deletion_fill = r->auc.deletion_fill == NM_AUC_FILL_BLACK ? "black" : "mean",
                           .has_labels = o->labels_csv != NULL, .n_methods = r->n_methods,
                           .methods = r->method_names, .n_images = done_images, .images = r->image_info,
@@ -524,6 +529,22 @@ static nm_status stability(eval_run *r, const nm_saliency_options *base, int ima
     return NM_OK;
 }
 
+/* --------------------------------------------------------------- ROAD */
+
+static nm_status road(eval_run *r, uint64_t seed, const float *map, int target, nm_eval_row *row, nm_error *err)
+{
+    nm_road_result res;
+    nm_status s = nm_road(r->model, &r->pre, r->x, map, target, NM_ROAD_NOISE, seed, r->auc.batch, &res, err);
+    if (s) return s;
+    row->road_morf = res.morf_mean, row->road_lerf = res.lerf_mean;
+    row->road_morf_top1 = row->road_lerf_top1 = 0;
+    for (int f = 0; f < NM_ROAD_FRACTIONS; f++) {
+        row->road_morf_top1 += res.morf_top1[f] / (double)NM_ROAD_FRACTIONS;
+        row->road_lerf_top1 += res.lerf_top1[f] / (double)NM_ROAD_FRACTIONS;
+    }
+    return NM_OK;
+}
+
 /* --------------------------------------------------------- per image */
 
 static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_method method, int mi,
@@ -537,13 +558,15 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
     if (s) return s;
     int pixels = r->h * r->w;
     *row = (nm_eval_row){.image = image, .method = mi, .target = sal.target, .prob = sal.prob, .kept = -1,
-                         .spearman = NAN, .stability = NAN, .seconds = sal.seconds};
+                         .spearman = NAN, .stability = NAN, .seconds = sal.seconds, .road_morf = NAN,
+                         .road_lerf = NAN, .road_morf_top1 = NAN, .road_lerf_top1 = NAN};
     if (o->save_maps) s = save_map(o->out, r, image, nm_method_name(method), sal.map, err);
     if (!s && o->sanity) s = sanity(o, r, &so, image, method, sal.map, sal.target, &row->spearman, err);
     if (!s && o->stability) s = stability(r, &so, image, method, sal.map, sal.target, &row->stability, err);
     if (!s) s = nm_eval_protocols(r->model, &r->pre, r->x, sal.map, sal.target, &r->auc, o->protocols,
                                   row->deletion, row->insertion, o->curves ? r->del_curve : NULL,
                                   o->curves ? r->ins_curve : NULL, err);
+    if (!s && o->road) s = road(r, so.seed, sal.map, sal.target, row, err);
     float *unit = r->scratch;
     unit_map(sal.map, pixels, sal.is_mask, unit);
     double area = 0;
@@ -611,6 +634,7 @@ static int reuse_row(const eval_opts *o, eval_run *r, int i, int m, nm_eval_row 
     if (!old || old->row.target != target || (o->sanity && !isfinite(old->row.spearman)) ||
         (o->stability && !isfinite(old->row.stability)))
         return 0;
+    if (o->road && !(isfinite(old->row.road_morf) && isfinite(old->row.road_lerf))) return 0;
     for (int p = 0; p < NM_PROTOCOL_COUNT; p++)
         if (o->protocols >> p & 1 && !(isfinite(old->row.deletion[p]) && isfinite(old->row.insertion[p]))) return 0;
     if (o->save_maps) {

@@ -12,7 +12,8 @@
 /* The columns of NM_EVAL_CSV_HEADER: per protocol deletion, insertion and
  * their difference (not read back: it is the difference). */
 enum { COL_IMAGE, COL_METHOD, COL_TARGET, COL_LABEL, COL_CORRECT, COL_PROB, COL_PROTOCOLS,
-       COL_KEPT = COL_PROTOCOLS + 3 * NM_PROTOCOL_COUNT, COL_AREA, COL_ROUGHNESS, COL_SPEARMAN, COL_STABILITY,
+       COL_ROAD_MORF = COL_PROTOCOLS + 3 * NM_PROTOCOL_COUNT, COL_ROAD_LERF, COL_ROAD_DIFF, COL_ROAD_MORF_TOP1,
+       COL_ROAD_LERF_TOP1, COL_KEPT, COL_AREA, COL_ROUGHNESS, COL_SPEARMAN, COL_STABILITY,
        COL_SECONDS, N_COLS };
 
 /* An empty field is NaN; anything but a whole number is an error. */
@@ -39,7 +40,9 @@ static int to_row(char **f, eval_resumed_row *w)
     w->row = (nm_eval_row){.target = (int)v[COL_TARGET], .prob = (float)v[COL_PROB],
                            .kept = isfinite(v[COL_KEPT]) ? (int)v[COL_KEPT] : -1, .mask_area = v[COL_AREA],
                            .roughness = v[COL_ROUGHNESS], .spearman = v[COL_SPEARMAN],
-                           .stability = v[COL_STABILITY], .seconds = v[COL_SECONDS]};
+                           .stability = v[COL_STABILITY], .seconds = v[COL_SECONDS],
+                           .road_morf = v[COL_ROAD_MORF], .road_lerf = v[COL_ROAD_LERF],
+                           .road_morf_top1 = v[COL_ROAD_MORF_TOP1], .road_lerf_top1 = v[COL_ROAD_LERF_TOP1]};
     for (int p = 0; p < NM_PROTOCOL_COUNT; p++) {
         w->row.deletion[p] = v[COL_PROTOCOLS + 3 * p];
         w->row.insertion[p] = v[COL_PROTOCOLS + 3 * p + 1];

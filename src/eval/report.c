@@ -79,6 +79,11 @@ static void compose_csv(const nm_eval_report *r, FILE *f)
             csv_number(f, w->insertion[p]);
             csv_number(f, as_written(w->insertion[p]) - as_written(w->deletion[p]));
         }
+        csv_number(f, w->road_morf);
+        csv_number(f, w->road_lerf);
+        csv_number(f, as_written(w->road_lerf) - as_written(w->road_morf));
+        csv_number(f, w->road_morf_top1);
+        csv_number(f, w->road_lerf_top1);
         if (w->kept >= 0) fprintf(f, ",%d", w->kept);
         else fputc(',', f);
         csv_number(f, w->mask_area);
@@ -114,8 +119,9 @@ static int n_protocols(const nm_eval_report *r)
 }
 
 typedef struct method_stats {
-    int images, masks, kept, n_rho, n_stab;
+    int images, masks, kept, n_rho, n_stab, n_road;
     double del[NM_PROTOCOL_COUNT], ins[NM_PROTOCOL_COUNT], area, rough, rho, stab, sec;
+    double road_morf, road_lerf, road_morf_top1, road_lerf_top1;
 } method_stats;
 
 static method_stats stats_of(const nm_eval_report *r, int method)
@@ -131,6 +137,10 @@ static method_stats stats_of(const nm_eval_report *r, int method)
         if (w->kept >= 0) s.masks++, s.kept += w->kept;
         if (isfinite(w->spearman)) s.n_rho++, s.rho += w->spearman;
         if (isfinite(w->stability)) s.n_stab++, s.stab += w->stability;
+        if (isfinite(w->road_morf) && isfinite(w->road_lerf)) {
+            s.n_road++, s.road_morf += w->road_morf, s.road_lerf += w->road_lerf;
+            s.road_morf_top1 += w->road_morf_top1, s.road_lerf_top1 += w->road_lerf_top1;
+        }
     }
     return s;
 }
@@ -159,6 +169,24 @@ static void compose_protocol_table(const nm_eval_report *r, FILE *f)
             all += (s.ins[p] - s.del[p]) / n;
         }
         fprintf(f, " %.4f |\n", all / n_protocols(r));
+    }
+}
+
+static void compose_road_table(const nm_eval_report *r, FILE *f)
+{
+    fputs("\n## ROAD\n\nROAD (Rong et al. 2022) without retraining: the pixels the map ranks first (MoRF) or last "
+          "(LeRF) removed at 10, 20, 30, 40, 50, 70 and 90 % and filled by noisy linear imputation; the mean "
+          "over the fractions of the target's probability, and the share of the fractions where it stays "
+          "top-1. LeRF - MoRF: higher is better. See docs/metrics.md.\n\n"
+          "| method | images | LeRF - MoRF | MoRF (lower better) | LeRF (higher better) | MoRF top-1 | LeRF top-1 |\n"
+          "|---|---:|---:|---:|---:|---:|---:|\n", f);
+    for (int m = 0; m < r->n_methods; m++) {
+        method_stats s = stats_of(r, m);
+        if (!s.n_road) continue;
+        double n = s.n_road;
+        fprintf(f, "| %s | %d | %.4f | %.4f | %.4f | %.3f | %.3f |\n", r->methods[m], s.n_road,
+                (s.road_lerf - s.road_morf) / n, s.road_morf / n, s.road_lerf / n, s.road_morf_top1 / n,
+                s.road_lerf_top1 / n);
     }
 }
 
@@ -203,6 +231,7 @@ static void compose_summary(const nm_eval_report *r, FILE *f)
           "over the images where both maps vary (Spearman is undefined for a constant map). Stability: Spearman "
           "between the maps of the image and of the image plus uniform noise of +-1e-4 (higher is better).\n", f);
     if (n_protocols(r) > 1) compose_protocol_table(r, f);
+    if (r->road) compose_road_table(r, f);
 }
 
 nm_status nm_eval_write_summary(const nm_eval_report *r, const char *path, nm_error *err)
@@ -283,7 +312,8 @@ static void html_header(const nm_eval_report *r, FILE *f)
             if (r->protocols >> p & 1)
                 fprintf(f, "<span data-c=\"%d\" data-k=\"diff%s\">ins-del %s</span>", c,
                         nm_protocol_name((nm_protocol)p), nm_protocol_name((nm_protocol)p));
-        if (n_protocols(r) > 1) fputs("<br>", f);
+        if (r->road) fprintf(f, "<span data-c=\"%d\" data-k=\"road\">ROAD</span>", c);
+        if (n_protocols(r) > 1 || r->road) fputs("<br>", f);
         fprintf(f, "<span data-c=\"%d\" data-k=\"area\">area</span><span data-c=\"%d\" data-k=\"rough\">roughness</span>",
                 c, c);
         if (r->sanity) fprintf(f, "<span data-c=\"%d\" data-k=\"rho\">sanity</span>", c);
@@ -342,6 +372,7 @@ static void html_method_cell(const nm_eval_report *r, FILE *f, const nm_eval_row
         snprintf(key, sizeof key, "diff%s", nm_protocol_name((nm_protocol)p));
         html_number_attr(f, key, w->insertion[p] - w->deletion[p]);
     }
+    html_number_attr(f, "road", w->road_lerf - w->road_morf);
     html_number_attr(f, "area", w->mask_area);
     html_number_attr(f, "rough", w->roughness);
     html_number_attr(f, "rho", w->spearman);
@@ -354,6 +385,8 @@ static void html_method_cell(const nm_eval_report *r, FILE *f, const nm_eval_row
         if (isfinite(w->insertion[p] - w->deletion[p]))
             fprintf(f, "<div class=\"m\">ins-del %s %.3f</div>", nm_protocol_name((nm_protocol)p),
                     w->insertion[p] - w->deletion[p]);
+    if (isfinite(w->road_lerf - w->road_morf))
+        fprintf(f, "<div class=\"m\">ROAD %.3f</div>", w->road_lerf - w->road_morf);
     fprintf(f, "<div class=\"m\">area %.3f rough %.3f", w->mask_area, w->roughness);
     if (w->kept >= 0) fputs(w->kept ? " kept" : " lost", f);
     fputs("</div>", f);

@@ -15,6 +15,8 @@ typedef struct nm_eval_row {
     float prob;             /* the target's softmax probability on the image */
     double deletion[NM_PROTOCOL_COUNT];     /* deletion AUC per protocol (nm_protocol); NaN when not measured */
     double insertion[NM_PROTOCOL_COUNT];    /* insertion AUC per protocol; NaN when not measured */
+    double road_morf, road_lerf;            /* ROAD: mean target probability over the fractions; NaN: not measured */
+    double road_morf_top1, road_lerf_top1;  /* ROAD: share of the fractions where the target stays top-1 */
     int kept;               /* mask methods: top-1 of image * mask is the target (1/0); else -1 */
     double mask_area;       /* mask methods: fraction of the mask > 0.5; else mean of the map scaled to [0,1] */
     double roughness;       /* nm_map_roughness of the map */
@@ -36,6 +38,7 @@ typedef struct nm_eval_report {
     int steps;              /* deletion / insertion steps */
     const char *deletion_fill;  /* the rise protocol's: "black" or "mean" */
     unsigned protocols;         /* the deletion / insertion protocols measured (bit nm_protocol) */
+    int road;                   /* the ROAD columns were measured */
     int sanity;             /* the spearman column was measured */
     int stability;          /* the stability column was measured */
     int has_labels;
@@ -52,12 +55,15 @@ typedef struct nm_eval_report {
 /* The first line of results.csv (without its newline); eval --resume reads
  * files that start with it. Per protocol P (nm_protocol order): deletion_P,
  * insertion_P and ins_del_P = insertion_P - deletion_P, empty when not
- * measured. */
+ * measured. ROAD: road_morf, road_lerf (mean probability of the target over
+ * the fractions), road_lerf_morf (their difference as written), and the
+ * top-1 shares. */
 #define NM_EVAL_CSV_HEADER                                                                        \
     "image,method,target_class,label,correct,prob,"                                                \
     "deletion_rise,insertion_rise,ins_del_rise,deletion_black,insertion_black,ins_del_black,"     \
     "deletion_blur,insertion_blur,ins_del_blur,deletion_grey,insertion_grey,ins_del_grey,"        \
     "deletion_mean,insertion_mean,ins_del_mean,"                                                  \
+    "road_morf,road_lerf,road_lerf_morf,road_morf_top1,road_lerf_top1,"                          \
     "kept,mask_area,roughness,spearman_random,stability,seconds"
 
 nm_status nm_eval_write_csv(const nm_eval_report *r, const char *path, nm_error *err);
