@@ -113,6 +113,11 @@ typedef struct nm_model_info {
 } nm_model_info;
 void nm_model_get_info(const nm_model *m, nm_model_info *info);
 
+/* Names and shapes (at the planned batch) of the tensors the nodes compute,
+ * in execution order, after neuromask's graph passes. Returns the count;
+ * fills up to `cap` entries. Names belong to the model. */
+int nm_model_tensors(const nm_model *m, const char **names, nm_shape *shapes, int cap);
+
 /* Names of spatial (4-D) tensors in execution order, for Grad-CAM layer choice.
  * Returns the count; fills up to `cap` names. */
 int nm_model_spatial_tensors(const nm_model *m, const char **names, int cap);
@@ -344,7 +349,8 @@ typedef struct nm_saliency_options {
     nm_baseline ig_baseline;    /* black (default), blur, mean or noise */
     int sg_samples;         /* SmoothGrad: noisy samples (32) */
     float sg_sigma;         /* ... noise std as a fraction of the image's pixel range (0.15) */
-    const char *gradcam_layer;  /* NULL: the last spatial tensor with more than 1x1 */
+    const char *gradcam_layer;  /* NULL: the last spatial tensor with more than 1x1
+                                   (nm_gradcam_layer says which) */
     int occ_patch, occ_stride;  /* occlusion: square patch and stride, pixels
                                    (0: patch = round(min(H,W) / 8) >= 2, stride = patch / 2) */
     nm_baseline occ_fill;       /* what fills the patch (black) */
@@ -363,6 +369,12 @@ typedef struct nm_saliency_options {
                                                stops before its next engine call (and NeuroMask
                                                before its next step), NM_ERR_CANCELLED */
 } nm_saliency_options;
+
+/* The tensor Grad-CAM uses with these options (o->gradcam_layer, or the
+ * default), as nm_explain does; NULL with the reason in err when the model
+ * has no spatial tensor or o names one that is not among
+ * nm_model_spatial_tensors (the message lists them). */
+const char *nm_gradcam_layer(const nm_model *m, const nm_saliency_options *o, nm_error *err);
 
 /* Defaults of every method's parameters; NeuroMask gets the preset
  * nm_neuromask_preset_for names ("default"). The neuromask command line

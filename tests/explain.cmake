@@ -8,3 +8,5 @@ set_tests_properties(example_explain_one PROPERTIES ENVIRONMENT "${NM_TEST_OMP}"
 nm_add_script_test(test_explain_resume sh ${CMAKE_CURRENT_SOURCE_DIR}/test_explain_resume.sh)
 # --resume refuses outputs made with another method, options or preprocessing.
 nm_add_script_test(test_explain_resume_settings sh ${CMAKE_CURRENT_SOURCE_DIR}/test_explain_resume_settings.sh)
+# info --tensors, --gradcam-layer's candidates, the layer used in the JSON.
+nm_add_script_test(test_gradcam_layer sh ${CMAKE_CURRENT_SOURCE_DIR}/test_gradcam_layer.sh)

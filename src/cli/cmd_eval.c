@@ -762,6 +762,9 @@ static int setup(eval_opts *o, eval_run *r)
     if (out.ndim != 2) return cli_error("%s: output '%s' is not [N, classes]", o->model, nm_model_output_name(r->model));
     r->k = (int)out.dims[1];
     rc = resolve_method_options(o, r);
+    for (int m = 0; !rc && m < r->n_methods; m++)   /* a wrong --gradcam-layer before any output */
+        if (r->methods[m] == NM_METHOD_GRADCAM && !nm_gradcam_layer(r->model, &o->so, &err))
+            rc = cli_error("%s: %s", o->model, err.msg);
     if (!rc) rc = cli_labels_load(o->class_names, r->model, o->model, r->k, &r->class_labels);
     if (!rc && o->labels_csv) rc = load_label_csv(o->labels_csv, r);
     if (rc) return rc;

@@ -109,6 +109,7 @@ static const char explain_help[] =
 typedef struct explain_opts {
     const char *model, *out, *class_names, *preset, *optimizer, *baseline, *init, *sparsity, *nm_spec;
     int batch, threads, force, resume, quiet, early_stop, average, recursive;
+    char *gradcam_layer;    /* the Grad-CAM layer used (owned) */
     int64_t max_bytes;
     const char *method_name, *ig_baseline, *occ_fill, *areas, *precision;
     nm_method method;
@@ -787,6 +788,13 @@ static int setup(explain_opts *o, explain_run *r, int n_images)
     if (!rc) rc = cli_resolve_preprocess("explain", &o->pre, r->model, o->model, &r->pre);
     if (!rc) rc = resolve_nm_options(o);
     if (!rc) rc = resolve_method(o);
+    if (!rc && o->method == NM_METHOD_GRADCAM) {
+        /* the layer used, checked before any output and recorded in the JSON */
+        const char *layer = nm_gradcam_layer(r->model, &o->sal, &err);
+        if (!layer) return cli_error("%s: %s", o->model, err.msg);
+        if (!(o->gradcam_layer = strdup(layer))) return cli_error("out of memory");
+        o->sal.gradcam_layer = o->gradcam_layer;
+    }
     if (rc) return rc;
     nm_shape out = nm_model_output_shape(r->model);
     if (out.ndim != 2) return cli_error("%s: output '%s' is not [N, classes]", o->model, nm_model_output_name(r->model));
@@ -936,5 +944,6 @@ int cmd_explain(int argc, char **argv)
     free(name_at);
     run_free(&r);
     free(o.inputs);
+    free(o.gradcam_layer);
     return rc < 0 ? CLI_OK : rc;
 }

@@ -5,13 +5,15 @@
 #include "cli_common.h"
 
 static const char info_help[] =
-    "Usage: neuromask info [--batch N] MODEL.onnx\n"
+    "Usage: neuromask info [--batch N] [--tensors] MODEL.onnx\n"
     "Show the model's input and output, opset, nodes and op counts (after\n"
     "neuromask's graph passes), parameters, FLOPs of one forward pass at the\n"
     "batch size, and neuromask metadata.\n"
     "\n"
     "Options:\n"
     "  --batch N    batch size to plan for (default: the model's, or 1)\n"
+    "  --tensors    also list the tensors the nodes compute, with shapes; '*' marks the\n"
+    "               spatial ones explain --gradcam-layer can name, 'default' Grad-CAM's own\n"
     CLI_MAX_MEMORY_HELP
     "  -h, --help   this help\n";
 
@@ -66,15 +68,42 @@ static void print_info(const char *path, const nm_model *m)
     print_metadata(m);
 }
 
+/* Every tensor the nodes compute, in execution order, spatial ones marked. */
+static int print_tensors(const nm_model *m)
+{
+    int n = nm_model_tensors(m, NULL, NULL, 0), n_spatial = nm_model_spatial_tensors(m, NULL, 0);
+    const char **names = malloc(sizeof *names * (size_t)(n + 1)), **spatial = malloc(sizeof *spatial * (size_t)(n_spatial + 1));
+    nm_shape *shapes = malloc(sizeof *shapes * (size_t)(n + 1));
+    if (!names || !spatial || !shapes) {
+        free(names), free(spatial), free(shapes);
+        return cli_error("out of memory");
+    }
+    nm_model_tensors(m, names, shapes, n);
+    nm_model_spatial_tensors(m, spatial, n_spatial);
+    nm_error err = { 0 };
+    const char *gradcam = nm_gradcam_layer(m, NULL, &err);
+    printf("%-11s %d (* spatial: a Grad-CAM layer, explain --gradcam-layer NAME)\n", "tensors", n);
+    for (int i = 0; i < n; i++) {
+        int is_spatial = 0;
+        for (int k = 0; k < n_spatial && !is_spatial; k++) is_spatial = spatial[k] == names[i];
+        printf("  %s %s [", is_spatial ? "*" : " ", names[i]);
+        for (int d = 0; d < shapes[i].ndim; d++) printf("%s%lld", d ? "," : "", (long long)shapes[i].dims[d]);
+        printf("]%s\n", gradcam && !strcmp(gradcam, names[i]) ? "  (Grad-CAM's default)" : "");
+    }
+    free(names), free(spatial), free(shapes);
+    return CLI_OK;
+}
+
 int cmd_info(int argc, char **argv)
 {
     cli_parser p = cli_parser_start("info", argc, argv);
     const char *path = NULL;
-    int batch = 0;
+    int batch = 0, tensors = 0;
     int64_t max_bytes = 0;
     while (cli_next(&p)) {
         if (cli_positional(&p) && !path) path = p.arg;
         else if (cli_int(&p, "--batch", 1, 4096, &batch)) {}
+        else if (cli_flag(&p, "--tensors")) tensors = 1;
         else if (cli_max_memory(&p, &max_bytes)) {}
         else cli_unknown(&p);
     }
@@ -89,6 +118,7 @@ int cmd_info(int argc, char **argv)
     nm_load_options lo = { .batch = batch, .max_bytes = max_bytes };
     if (nm_model_load_file(path, &lo, &m, &err) != NM_OK) return cli_fail(&err);
     print_info(path, m);
+    int rc = tensors ? print_tensors(m) : CLI_OK;
     nm_model_free(m);
-    return CLI_OK;
+    return rc;
 }

@@ -2,6 +2,7 @@
  * d logit_c / dA_k over a convolutional layer's maps A, map = ReLU(sum_k
  * alpha_k A_k), upsampled bilinearly (half-pixel centres, as
  * F.interpolate(mode='bilinear', align_corners=False)) to the input size. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,25 +10,35 @@
 #include "explain/mask_terms.h"
 #include "explain/saliency.h"
 
-/* The layer the options name, or the last spatial tensor larger than 1x1. */
-static const char *gradcam_layer(const sal_ctx *s, nm_error *err)
+const char *nm_gradcam_layer(const nm_model *m, const nm_saliency_options *o, nm_error *err)
 {
-    if (s->o->gradcam_layer) return s->o->gradcam_layer;
-    int n = nm_model_spatial_tensors(s->m, NULL, 0);
+    int n = nm_model_spatial_tensors(m, NULL, 0);
     const char **names = n > 0 ? malloc(sizeof(char *) * (size_t)n) : NULL;
     if (!names) {
-        nm_fail(err, NM_ERR_UNSUPPORTED, "the model has no spatial tensor for Grad-CAM");
+        nm_fail(err, n > 0 ? NM_ERR_MEMORY : NM_ERR_UNSUPPORTED, "the model has no spatial tensor for Grad-CAM");
         return NULL;
     }
-    nm_model_spatial_tensors(s->m, names, n);
-    const char *last = names[n - 1];
+    nm_model_spatial_tensors(m, names, n);
+    const char *layer = o && o->gradcam_layer ? o->gradcam_layer : names[n - 1];
+    int found = 0;
+    for (int i = 0; i < n && !found; i++) found = !strcmp(names[i], layer);
+    if (!found) {
+        char list[360] = "";
+        size_t len = 0;
+        for (int i = n - 1; i >= 0 && len < sizeof list; i--)   /* the last ones, the usual choices, first */
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s'%s'", i < n - 1 ? ", " : "", names[i]);
+        if (len >= sizeof list) strcpy(list + sizeof list - 5, " ...");
+        nm_fail(err, NM_ERR_ARG, "Grad-CAM layer '%.64s' is not a spatial tensor of the model; its %d spatial "
+                                 "tensors, last first: %s", layer, n, list);
+        layer = NULL;
+    }
     free(names);
-    return last;
+    return layer;
 }
 
 nm_status sal_gradcam(sal_ctx *s, nm_saliency *out, nm_error *err)
 {
-    const char *layer = gradcam_layer(s, err);
+    const char *layer = nm_gradcam_layer(s->m, s->o, err);
     if (!layer) return err ? err->code : NM_ERR_UNSUPPORTED;
     /* sal_prepare's forward pass was x itself at batch 1. */
     sal_onehot(s, 1);

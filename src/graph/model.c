@@ -379,6 +379,21 @@ nm_status nm_model_backward(nm_model *m, const float *doutput, float *dinput, nm
     return s;
 }
 
+int nm_model_tensors(const nm_model *m, const char **names, nm_shape *shapes, int cap)
+{
+    int count = 0;
+    for (int i = 0; i < m->g->n_nodes; i++) {
+        const nm_node *n = &m->g->nodes[i];
+        for (int k = 0; k < n->n_out; k++) {
+            const nm_tensor *t = nm_out(m->g, n, k);
+            if (!t) continue;
+            if (count < cap) names[count] = t->name, shapes[count] = t->shape;
+            count++;
+        }
+    }
+    return count;
+}
+
 nm_status nm_model_tensor(nm_model *m, const char *name, nm_shape *shape, const float **value,
                           const float **grad, nm_error *err)
 {
