@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/error.h"
 
@@ -31,6 +33,47 @@ void cli_catch_interrupts(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ----------------------------------------------------------- progress */
+
+double cli_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void cli_progress_start(cli_progress *p, int quiet)
+{
+    const char *env = getenv("NEUROMASK_PROGRESS_SECONDS");
+    char *end = NULL;
+    double every = env ? strtod(env, &end) : CLI_PROGRESS_SECONDS;
+    p->on = !quiet;
+    p->tty = isatty(2);
+    p->every = p->tty ? 0.25 : (end && !*end && every >= 0 ? every : CLI_PROGRESS_SECONDS);
+    p->t0 = cli_now();
+    p->last = p->t0;   /* the first line after `every` seconds: short runs stay quiet */
+}
+
+void cli_progress_report(cli_progress *p, double fraction, const char *fmt, ...)
+{
+    double now = cli_now(), el = now - p->t0;
+    if (!p->on || now - p->last < p->every) return;
+    p->last = now;
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (fraction > 0) fprintf(stderr, "%s%s  elapsed %.0fs  ETA %.0fs%s", p->tty ? "\r" : "", what, el,
+                              el / fraction - el, p->tty ? "   " : "\n");
+    else fprintf(stderr, "%s%s  elapsed %.0fs%s", p->tty ? "\r" : "", what, el, p->tty ? "   " : "\n");
+}
+
+const char *cli_progress_cr(const cli_progress *p)
+{
+    return p->on && p->tty ? "\r" : "";
 }
 
 /* ------------------------------------------------------------- errors */

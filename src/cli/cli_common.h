@@ -89,6 +89,24 @@ extern const char cli_preprocess_help[];
 int cli_resolve_preprocess(const char *cmd, const cli_preprocess_flags *f, const nm_model *m,
                            const char *model_path, nm_preprocess *out);
 
+/* ----------------------------------------------------------- progress
+ * Progress lines with elapsed time and ETA on stderr: on a terminal one line
+ * rewritten in place; elsewhere (a pipe, a file, a notebook, a batch job)
+ * whole lines at most every CLI_PROGRESS_SECONDS, or the seconds in the
+ * environment variable NEUROMASK_PROGRESS_SECONDS. --quiet turns them off. */
+#define CLI_PROGRESS_SECONDS 5.0
+typedef struct cli_progress {
+    int on, tty;
+    double t0, last, every;
+} cli_progress;
+void cli_progress_start(cli_progress *p, int quiet);
+/* "<what>  elapsed Es  ETA Ts" for `fraction` (0..1) of the work done, when due. */
+void cli_progress_report(cli_progress *p, double fraction, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "\r" before a result line on a terminal (over the progress line), else "". */
+const char *cli_progress_cr(const cli_progress *p);
+double cli_now(void);
+
 /* ------------------------------------------------------------- inputs */
 
 /* The image files named by `paths`: files as given, directories expanded to

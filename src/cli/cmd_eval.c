@@ -75,7 +75,9 @@ static const char eval_help[] =
     "                       DIR/results.csv (and their overlays) for the images and\n"
     "                       methods of this run, compute only the missing ones; give\n"
     "                       the same images and options as the first run\n"
-    "  --quiet              no progress lines\n"
+    "  --quiet              no progress or result lines (progress: on a terminal one\n"
+    "                       line in place; elsewhere a line with the ETA every 5 s, or\n"
+    "                       every NEUROMASK_PROGRESS_SECONDS)\n"
     "  -h, --help           this help\n"
     "\n"
     "Method options (defaults as the library's nm_saliency_defaults):\n"
@@ -205,6 +207,8 @@ typedef struct eval_run {
     FILE *curves, *cascade;
     char curves_tmp[4096], cascade_tmp[4096];
     eval_resumed resumed;       /* --resume: the rows already in DIR/results.csv */
+    cli_progress progress;
+    int image, method;          /* the pair being scored, for the progress lines */
 } eval_run;
 
 static void add_method(eval_run *r, nm_method m)
@@ -547,6 +551,22 @@ static nm_status road(eval_run *r, uint64_t seed, const float *map, int target, 
 
 /* --------------------------------------------------------- per image */
 
+/* The fraction of the run's image / method pairs done. */
+static double done_fraction(const eval_run *r, double within_pair)
+{
+    return ((double)r->image * r->n_methods + r->method + within_pair) / ((double)r->n_images * r->n_methods);
+}
+
+/* NeuroMask's steps inside one pair (the longest method). */
+static void on_step(void *ctx, int step, int steps, const float *loss, int batch)
+{
+    eval_run *r = ctx;
+    (void)batch;
+    cli_progress_report(&r->progress, done_fraction(r, (double)step / steps), "[%d/%d] %s %s: step %d/%d loss %.4f",
+                        r->image + 1, r->n_images, base_name(r->images[r->image]), r->method_names[r->method], step, steps,
+                        (double)loss[0]);
+}
+
 static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_method method, int mi,
                               const nm_image *geo, nm_eval_row *row, nm_error *err)
 {
@@ -554,6 +574,9 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
     nm_saliency_options so = o->so;
     so.seed = (uint64_t)o->seed + (uint64_t)image;
     so.neuromask.seed = so.seed;
+    so.neuromask.progress = on_step;
+    so.neuromask.progress_ctx = r;
+    r->image = image, r->method = mi;
     nm_status s = nm_explain(r->model, &r->pre, r->x, method, &so, &sal, err);
     if (s) return s;
     int pixels = r->h * r->w;
@@ -653,6 +676,13 @@ static int reuse_row(const eval_opts *o, eval_run *r, int i, int m, nm_eval_row 
     return row->overlay != NULL;
 }
 
+/* Seconds left once the current pair is done, from the pace so far. */
+static double eta(const eval_run *r)
+{
+    double f = done_fraction(r, 1.0), el = cli_now() - r->progress.t0;
+    return el / f - el;
+}
+
 static int eval_image(const eval_opts *o, eval_run *r, int i)
 {
     nm_error err = {0};
@@ -690,10 +720,10 @@ static int eval_image(const eval_opts *o, eval_run *r, int i)
         int p = 0;   /* the progress line shows the first protocol measured */
         while (!(o->protocols >> p & 1)) p++;
         if (!o->quiet)
-            fprintf(stderr, "[%d/%d] %s %s: class %d p %.3f deletion %.4f insertion %.4f%s %.2fs\n", i + 1,
-                    r->n_images, base_name(r->images[i]), r->method_names[m], row->target, (double)row->prob,
-                    row->deletion[p], row->insertion[p], row->kept < 0 ? "" : row->kept ? " kept" : " lost",
-                    row->seconds);
+            fprintf(stderr, "%s[%d/%d] %s %s: class %d p %.3f deletion %.4f insertion %.4f%s %.2fs, ETA %.0fs\n",
+                    cli_progress_cr(&r->progress), i + 1, r->n_images, base_name(r->images[i]), r->method_names[m],
+                    row->target, (double)row->prob, row->deletion[p], row->insertion[p],
+                    row->kept < 0 ? "" : row->kept ? " kept" : " lost", row->seconds, eta(r));
     }
     nm_image_free(&geo);
     if (s) return cli_fail(&err);
@@ -837,6 +867,7 @@ int cmd_eval(int argc, char **argv)
     eval_run r = {0};
     int rc = parse_args(argc, argv, &o);
     if (rc == CLI_OK) rc = setup(&o, &r);
+    cli_progress_start(&r.progress, o.quiet);
     o.so.cancel = &cli_interrupted;
     cli_catch_interrupts();
     int done = 0;

@@ -83,7 +83,9 @@ static const char explain_help[] =
     "  --resume           skip images whose outputs are all there (an interrupted run);\n"
     "                     redo the others, overwriting any of their files. Refused when an\n"
     "                     image's JSON records another method, options or preprocessing\n"
-    "  --quiet            no progress output\n"
+    "  --quiet            no progress or result lines (progress: on a terminal one line\n"
+    "                     in place; elsewhere a line with the ETA every 5 s, or every\n"
+    "                     NEUROMASK_PROGRESS_SECONDS)\n"
     "  -h, --help         this help\n"
     "\n"
     "Options of the other methods (--class, --seed, --batch and --blur-sigma apply too):\n"
@@ -313,26 +315,16 @@ typedef struct explain_run {
     nm_image *geo;          /* the images as the model sees them, for the pictures */
     int *orig_w, *orig_h;   /* the images' own sizes, for the mask PNG */
     int done, total;        /* images finished, images in all */
-    double t0;
+    cli_progress progress;
     double load_seconds;    /* loading the model, shared by the images */
-    int tty;
 } explain_run;
 
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void progress(void *ctx, int step, int steps, const float *loss, int batch)
+static void on_step(void *ctx, int step, int steps, const float *loss, int batch)
 {
     explain_run *r = ctx;
-    if (!r->tty || (step % 10 && step != steps)) return;
-    double el = now_seconds() - r->t0;
     double frac = ((double)r->done + (double)batch * step / steps) / r->total;
-    fprintf(stderr, "\r[%d/%d] step %d/%d loss %.4f  elapsed %.0fs  ETA %.0fs   ", r->done + batch,
-            r->total, step, steps, (double)loss[0], el, frac > 0 ? el / frac - el : 0.0);
+    cli_progress_report(&r->progress, frac, "[%d/%d] step %d/%d loss %.4f", r->done + batch, r->total, step, steps,
+                        (double)loss[0]);
 }
 
 /* The length of an output name without its extension ("cat/1.png": "cat/1"). */
@@ -564,7 +556,7 @@ static int write_outputs(const explain_opts *o, const explain_run *r, const nm_e
     if (!s) s = write_map_png(r, b, o->out, NM_METHOD_NEUROMASK, name, mask, &scale, &err);
     if (!s) s = write_pictures(o->out, name, &r->geo[b], mask, &scale, caption, 3, &err);
     size_t len = 0;
-    double end_to_end = r->load_seconds / r->total + (now_seconds() - t_start) / e->batch;
+    double end_to_end = r->load_seconds / r->total + (cli_now() - t_start) / e->batch;
     char *json = s ? NULL : json_record(o, r, e, b, image, end_to_end, &len);
     output_path(o->out, name, "json", path, sizeof path);
     if (!s && !json) s = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
@@ -572,7 +564,7 @@ static int write_outputs(const explain_opts *o, const explain_run *r, const nm_e
     free(json);
     if (s) return cli_fail(&err);
     if (!o->quiet)
-        fprintf(stderr, "%s%s: class %d%s%s p %.3f -> %.3f, mask mean %.3f, %d steps, %.2fs\n", r->tty ? "\r" : "",
+        fprintf(stderr, "%s%s: class %d%s%s p %.3f -> %.3f, mask mean %.3f, %d steps, %.2fs\n", cli_progress_cr(&r->progress),
                 image, e->target[b], label ? " " : "", label ? label : "", (double)e->prob_before[b],
                 (double)e->prob_after[b], (double)mean, e->steps[b], e->seconds / e->batch);
     return CLI_OK;
@@ -707,7 +699,7 @@ static int write_saliency(const explain_opts *o, const explain_run *r, const nm_
     if (!st) st = write_map_png(r, 0, o->out, o->method, name, s->map, &scale, &err);
     if (!st) st = write_pictures(o->out, name, &r->geo[0], s->map, &scale, caption, n_lines, &err);
     size_t len = 0;
-    double end_to_end = r->load_seconds / r->total + (now_seconds() - t_start);
+    double end_to_end = r->load_seconds / r->total + (cli_now() - t_start);
     char *json = st ? NULL : json_saliency(o, r, s, image, &scale, end_to_end, &len);
     output_path(o->out, name, "json", path, sizeof path);
     if (!st && !json) st = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
@@ -748,7 +740,7 @@ static int explain_batch(explain_opts *o, explain_run *r, char **paths, char **n
     nm_error err = {0};
     const char *loaded[1024], *loaded_names[1024];
     int count = 0;
-    double t_start = now_seconds();
+    double t_start = cli_now();
     for (int i = 0; i < n; i++) {
         if (load_image(r, paths[i], count, &err)) *failed = cli_fail(&err);
         else loaded_names[count] = names[i], loaded[count++] = paths[i];
@@ -758,7 +750,7 @@ static int explain_batch(explain_opts *o, explain_run *r, char **paths, char **n
         return explain_saliency(o, r, loaded[0], loaded_names[0], first_index, t_start, failed);
     nm_neuromask_options nm = o->nm;
     nm.seed = o->nm.seed + (uint64_t)first_index;
-    nm.progress = o->quiet ? NULL : progress;
+    nm.progress = o->quiet ? NULL : on_step;
     nm.progress_ctx = r;
     nm.cancel = &cli_interrupted;
     nm_explanation e;
@@ -781,9 +773,9 @@ static int setup(explain_opts *o, explain_run *r, int n_images)
     if (o->precision && strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0)
         return cli_usage_error("explain", "unknown precision '%s' (fp32, bf16)", o->precision);
     if (o->precision && strcmp(o->precision, "bf16") == 0) lo.precision = NM_PRECISION_BF16;
-    double t_load = now_seconds();
+    double t_load = cli_now();
     if (nm_model_load_file(o->model, &lo, &r->model, &err)) return cli_fail(&err);
-    r->load_seconds = now_seconds() - t_load;
+    r->load_seconds = cli_now() - t_load;
     int rc = cli_check_image_model(r->model, o->model, &r->c, &r->h, &r->w);
     if (!rc) rc = cli_resolve_preprocess("explain", &o->pre, r->model, o->model, &r->pre);
     if (!rc) rc = resolve_nm_options(o);
@@ -813,8 +805,7 @@ static int setup(explain_opts *o, explain_run *r, int n_images)
     rc = cli_mkdir_p(o->out);
     if (rc) return rc;
     r->total = n_images;
-    r->t0 = now_seconds();
-    r->tty = !o->quiet && isatty(2);
+    cli_progress_start(&r->progress, o->quiet);
     return CLI_OK;
 }
 
