@@ -3,11 +3,13 @@
 # Usage: tools/install_deps.sh [--test | --bench]   (--test adds what the tests
 # need; --bench that and what bench/ort.sh needs: node and npm for ONNX Runtime)
 set -e
-pkgs="cmake make gcc pkg-config libdnnl-dev libprotobuf-c-dev protobuf-c-compiler libpng-dev libjpeg-dev"
+pkgs="cmake make gcc pkg-config libdnnl-dev libprotobuf-c-dev protobuf-c-compiler libpng-dev libjpeg-dev libssl-dev"
 if [ "$1" = "--test" ] || [ "$1" = "--bench" ]; then
   pkgs="$pkgs libonnx-testdata python3 python3-numpy python3-torch python3-torchvision python3-onnx"
   # fuzz/run.sh: clang with libFuzzer and its OpenMP runtime
   pkgs="$pkgs clang libclang-rt-dev libomp-dev"
+  # tests/test_slurm.sh: a single-node Slurm cluster
+  pkgs="$pkgs munge slurmctld slurmd slurm-client"
 fi
 # node and npm from Debian unless some node with npm is there already
 if [ "$1" = "--bench" ] && ! command -v npm >/dev/null; then pkgs="$pkgs nodejs npm"; fi

@@ -11,6 +11,7 @@ int cmd_classify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 typedef struct cli_command {
     const char *name;
@@ -23,6 +24,7 @@ static const cli_command commands[] = {
     { "eval", cmd_eval, "score explanation methods: deletion/insertion AUC, sanity, gallery" },
     { "explain", cmd_explain, "explain images (NeuroMask, or --method NAME): mask, overlay, panel, JSON" },
     { "info", cmd_info, "inputs, outputs, ops, parameters and FLOPs of a model" },
+    { "merge", cmd_merge, "put the shards of an eval run (job-array tasks) back together" },
 };
 
 static void print_usage(FILE *f)

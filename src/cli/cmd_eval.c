@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "cli_common.h"
+#include "eval_files.h"
 #include "eval_resume.h"
+#include "shard.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "eval/protocols.h"
@@ -28,7 +30,10 @@ static const char eval_help[] =
     "model with every layer re-initialised (Adebayo et al. 2018), with --stability the\n"
     "Spearman correlation between the maps of the image and of the image plus noise far\n"
     "below one grey level. Writes DIR/results.csv,\n"
-    "DIR/summary.md, DIR/index.html and DIR/img/*.png (refreshed as it goes).\n"
+    "DIR/summary.md, DIR/index.html and DIR/img/*.png (refreshed as it goes), and for\n"
+    "neuromask merge DIR/run.txt (the model's SHA-256, methods, options, class names)\n"
+    "and DIR/images.tsv. A shard (--shard, or a Slurm array task) writes all of them\n"
+    "into DIR/shard-K-of-N/ instead; neuromask merge DIR puts the shards together.\n"
     "\n"
     "Methods: gradient, gradxinput, integrated-gradients, smoothgrad, gradcam, occlusion,\n"
     "rise, meaningful-perturbation, extremal-perturbation, neuromask; all: every one.\n"
@@ -78,6 +83,7 @@ static const char eval_help[] =
     "  --quiet              no progress or result lines (progress: on a terminal one\n"
     "                       line in place; elsewhere a line with the ETA every 5 s, or\n"
     "                       every NEUROMASK_PROGRESS_SECONDS)\n"
+    CLI_SHARD_HELP
     "  -h, --help           this help\n"
     "\n"
     "Method options (defaults as the library's nm_saliency_defaults):\n"
@@ -105,8 +111,13 @@ typedef struct eval_opts {
     int64_t max_bytes;
     nm_saliency_options so;     /* method options given on the command line */
     cli_preprocess_flags pre;
+    cli_shard_flags shard_flags;
+    cli_shard shard;            /* n == 0: the whole list */
+    char *shard_out;            /* DIR/shard-K-of-N, which o->out then names */
     char **inputs;
     int n_inputs;
+    int argc;                   /* the command line, for run.txt */
+    char **argv;
 } eval_opts;
 
 static int method_option(cli_parser *p, eval_opts *o)
@@ -155,6 +166,7 @@ static int parse_args(int argc, char **argv, eval_opts *o)
         else if (cli_flag(&p, "--recursive")) o->recursive = 1;
         else if (method_option(&p, o)) {}
         else if (cli_preprocess_option(&p, &o->pre)) {}
+        else if (cli_shard_option(&p, &o->shard_flags)) {}
         else cli_unknown(&p);
     }
     if (p.help) {
@@ -178,6 +190,12 @@ static int parse_args(int argc, char **argv, eval_opts *o)
                                        "(those files are written whole by one run)");
     if (o->images_dir) o->inputs[o->n_inputs++] = (char *)o->images_dir;
     if (o->n_inputs == 0) return cli_usage_error("eval", "no images given (--images DIR or IMAGE...)");
+    int rc = cli_shard_resolve("eval", &o->shard_flags, &o->shard);
+    if (rc || !o->shard.n) return rc;
+    char name[64];
+    cli_shard_name(&o->shard, name, sizeof name);
+    if (asprintf(&o->shard_out, "%s/%s", o->out, name) < 0) return cli_error("out of memory");
+    o->out = o->shard_out;
     return CLI_OK;
 }
 
@@ -195,8 +213,10 @@ typedef struct eval_run {
     char **csv_names;           /* or from the labels CSV: k entries, may be NULL */
     char **label_files;         /* labels CSV: base names and classes */
     int *label_classes, n_label_rows;
-    char **images;
+    char **images;              /* this run's (shard's) images */
     int n_images;
+    int first, n_total;         /* images[i] is image first + i of the n_total of the whole list */
+    char list_sha256[65];       /* of the whole list */
     nm_eval_image *image_info;
     nm_eval_row *rows;
     int n_rows;
@@ -379,40 +399,21 @@ static const char *keep_string(eval_run *r, char *s)
     return s;
 }
 
-/* "DIR/NNNN_stem[.suffix].EXT" with the stem made URL- and file-safe. */
-static char *output_name(const char *dir, const char *ext, int index, const char *image, const char *suffix)
-{
-    char stem[200];
-    const char *b = base_name(image), *dot = strrchr(b, '.');
-    int len = dot && dot != b ? (int)(dot - b) : (int)strlen(b);
-    if (len > (int)sizeof stem - 1) len = (int)sizeof stem - 1;
-    for (int i = 0; i < len; i++) {
-        char ch = b[i];
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
-        stem[i] = ok ? ch : '_';
-    }
-    stem[len] = '\0';
-    char *out = NULL;
-    if (asprintf(&out, "%s/%04d_%s%s%s.%s", dir, index, stem, suffix ? "." : "", suffix ? suffix : "", ext) < 0)
-        return NULL;
-    return out;
-}
-
 static char *picture_name(int index, const char *image, const char *suffix)
 {
-    return output_name("img", "png", index, image, suffix);
+    return eval_output_name("img", "png", index, image, suffix);
 }
 
 /* --save-maps: "maps/NNNN_stem.method.npy". */
 static char *map_name(int index, const char *image, const char *method)
 {
-    return output_name("maps", "npy", index, image, method);
+    return eval_output_name("maps", "npy", index, image, method);
 }
 
 static nm_status save_map(const char *dir, const eval_run *r, int image, const char *method, const float *map,
                           nm_error *err)
 {
-    char *name = map_name(image, r->images[image], method), path[4096];
+    char *name = map_name(r->first + image, r->images[image], method), path[4096];
     if (!name) return nm_fail(err, NM_ERR_MEMORY, "out of memory");
     snprintf(path, sizeof path, "%s/%s", dir, name);
     free(name);
@@ -440,10 +441,15 @@ static void unit_map(const float *map, int n, int is_mask, float *out)
     }
 }
 
+/* From --class-names or the model, else from the labels CSV (entries may be NULL), or NULL. */
+static const char *const *class_names(const eval_run *r)
+{
+    return r->class_labels.n ? (const char *const *)r->class_labels.names : (const char *const *)r->csv_names;
+}
+
 static nm_status write_reports(const eval_opts *o, eval_run *r, int done_images, nm_error *err)
 {
-    const char *const *names = r->class_labels.n ? (const char *const *)r->class_labels.names
-                                                 : (const char *const *)r->csv_names;
+    const char *const *names = class_names(r);
     nm_eval_report rep = {.model = o->model, .steps = r->auc.steps, .sanity = o->sanity, .stability = o->stability,
                           .protocols = o->protocols, .road = o->road,
                           .deletion_fill = r->auc.deletion_fill == NM_AUC_FILL_BLACK ? "black" : "mean",
@@ -458,6 +464,82 @@ static nm_status write_reports(const eval_opts *o, eval_run *r, int done_images,
     snprintf(path, sizeof path, "%s/index.html", o->out);
     if (!s) s = nm_eval_write_html(&rep, path, err);
     return s;
+}
+
+/* images.tsv: every image of this run; pred -1 for those not done yet. */
+static int write_image_table(const eval_opts *o, const eval_run *r, int done_images)
+{
+    eval_image_entry *e = malloc(sizeof *e * (size_t)(r->n_images + 1));
+    if (!e) return cli_error("out of memory");
+    for (int i = 0; i < r->n_images; i++)
+        e[i] = (eval_image_entry){.index = r->first + i, .path = r->images[i],
+                                  .label = o->labels_csv ? label_of(r, r->images[i]) : -1,
+                                  .pred = i < done_images ? r->image_info[i].pred : -1};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/images.tsv", o->out);
+    int rc = eval_images_write(path, e, r->n_images);
+    free(e);
+    return rc;
+}
+
+/* The command line without what does not shape the rows (where they go,
+ * which shard, threads, --resume/--force/--quiet): one "argument" each. */
+static int add_arguments(eval_header *h, const eval_opts *o)
+{
+    static const char *const with_value[] = {"--out", "--shard", "--shards", "--threads"};
+    static const char *const flags[] = {"--resume", "--force", "--quiet"};
+    int options = 1, rc = CLI_OK;
+    for (int i = 1; rc == CLI_OK && i < o->argc; i++) {
+        const char *a = o->argv[i];
+        int skip = 0;
+        for (int j = 0; options && j < 4 && !skip; j++) {
+            size_t n = strlen(with_value[j]);
+            if (!strncmp(a, with_value[j], n) && a[n] == '=') skip = 1;
+            else if (!strcmp(a, with_value[j])) skip = 2;
+        }
+        for (int j = 0; options && j < 3 && !skip; j++) skip = !strcmp(a, flags[j]);
+        if (options && !strcmp(a, "--")) options = 0;
+        if (skip == 2) i++;
+        if (!skip) rc = eval_header_add(h, "argument", "%s", a);
+    }
+    return rc;
+}
+
+/* run.txt: what makes this run's rows what they are (eval_files.h). */
+static int write_run_header(const eval_opts *o, const eval_run *r)
+{
+    eval_header h = {0};
+    char sha[65], path[4096];
+    int rc = eval_sha256_file(o->model, sha);
+    if (!rc) rc = eval_header_add(&h, "format", "neuromask eval run 1");
+    if (!rc) rc = eval_header_add(&h, "neuromask", "%s", NM_CLI_VERSION);
+    if (!rc) rc = eval_header_add(&h, "model", "%s", o->model);
+    if (!rc) rc = eval_header_add(&h, "model_sha256", "%s", sha);
+    if (!rc) rc = eval_header_add(&h, "images", "%d", r->n_total);
+    if (!rc) rc = eval_header_add(&h, "images_sha256", "%s", r->list_sha256);
+    if (!rc && o->labels_csv && !(rc = eval_sha256_file(o->labels_csv, sha)))
+        rc = eval_header_add(&h, "labels_sha256", "%s", sha);
+    for (int m = 0; !rc && m < r->n_methods; m++) rc = eval_header_add(&h, "method", "%s", r->method_names[m]);
+    if (!rc) rc = eval_header_add(&h, "auc_steps", "%d", r->auc.steps);
+    if (!rc) rc = eval_header_add(&h, "deletion_fill", "%s", r->auc.deletion_fill == NM_AUC_FILL_BLACK ? "black" : "mean");
+    if (!rc) rc = eval_header_add(&h, "protocols", "%u", o->protocols);
+    if (!rc) rc = eval_header_add(&h, "sanity", "%d", o->sanity);
+    if (!rc) rc = eval_header_add(&h, "stability", "%d", o->stability);
+    if (!rc) rc = eval_header_add(&h, "road", "%d", o->road);
+    if (!rc) rc = eval_header_add(&h, "has_labels", "%d", o->labels_csv != NULL);
+    if (!rc) rc = eval_header_add(&h, "curves", "%d", o->curves);
+    if (!rc) rc = eval_header_add(&h, "cascade", "%d", o->cascade);
+    if (!rc) rc = eval_header_add(&h, "save_maps", "%d", o->save_maps);
+    if (!rc) rc = add_arguments(&h, o);
+    if (!rc) rc = eval_header_add(&h, "classes", "%d", r->k);
+    const char *const *names = class_names(r);
+    for (int c = 0; !rc && names && c < r->k; c++)
+        rc = eval_header_add(&h, names[c] ? "class" : "class_none", "%s", names[c] ? names[c] : "");
+    if (!rc && o->shard.n) rc = eval_header_add(&h, "shard", "%d/%d", o->shard.k, o->shard.n);
+    snprintf(path, sizeof path, "%s/run.txt", o->out);
+    if (!rc) rc = eval_header_write(&h, path);
+    eval_header_free(&h);
+    return rc;
 }
 
 static void write_curve(FILE *f, const char *image, const char *method, const char *kind, const float *v, int n)
@@ -519,7 +601,7 @@ static nm_status stability(eval_run *r, const nm_saliency_options *base, int ima
     so.neuromask.target_class = target;
     size_t pixels = (size_t)r->h * r->w, n = pixels * (size_t)r->c;
     float *xp = r->scratch + pixels;
-    uint64_t state = 0x57AB1E ^ (uint64_t)image;
+    uint64_t state = 0x57AB1E ^ (uint64_t)(r->first + image);
     for (size_t i = 0; i < n; i++) {
         state = state * 6364136223846793005ull + 1442695040888963407ull;   /* Knuth's LCG */
         float u = (float)(state >> 40) / 16777216.f;
@@ -572,7 +654,7 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
 {
     nm_saliency sal;
     nm_saliency_options so = o->so;
-    so.seed = (uint64_t)o->seed + (uint64_t)image;
+    so.seed = (uint64_t)o->seed + (uint64_t)(r->first + image);   /* the whole list's index: shards agree */
     so.neuromask.seed = so.seed;
     so.neuromask.progress = on_step;
     so.neuromask.progress_ctx = r;
@@ -603,8 +685,9 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
         s = predict(r, masked, logits, err);
         if (!s) row->kept = argmax(logits, r->k) == sal.target;
     }
+    nm_eval_row_round(row);
     nm_image pic = {0};
-    row->overlay = s ? NULL : keep_string(r, picture_name(image, r->images[image], nm_method_name(method)));
+    row->overlay = s ? NULL : keep_string(r, picture_name(r->first + image, r->images[image], nm_method_name(method)));
     if (!s && !row->overlay) s = nm_fail(err, NM_ERR_MEMORY, "out of memory");
     nm_map_scale scale = nm_map_scale_of(sal.map, pixels, nm_method_map_kind(method));
     if (!s) s = nm_render_overlay(geo, sal.map, &scale, 0.5f, &pic, err);
@@ -661,12 +744,12 @@ static int reuse_row(const eval_opts *o, eval_run *r, int i, int m, nm_eval_row 
     for (int p = 0; p < NM_PROTOCOL_COUNT; p++)
         if (o->protocols >> p & 1 && !(isfinite(old->row.deletion[p]) && isfinite(old->row.insertion[p]))) return 0;
     if (o->save_maps) {
-        char *map = map_name(i, r->images[i], r->method_names[m]);
+        char *map = map_name(r->first + i, r->images[i], r->method_names[m]);
         int have = map && output_exists(o->out, map);
         free(map);
         if (!have) return 0;
     }
-    char *name = picture_name(i, r->images[i], r->method_names[m]);
+    char *name = picture_name(r->first + i, r->images[i], r->method_names[m]);
     if (!name || !output_exists(o->out, name)) {
         free(name);
         return 0;
@@ -693,7 +776,7 @@ static int eval_image(const eval_opts *o, eval_run *r, int i)
     nm_status s = load_image(r, r->images[i], &geo, &err);
     if (!s) s = predict(r, r->x, r->logits, &err);
     if (!s) info->pred = argmax(r->logits, r->k);
-    info->picture = s ? NULL : keep_string(r, picture_name(i, r->images[i], NULL));
+    info->picture = s ? NULL : keep_string(r, picture_name(r->first + i, r->images[i], NULL));
     if (!s && !info->picture) s = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
     if (!s) s = write_png(o->out, info->picture, &geo, &err);
     for (int m = 0; !s && m < r->n_methods; m++) {
@@ -745,19 +828,34 @@ static int open_side_file(const eval_opts *o, const char *name, const char *head
 
 static int check_outputs(const eval_opts *o)
 {
-    static const char *const files[] = {"results.csv", "summary.md", "index.html", "curves.csv", "sanity_cascade.csv"};
+    static const char *const files[] = {"results.csv", "summary.md", "index.html", "curves.csv", "sanity_cascade.csv",
+                                        "run.txt", "images.tsv"};
     char path[4096];
     struct stat st;
-    if (mkdir(o->out, 0755) != 0 && errno != EEXIST) return cli_error("%s: cannot create: %s", o->out, strerror(errno));
     snprintf(path, sizeof path, "%s/img", o->out);
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) return cli_error("%s: cannot create: %s", path, strerror(errno));
+    int rc = cli_mkdir_p(path);   /* and DIR (and DIR's parent for a shard) */
     snprintf(path, sizeof path, "%s/maps", o->out);
-    if (o->save_maps && mkdir(path, 0755) != 0 && errno != EEXIST)
+    if (!rc && o->save_maps && mkdir(path, 0755) != 0 && errno != EEXIST)
         return cli_error("%s: cannot create: %s", path, strerror(errno));
-    for (int i = 0; !o->force && !o->resume && i < 5; i++) {
+    for (int i = 0; !rc && !o->force && !o->resume && i < 7; i++) {
         snprintf(path, sizeof path, "%s/%s", o->out, files[i]);
         if (stat(path, &st) == 0) return cli_error("%s: exists (use --force to overwrite)", path);
     }
+    return rc;
+}
+
+/* A shard keeps its part of the whole list (after --limit); images keep
+ * their index in the whole list for seeds and picture names. */
+static int apply_shard(const eval_opts *o, eval_run *r)
+{
+    r->n_total = r->n_images;
+    int rc = eval_sha256_list(r->images, r->n_images, r->list_sha256), first, count;
+    if (rc) return rc;
+    cli_shard_range(&o->shard, r->n_images, 1, &first, &count);   /* images are explained one at a time */
+    for (int i = 0; i < r->n_images; i++)
+        if (i < first || i >= first + count) free(r->images[i]);
+    memmove(r->images, r->images + first, sizeof *r->images * (size_t)count);
+    r->first = first, r->n_images = count;
     return CLI_OK;
 }
 
@@ -783,6 +881,8 @@ static int setup(eval_opts *o, eval_run *r)
     if (rc) return rc;
     if (!r->n_images) return cli_error("no images found");
     apply_limit(o, r);
+    rc = apply_shard(o, r);
+    if (rc) return rc;
     nm_load_options lo = {.max_bytes = o->max_bytes, .threads = o->threads};
     if (nm_model_load_file(o->model, &lo, &r->model, &err)) return cli_fail(&err);
     rc = cli_check_image_model(r->model, o->model, &r->c, &r->h, &r->w);
@@ -814,8 +914,8 @@ static int setup(eval_opts *o, eval_run *r)
         r->ins_curve[p] = malloc(sizeof(float) * (size_t)(r->auc.steps + 1));
         curves_ok &= r->del_curve[p] && r->ins_curve[p];
     }
-    r->image_info = calloc((size_t)r->n_images, sizeof *r->image_info);
-    r->rows = calloc((size_t)r->n_images * r->n_methods, sizeof *r->rows);
+    r->image_info = calloc((size_t)r->n_images + 1, sizeof *r->image_info);   /* a shard may have none */
+    r->rows = calloc((size_t)r->n_images * r->n_methods + 1, sizeof *r->rows);
     if (!r->x || !r->xn || !r->scratch || !r->rmap || !r->logits || !curves_ok || !r->image_info || !r->rows)
         return cli_error("out of memory");
     rc = check_outputs(o);
@@ -828,6 +928,8 @@ static int setup(eval_opts *o, eval_run *r)
     if (!rc && o->cascade)
         rc = open_side_file(o, "sanity_cascade.csv", "image,method,layers_randomized,spearman\n", &r->cascade,
                             r->cascade_tmp);
+    if (!rc) rc = write_run_header(o, r);
+    if (!rc) rc = write_image_table(o, r, 0);
     return rc;
 }
 
@@ -863,7 +965,7 @@ static void run_free(eval_run *r)
 
 int cmd_eval(int argc, char **argv)
 {
-    eval_opts o = {.cls = -1};
+    eval_opts o = {.cls = -1, .argc = argc, .argv = argv};
     eval_run r = {0};
     int rc = parse_args(argc, argv, &o);
     if (rc == CLI_OK) rc = setup(&o, &r);
@@ -875,7 +977,10 @@ int cmd_eval(int argc, char **argv)
         rc = eval_image(&o, &r, done);
         nm_error err = {0};
         if (rc == CLI_OK && write_reports(&o, &r, done + 1, &err)) rc = cli_fail(&err);
+        if (rc == CLI_OK) rc = write_image_table(&o, &r, done + 1);
     }
+    nm_error report_err = {0};   /* a shard without images still writes its (empty) reports */
+    if (rc == CLI_OK && !r.n_images && write_reports(&o, &r, 0, &report_err)) rc = cli_fail(&report_err);
     if (rc == CLI_OK && cli_interrupted) {
         cli_error("interrupted: %d rows in %s/results.csv, each complete; rerun with --resume to finish", r.n_rows,
                   o.out);
@@ -887,5 +992,6 @@ int cmd_eval(int argc, char **argv)
     if (rc == CLI_OK && !o.quiet) fprintf(stderr, "wrote %s/results.csv, summary.md, index.html\n", o.out);
     run_free(&r);
     free(o.inputs);
+    free(o.shard_out);
     return rc < 0 ? CLI_OK : rc;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli_common.h"
+#include "shard.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "image/npy.h"
@@ -86,6 +87,9 @@ static const char explain_help[] =
     "  --quiet            no progress or result lines (progress: on a terminal one line\n"
     "                     in place; elsewhere a line with the ETA every 5 s, or every\n"
     "                     NEUROMASK_PROGRESS_SECONDS)\n"
+    CLI_SHARD_HELP
+    "                       (a shard writes its images' files into DIR as a whole\n"
+    "                       run would; NeuroMask's --batch runs stay whole)\n"
     "  -h, --help         this help\n"
     "\n"
     "Options of the other methods (--class, --seed, --batch and --blur-sigma apply too):\n"
@@ -125,6 +129,7 @@ typedef struct explain_opts {
         has_lr : 1, has_l_pred : 1, has_l_sparse : 1, has_l_smooth : 1, has_temperature : 1,
         has_blur_sigma : 1, has_tol : 1, has_jitter : 1, has_init_value : 1, has_l_delete : 1;
     cli_preprocess_flags pre;
+    cli_shard_flags shard_flags;
     char **inputs;
     int n_inputs;
 } explain_opts;
@@ -201,6 +206,7 @@ static int parse_args(int argc, char **argv, explain_opts *o)
         else if (nm_option(&p, o)) {}
         else if (method_option(&p, o)) {}
         else if (cli_preprocess_option(&p, &o->pre)) {}
+        else if (cli_shard_option(&p, &o->shard_flags)) {}
         else cli_unknown(&p);
     }
     if (p.help) {
@@ -887,6 +893,24 @@ static int same_settings(const explain_opts *o, const explain_run *r, const char
     return rc;
 }
 
+/* A shard keeps its part of the list (images and their output names);
+ * *first is its index in the whole list (the seeds are the whole run's).
+ * NeuroMask's batches stay whole. */
+static int select_shard(const explain_opts *o, char **images, char **names, int *n, int *first)
+{
+    cli_shard shard;
+    int rc = cli_shard_resolve("explain", &o->shard_flags, &shard), count;
+    if (rc) return rc;
+    int neuromask = !o->method_name || nm_method_from_name(o->method_name) == NM_METHOD_NEUROMASK;
+    cli_shard_range(&shard, *n, neuromask ? o->batch : 1, first, &count);
+    for (int i = 0; i < *n; i++)
+        if (i < *first || i >= *first + count) free(images[i]);
+    memmove(images, images + *first, sizeof *images * (size_t)count);
+    memmove(names, names + *first, sizeof *names * (size_t)count);
+    *n = count;
+    return CLI_OK;
+}
+
 static void run_free(explain_run *r)
 {
     for (int b = 0; r->geo && b < r->batch; b++) nm_image_free(&r->geo[b]);
@@ -904,12 +928,13 @@ int cmd_explain(int argc, char **argv)
     nm_saliency_defaults(&o.sal);
     explain_run r = {0};
     char **images = NULL, **names = NULL;
-    int n_images = 0, failed = 0, *name_at = NULL;
+    int n_images = 0, failed = 0, first = 0, *name_at = NULL;
     int rc = parse_args(argc, argv, &o);
     if (rc == CLI_OK) rc = cli_collect_images(o.inputs, o.n_inputs, o.recursive, &images, &name_at, &n_images);
     if (rc == CLI_OK && !(names = malloc(sizeof *names * (size_t)(n_images ? n_images : 1)))) rc = cli_error("out of memory");
     for (int i = 0; rc == CLI_OK && i < n_images; i++) names[i] = images[i] + name_at[i];
     if (rc == CLI_OK) rc = check_unique_outputs(o.out, images, names, n_images);
+    if (rc == CLI_OK) rc = select_shard(&o, images, names, &n_images, &first);
     if (rc == CLI_OK) failed = skip_existing(&o, images, names, &n_images);
     if (rc == CLI_OK && n_images) rc = setup(&o, &r, n_images);
     for (int i = 0; rc == CLI_OK && o.resume && i < n_images; i++) rc = same_settings(&o, &r, names[i]);
@@ -922,7 +947,7 @@ int cmd_explain(int argc, char **argv)
             r.done += n;
             continue;
         }
-        rc = explain_batch(&o, &r, images + i, names + i, n, i, &failed);
+        rc = explain_batch(&o, &r, images + i, names + i, n, first + i, &failed);
     }
     if (resumed && !o.quiet) fprintf(stderr, "%d image(s) already complete, skipped (--resume)\n", resumed);
     if (rc == CLI_OK && cli_interrupted) {

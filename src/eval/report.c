@@ -48,9 +48,11 @@ static void csv_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
+#define CSV_NUMBER "%.6g"   /* results.csv's precision */
+
 static void csv_number(FILE *f, double v)
 {
-    if (isfinite(v)) fprintf(f, ",%.6g", v);
+    if (isfinite(v)) fprintf(f, "," CSV_NUMBER, v);
     else fputc(',', f);
 }
 
@@ -58,9 +60,22 @@ static void csv_number(FILE *f, double v)
  * written, so a row read back (eval --resume) is written the same again. */
 static double as_written(double v)
 {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%.6g", v);
+    char buf[64];
+    if (!isfinite(v)) return v;
+    snprintf(buf, sizeof buf, CSV_NUMBER, v);
     return strtod(buf, NULL);
+}
+
+void nm_eval_row_round(nm_eval_row *w)
+{
+    w->prob = (float)as_written(w->prob);
+    for (int p = 0; p < NM_PROTOCOL_COUNT; p++)
+        w->deletion[p] = as_written(w->deletion[p]), w->insertion[p] = as_written(w->insertion[p]);
+    w->mask_area = as_written(w->mask_area), w->roughness = as_written(w->roughness);
+    w->road_morf = as_written(w->road_morf), w->road_lerf = as_written(w->road_lerf);
+    w->road_morf_top1 = as_written(w->road_morf_top1), w->road_lerf_top1 = as_written(w->road_lerf_top1);
+    w->spearman = as_written(w->spearman), w->stability = as_written(w->stability);
+    w->seconds = as_written(w->seconds);
 }
 
 static void compose_csv(const nm_eval_report *r, FILE *f)

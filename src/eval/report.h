@@ -66,6 +66,10 @@ typedef struct nm_eval_report {
     "road_morf,road_lerf,road_lerf_morf,road_morf_top1,road_lerf_top1,"                          \
     "kept,mask_area,roughness,spearman_random,stability,seconds"
 
+/* Rounds the row's numbers to what results.csv holds, so that the reports of
+ * a run and of its rows read back (eval --resume, merge) agree to the digit. */
+void nm_eval_row_round(nm_eval_row *w);
+
 nm_status nm_eval_write_csv(const nm_eval_report *r, const char *path, nm_error *err);
 nm_status nm_eval_write_summary(const nm_eval_report *r, const char *path, nm_error *err);
 nm_status nm_eval_write_html(const nm_eval_report *r, const char *path, nm_error *err);
