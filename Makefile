@@ -2,8 +2,9 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+PREFIX ?= /usr/local
 
-.PHONY: all deps test-deps build demo test test-asan clean
+.PHONY: all deps test-deps build demo test test-asan install clean
 
 all: build
 
@@ -31,6 +32,10 @@ test-asan: test-deps
 	cmake -S . -B $(BUILD)-asan -DNM_SANITIZE=ON -DNM_NATIVE=ON -DNM_TORCH_REFS=$(CURDIR)/$(BUILD)/torch_refs $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS)
+
+# Library, header, CLI, neuromask.pc and the CMake package under PREFIX (docs/install.md).
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan

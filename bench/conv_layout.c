@@ -5,7 +5,7 @@
  *          out that the operator runs per call (weights pre-reordered).
  * Build (from the repo root, after building the library into build/):
  *   gcc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -march=native -Iinclude -Isrc \
- *       bench/conv_layout.c build/libneuromask.a build/libnm_proto.a \
+ *       bench/conv_layout.c build/libneuromask.a \
  *       -lprotobuf-c -ldnnl -lpng -ljpeg -lm -o /tmp/conv_layout
  * Run: /tmp/conv_layout [batch [name filter]] */
 #include <stdio.h>

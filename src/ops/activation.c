@@ -12,15 +12,17 @@
 /* ------------------------------------------------------------- kernels */
 
 /* dx[i] (+)= EXPR over i < n: "=" when the node is the gradient's first
- * writer (grad_assign), "+=" otherwise. */
+ * writer (grad_assign), "+=" otherwise. EXPR sees d = dy[i], read before any
+ * test so that the loops vectorise as selects on any x86-64 (a conditional
+ * load needs AVX-512 masking, else the loop branches per element). */
 #define GRAD_LOOP(assign, n, EXPR)                                                          \
     do {                                                                                    \
         if (assign) {                                                                       \
             _Pragma("omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)")     \
-            for (int64_t i = 0; i < n; i++) dx[i] = (EXPR);                                 \
+            for (int64_t i = 0; i < n; i++) { float d = dy[i]; dx[i] = (EXPR); }                                 \
         } else {                                                                            \
             _Pragma("omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)")     \
-            for (int64_t i = 0; i < n; i++) dx[i] += (EXPR);                                \
+            for (int64_t i = 0; i < n; i++) { float d = dy[i]; dx[i] += (EXPR); }                                \
         }                                                                                   \
     } while (0)
 
@@ -32,7 +34,7 @@ static void relu_forward(const float *x, float *y, int64_t n)
 
 static void relu_backward(const float *y, const float *dy, float *dx, int64_t n, int assign)
 {
-    GRAD_LOOP(assign, n, y[i] > 0.0f ? dy[i] : 0.0f);
+    GRAD_LOOP(assign, n, y[i] > 0.0f ? d : 0.0f);
 }
 
 static void leakyrelu_forward(const float *x, float *y, int64_t n, float alpha)
@@ -43,7 +45,7 @@ static void leakyrelu_forward(const float *x, float *y, int64_t n, float alpha)
 
 static void leakyrelu_backward(const float *x, const float *dy, float *dx, int64_t n, float alpha, int assign)
 {
-    GRAD_LOOP(assign, n, x[i] > 0.0f ? dy[i] : alpha * dy[i]);
+    GRAD_LOOP(assign, n, x[i] > 0.0f ? d : alpha * d);
 }
 
 /* NaN passes through, as in ONNX Runtime. */
@@ -58,7 +60,7 @@ static void clip_forward(const float *x, float *y, int64_t n, float lo, float hi
 
 static void clip_backward(const float *x, const float *dy, float *dx, int64_t n, float lo, float hi, int assign)
 {
-    GRAD_LOOP(assign, n, (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f);
+    GRAD_LOOP(assign, n, (x[i] >= lo && x[i] <= hi) ? d : 0.0f);
 }
 
 static void sigmoid_forward(const float *x, float *y, int64_t n)
@@ -69,7 +71,7 @@ static void sigmoid_forward(const float *x, float *y, int64_t n)
 
 static void sigmoid_backward(const float *y, const float *dy, float *dx, int64_t n, int assign)
 {
-    GRAD_LOOP(assign, n, dy[i] * y[i] * (1.0f - y[i]));
+    GRAD_LOOP(assign, n, d * y[i] * (1.0f - y[i]));
 }
 
 static void hardsigmoid_forward(const float *x, float *y, int64_t n, float alpha, float beta)
@@ -81,7 +83,7 @@ static void hardsigmoid_forward(const float *x, float *y, int64_t n, float alpha
 static void hardsigmoid_backward(const float *x, const float *dy, float *dx, int64_t n, float alpha, float beta,
                                  int assign)
 {
-    GRAD_LOOP(assign, n, (alpha * x[i] + beta > 0.0f && alpha * x[i] + beta < 1.0f) ? alpha * dy[i] : 0.0f);
+    GRAD_LOOP(assign, n, (alpha * x[i] + beta > 0.0f && alpha * x[i] + beta < 1.0f) ? alpha * d : 0.0f);
 }
 
 /* y = x * HardSigmoid(x) with alpha 1/6, beta 1/2. */
@@ -93,7 +95,7 @@ static void hardswish_forward(const float *x, float *y, int64_t n)
 
 static void hardswish_backward(const float *x, const float *dy, float *dx, int64_t n, int assign)
 {
-    GRAD_LOOP(assign, n, dy[i] * (x[i] < -3.0f ? 0.0f : x[i] <= 3.0f ? x[i] / 3.0f + 0.5f : 1.0f));
+    GRAD_LOOP(assign, n, d * (x[i] < -3.0f ? 0.0f : x[i] <= 3.0f ? x[i] / 3.0f + 0.5f : 1.0f));
 }
 
 static void tanh_forward(const float *x, float *y, int64_t n)
@@ -104,7 +106,7 @@ static void tanh_forward(const float *x, float *y, int64_t n)
 
 static void tanh_backward(const float *y, const float *dy, float *dx, int64_t n, int assign)
 {
-    GRAD_LOOP(assign, n, dy[i] * (1.0f - y[i] * y[i]));
+    GRAD_LOOP(assign, n, d * (1.0f - y[i] * y[i]));
 }
 
 /* PRelu: the slope broadcast to x by the plan `bc` (operand 0: x, 1: slope). */

@@ -523,13 +523,18 @@ static nm_status conv_forward_run(nm_graph *g, nm_node *n, conv_state *s)
 /* dZ = dY * act'(Z) from the saved output Y = act(Z): exact for the
  * monotonic activations the pass fuses (Clip passes strictly inside its
  * bounds, as PyTorch's hardtanh). */
+/* dy[i] is read before the test so that the loops vectorise as selects on
+ * any x86-64 (a conditional load needs AVX-512 masking, else it branches). */
 static void conv_activation_backward(const conv_state *s, const float *y, const float *dy, float *dz, int64_t n)
 {
     float a = s->act_alpha, b = s->act_beta;
     switch (s->act) {
     case NM_OP_CLIP:
 #pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)
-        for (int64_t i = 0; i < n; i++) dz[i] = (y[i] > a && y[i] < b) ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            float d = dy[i];
+            dz[i] = (y[i] > a && y[i] < b) ? d : 0.0f;
+        }
         break;
     case NM_OP_SIGMOID:
 #pragma omp parallel for simd schedule(static) if (parallel: n >= NM_PARALLEL_MIN)

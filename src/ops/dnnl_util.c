@@ -5,8 +5,14 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#if defined(__x86_64__)
+/* The AVX-512 copy kernels below are compiled for AVX-512 whatever the build
+ * targets and chosen at run time, so one binary runs on any x86-64. */
 #include <immintrin.h>
+#define NM_COPY_AVX512 1
+#define NM_AVX512_FN __attribute__((target("avx512f")))
+#else
+#define NM_COPY_AVX512 0
 #endif
 
 nm_status nm_dnnl_ready(nm_graph *g, nm_error *err)
@@ -554,26 +560,36 @@ static inline int64_t loop_src(const nm_dnnl_copy *c, int k, int64_t v)
     return c->stab[k] ? c->stab[k][v] : v * c->sstep[k];
 }
 
-static inline void copy_row(float *d, const float *s, int64_t len, int64_t ss)
+#if NM_COPY_AVX512
+/* d[j] = s[j * ss], j < 16. */
+NM_AVX512_FN static inline void gather16(float *d, const float *s, int64_t ss)
+{
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)ss));
+    _mm512_storeu_ps(d, _mm512_i32gather_ps(idx, s, 4));
+}
+#endif
+
+/* `avx512` is a constant in each caller below, so each gets its own copy. */
+static inline __attribute__((always_inline)) void copy_row(float *d, const float *s, int64_t len, int64_t ss,
+                                                             int avx512)
 {
     if (ss == 1) {
         memcpy(d, s, sizeof(float) * (size_t)len);
         return;
     }
-#if defined(__AVX512F__)
-    if (len == 16 && ss > 0 && ss < (1 << 26)) {
-        const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                               _mm512_set1_epi32((int)ss));
-        _mm512_storeu_ps(d, _mm512_i32gather_ps(idx, s, 4));
+#if NM_COPY_AVX512
+    if (avx512 && len == 16 && ss > 0 && ss < (1 << 26)) {
+        gather16(d, s, ss);
         return;
     }
 #endif
     for (int64_t j = 0; j < len; j++) d[j] = s[j * ss];
 }
 
-#if defined(__AVX512F__)
+#if NM_COPY_AVX512
 /* d[o * 16 + i] = s[i * ss + o], o and i < 16. */
-static inline void transpose16(const float *s, int64_t ss, float *d)
+NM_AVX512_FN static inline void transpose16(const float *s, int64_t ss, float *d)
 {
     __m512 r0 = _mm512_loadu_ps(s + 0 * ss), r1 = _mm512_loadu_ps(s + 1 * ss), r2 = _mm512_loadu_ps(s + 2 * ss),
            r3 = _mm512_loadu_ps(s + 3 * ss), r4 = _mm512_loadu_ps(s + 4 * ss), r5 = _mm512_loadu_ps(s + 5 * ss),
@@ -618,48 +634,75 @@ static inline void transpose16(const float *s, int64_t ss, float *d)
 #endif
 
 /* The innermost loop (a row), or the two innermost (a tile), at once. */
-static inline void copy_kernel(const nm_dnnl_copy *c, float *d, const float *s)
+static inline __attribute__((always_inline)) void copy_kernel(const nm_dnnl_copy *c, float *d, const float *s,
+                                                                int avx512)
 {
-#if defined(__AVX512F__)
-    if (c->tile) {
+#if NM_COPY_AVX512
+    if (avx512 && c->tile) {
         transpose16(s, c->sstep[c->n - 1], d);
         return;
     }
 #endif
     if (c->tile) {
-        for (int64_t o = 0; o < 16; o++) copy_row(d + 16 * o, s + o, 16, c->sstep[c->n - 1]);
+        for (int64_t o = 0; o < 16; o++) copy_row(d + 16 * o, s + o, 16, c->sstep[c->n - 1], avx512);
         return;
     }
-    copy_row(d, s, c->size[c->n - 1], c->sstep[c->n - 1]);
+    copy_row(d, s, c->size[c->n - 1], c->sstep[c->n - 1], avx512);
 }
+
+/* Everything under the outermost loop's index v0. */
+static inline __attribute__((always_inline)) void copy_block(const nm_dnnl_copy *c, const float *src, float *dst,
+                                                               int last, int64_t v0, int avx512)
+{
+    int64_t idx[NM_COPY_LOOPS] = {0};
+    int64_t doff = last > 0 ? v0 * c->dstep[0] : 0, soff = last > 0 ? loop_src(c, 0, v0) : 0;
+    for (int k = 1; k < last; k++) soff += loop_src(c, k, 0);
+    for (;;) {
+        copy_kernel(c, dst + doff, src + soff, avx512);
+        int k = last - 1;
+        for (; k >= 1; k--) {   /* next row: an odometer over loops 1 .. last-1 */
+            int64_t v = idx[k];
+            if (v + 1 < c->size[k]) {
+                idx[k] = v + 1;
+                doff += c->dstep[k];
+                soff += loop_src(c, k, v + 1) - loop_src(c, k, v);
+                break;
+            }
+            idx[k] = 0;
+            doff -= v * c->dstep[k];
+            soff += loop_src(c, k, 0) - loop_src(c, k, v);
+        }
+        if (k < 1) break;
+    }
+}
+
+static void copy_block_generic(const nm_dnnl_copy *c, const float *src, float *dst, int last, int64_t v0)
+{
+    copy_block(c, src, dst, last, v0, 0);
+}
+
+#if NM_COPY_AVX512
+NM_AVX512_FN static void copy_block_avx512(const nm_dnnl_copy *c, const float *src, float *dst, int last,
+                                           int64_t v0)
+{
+    copy_block(c, src, dst, last, v0, 1);
+}
+#endif
 
 static void copy_run(const nm_dnnl_copy *c, const float *src, float *dst)
 {
+#if NM_COPY_AVX512
+    static int avx512 = -1;   /* a race here writes the same value */
+    if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    void (*block)(const nm_dnnl_copy *, const float *, float *, int, int64_t) =
+        avx512 ? copy_block_avx512 : copy_block_generic;
+#else
+    void (*block)(const nm_dnnl_copy *, const float *, float *, int, int64_t) = copy_block_generic;
+#endif
     int last = c->n - 1 - c->tile;   /* the loops below it are the kernel's */
     int64_t outer = last > 0 ? c->size[0] : 1;
 #pragma omp parallel for schedule(static) if (c->total >= 65536)
-    for (int64_t v0 = 0; v0 < outer; v0++) {
-        int64_t idx[NM_COPY_LOOPS] = {0};
-        int64_t doff = last > 0 ? v0 * c->dstep[0] : 0, soff = last > 0 ? loop_src(c, 0, v0) : 0;
-        for (int k = 1; k < last; k++) soff += loop_src(c, k, 0);
-        for (;;) {
-            copy_kernel(c, dst + doff, src + soff);
-            int k = last - 1;
-            for (; k >= 1; k--) {   /* next row: an odometer over loops 1 .. last-1 */
-                int64_t v = idx[k];
-                if (v + 1 < c->size[k]) {
-                    idx[k] = v + 1;
-                    doff += c->dstep[k];
-                    soff += loop_src(c, k, v + 1) - loop_src(c, k, v);
-                    break;
-                }
-                idx[k] = 0;
-                doff -= v * c->dstep[k];
-                soff += loop_src(c, k, 0) - loop_src(c, k, v);
-            }
-            if (k < 1) break;
-        }
-    }
+    for (int64_t v0 = 0; v0 < outer; v0++) block(c, src, dst, last, v0);
 }
 
 /* ---------------------------------------------------------- window geometry */
