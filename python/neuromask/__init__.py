@@ -117,7 +117,7 @@ class Explanation:
     label: Optional[str]
     prob: float                 # the target's probability on the image
     probabilities: np.ndarray   # softmax over the classes on the image
-    is_mask: bool
+    kind: str
     seconds: float              # the library's time for the explanation
     extra: dict = field(default_factory=dict)  # method-specific: NeuroMask's prob_after, steps, ...
 
@@ -359,7 +359,7 @@ class Model:
             _check(status, err)
             try:
                 m = np.ctypeslib.as_array(ex.mask, (ex.h, ex.w)).copy()
-                t, prob, seconds, is_mask = ex.target[0], ex.prob_before[0], ex.seconds, True
+                t, prob, seconds = ex.target[0], ex.prob_before[0], ex.seconds
                 extra = {"prob_after": float(ex.prob_after[0]), "top_after": int(ex.top_after[0]),
                          "steps": int(ex.steps[0]), "converged_at": int(ex.converged_at[0]),
                          "loss": (float(ex.loss_pred[0]), float(ex.loss_sparse[0]), float(ex.loss_smooth[0]))}
@@ -377,14 +377,15 @@ class Model:
             _check(status, err)
             try:
                 m = np.ctypeslib.as_array(s.map, (s.h, s.w)).copy()
-                t, prob, seconds, is_mask = s.target, s.prob, s.seconds, bool(s.is_mask)
+                t, prob, seconds = s.target, s.prob, s.seconds
                 extra = {}
                 if not math.isnan(s.completeness_error):
                     extra["completeness_error"] = float(s.completeness_error)
             finally:
                 lib.nm_saliency_free(ctypes.byref(s))
+        kind = lib.nm_map_kind_name(lib.nm_method_map_kind(code)).decode()
         return Explanation(method, m, self.unmap(m, (h0, w0)), int(t), self.label(int(t)), float(prob),
-                           probabilities, is_mask, float(seconds), extra)
+                           probabilities, kind, float(seconds), extra)
 
     def _neuromask_options(self, options, cls, seed):
         err = _lib.Error()

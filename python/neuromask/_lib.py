@@ -117,6 +117,8 @@ _FUNCTIONS = {
     "nm_explanation_free": (None, [P(Explanation)]),
     "nm_method_name": (c_char_p, [c_int]),
     "nm_method_from_name": (c_int, [c_char_p]),
+    "nm_method_map_kind": (c_int, [c_int]),
+    "nm_map_kind_name": (c_char_p, [c_int]),
     "nm_saliency_defaults": (None, [P(SaliencyOptions)]),
     "nm_explain": (c_int, [_M, P(Preprocess), _FP, c_int, P(SaliencyOptions), P(Saliency), _E]),
     "nm_saliency_free": (None, [P(Saliency)]),

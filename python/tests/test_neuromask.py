@@ -22,7 +22,9 @@ def cli_map(nm_bin, tmp_path, image, *args):
     run_cli(nm_bin, "explain", "--model", FASHION_MODEL, "--preprocess", "fashion", "--out", str(out), "--quiet",
             *args, image)
     stem = os.path.splitext(os.path.basename(image))[0]
-    return np.load(out / f"{stem}.mask.npy"), json.loads((out / f"{stem}.json").read_text())
+    npy = list(out.glob(f"{stem}.*.npy"))   # NAME.mask.npy or NAME.map.npy, by the map's kind
+    assert len(npy) == 1, npy
+    return np.load(npy[0]), json.loads((out / f"{stem}.json").read_text())
 
 
 def test_classify_matches_cli(nm_bin, fashion):
@@ -54,7 +56,8 @@ def test_explain_matches_cli(nm_bin, fashion, tmp_path, method, args, options):
     assert ex.target == meta["target_class"] and ex.label == meta["label"]
     assert ex.prob == pytest.approx(meta["prob_before"], abs=1e-6)
     assert ex.method == method and ex.seconds > 0
-    assert ex.is_mask == (method == "neuromask")
+    assert ex.kind == {"neuromask": "mask", "integrated-gradients": "signed", "occlusion": "signed"}.get(method,
+                                                                                                     "nonnegative")
     assert ex.probabilities.shape == (fashion.num_classes,)
     assert int(np.argmax(ex.probabilities)) == ex.target
     assert abs(float(ex.probabilities[ex.target]) - ex.prob) < 1e-5

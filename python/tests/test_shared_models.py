@@ -30,7 +30,9 @@ def test_shared_model_matches_cli(nm_bin, tmp_path, model, recipe, image, method
     run_cli(nm_bin, "explain", "--model", model, "--preprocess", recipe, "--method", method, "--out", str(out),
             "--quiet", *(["--labels", labels] if labels else []), image)
     stem = os.path.splitext(os.path.basename(image))[0]
-    ref = np.load(out / f"{stem}.mask.npy")
+    npy = list(out.glob(f"{stem}.*.npy"))   # NAME.mask.npy or NAME.map.npy, by the map's kind
+    assert len(npy) == 1, npy
+    ref = np.load(npy[0])
     meta = json.loads((out / f"{stem}.json").read_text())
     m = neuromask.Model(model, preprocess=recipe, labels=labels)
     ex = m.explain(image, method=method)
