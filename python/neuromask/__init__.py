@@ -29,7 +29,8 @@ __version__ = "0.1.0"
 
 METHODS = tuple(lib.nm_method_name(i).decode() for i in range(lib.nm_method_from_name(b"")))
 BASELINES = ("black", "blur", "mean", "noise")  # nm_baseline, in order
-_AUC_FILLS = ("black", "normalized-zero")     # nm_auc_fill, in order
+_AUC_FILLS = ("black", "mean", "blur", "grey", "image-mean")  # nm_auc_fill, in order ("mean": the value
+# that normalises to 0, as `neuromask eval --deletion-fill mean`)
 
 
 class NeuromaskError(Exception):
@@ -431,12 +432,14 @@ class Model:
         lib.nm_preprocess_unmap(ctypes.byref(self._pp), _fptr(m), m.shape[0], m.shape[1], h0, w0, _fptr(out))
         return out
 
-    def evaluate(self, image, explanation, target: Optional[int] = None, steps: int = 64, batch: int = 16,
-                 deletion_fill: str = "black", blur_kernel: int = 11, blur_sigma: float = 5.0) -> Evaluation:
+    def evaluate(self, image, explanation, target: Optional[int] = None, **options) -> Evaluation:
         """Deletion and insertion AUC (nm_deletion_insertion) of a map (an
         Explanation or an array at the model's input size) on `image`, for
         `target` (default: the explanation's target, else the predicted class),
-        and the map's roughness."""
+        and the map's roughness. Options (the library's defaults, RISE's
+        protocol, when not given): steps, batch, blur_kernel, blur_sigma,
+        deletion_fill and insertion_fill (black, mean, blur, grey,
+        image-mean)."""
         if isinstance(explanation, Explanation):
             m = explanation.map
             if target is None:
@@ -446,15 +449,22 @@ class Model:
         m = np.ascontiguousarray(m, dtype=np.float32)
         if m.shape != (self.height, self.width):
             raise ValueError(f"evaluate: map of shape {m.shape}, the model's input is {self.height} x {self.width}")
+        o = _lib.AucOptions()
+        lib.nm_auc_defaults(ctypes.byref(o))
+        for key, value in options.items():
+            if key in ("deletion_fill", "insertion_fill"):
+                setattr(o, key, _enum(value, _AUC_FILLS, key))
+            elif key in ("steps", "batch", "blur_kernel", "blur_sigma"):
+                setattr(o, key, value)
+            else:
+                raise TypeError(f"evaluate: unknown option {key!r}")
         x, _ = self._image(image)
         if target is None:
             target = int(np.argmax(self._forward(self._normalize(x[None]))[0]))
-        o = _lib.AucOptions()
-        lib.nm_auc_defaults(ctypes.byref(o))
-        o.steps, o.batch, o.blur_kernel, o.blur_sigma = steps, batch, blur_kernel, blur_sigma
-        o.deletion_fill = _enum(deletion_fill, _AUC_FILLS, "deletion_fill")
         d, i = ctypes.c_double(), ctypes.c_double()
-        dc, ic = np.empty(steps + 1, np.float32), np.empty(steps + 1, np.float32)
+        if o.steps < 1:
+            raise ValueError(f"evaluate: steps {o.steps}")
+        dc, ic = np.empty(o.steps + 1, np.float32), np.empty(o.steps + 1, np.float32)
         err = _lib.Error()
         status = lib.nm_deletion_insertion(self._m, ctypes.byref(self._pp), _fptr(x), _fptr(m), int(target),
                                            ctypes.byref(o), ctypes.byref(d), ctypes.byref(i), _fptr(dc), _fptr(ic),

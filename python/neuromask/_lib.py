@@ -80,7 +80,7 @@ class Saliency(Structure):
 
 class AucOptions(Structure):
     _fields_ = [("steps", c_int), ("blur_kernel", c_int), ("blur_sigma", c_float), ("batch", c_int),
-                ("deletion_fill", c_int)]
+                ("deletion_fill", c_int), ("insertion_fill", c_int)]
 
 
 STRUCTS = {"nm_error": Error, "nm_shape": Shape, "nm_load_options": LoadOptions, "nm_image": Image,

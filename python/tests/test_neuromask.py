@@ -123,6 +123,11 @@ def test_evaluate(nm_bin, fashion, tmp_path):
         y[order[:k * per_step]] = 0
         p = fashion.classify(y.reshape(x.shape)).all_probabilities[ex.target]
         assert ev.deletion_curve[k] == pytest.approx(p, abs=1e-5)
+    # insertion from an all-grey image starts at the model's answer on grey
+    grey = fashion.evaluate(IMAGE, ex, steps=16, insertion_fill="grey")
+    p_grey = fashion.classify(np.full((1, 28, 28), 0.5, np.float32)).all_probabilities[ex.target]
+    assert grey.insertion_curve[0] == pytest.approx(p_grey, abs=1e-5)
+    np.testing.assert_array_equal(grey.deletion_curve, ev.deletion_curve)
     assert neuromask.spearman(ex.map, ex.map) == pytest.approx(1)
     assert neuromask.spearman(ex.map, -ex.map) == pytest.approx(-1)
 
@@ -171,6 +176,10 @@ def test_call_errors(fashion, tmp_path):
         fashion.explain(np.full((1, 28, 28), 2.0, np.float32))
     with pytest.raises(ValueError, match="C = 1 or 3"):
         fashion.explain(np.zeros((28, 28, 4), np.uint8))
+    with pytest.raises(TypeError, match="bogus"):
+        fashion.evaluate(IMAGE, np.zeros((28, 28), np.float32), bogus=1)
+    with pytest.raises(ValueError, match="insertion_fill"):
+        fashion.evaluate(IMAGE, np.zeros((28, 28), np.float32), insertion_fill="pink")
     with pytest.raises(ValueError, match="map of shape"):
         fashion.evaluate(IMAGE, np.zeros((5, 5), np.float32))
 

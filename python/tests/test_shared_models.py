@@ -28,7 +28,7 @@ def test_shared_model_matches_cli(nm_bin, tmp_path, model, recipe, image, method
     labels = shared("images", "imagenet_synset_words.txt") if "imagenet" in model else None
     out = tmp_path / "cli"
     run_cli(nm_bin, "explain", "--model", model, "--preprocess", recipe, "--method", method, "--out", str(out),
-            "--quiet", *(["--labels", labels] if labels else []), image)
+            "--quiet", *(["--class-names", labels] if labels else []), image)
     stem = os.path.splitext(os.path.basename(image))[0]
     npy = list(out.glob(f"{stem}.*.npy"))   # NAME.mask.npy or NAME.map.npy, by the map's kind
     assert len(npy) == 1, npy
