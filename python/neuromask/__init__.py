@@ -382,6 +382,8 @@ class Model:
                 extra = {}
                 if not math.isnan(s.completeness_error):
                     extra["completeness_error"] = float(s.completeness_error)
+                if code == METHODS.index("gradcam"):
+                    extra["gradcam_layer"] = lib.nm_gradcam_layer(self._m, ctypes.byref(o), err).decode()
             finally:
                 lib.nm_saliency_free(ctypes.byref(s))
         kind = lib.nm_map_kind_name(lib.nm_method_map_kind(code)).decode()

@@ -122,6 +122,7 @@ _FUNCTIONS = {
     "nm_saliency_defaults": (None, [P(SaliencyOptions)]),
     "nm_explain": (c_int, [_M, P(Preprocess), _FP, c_int, P(SaliencyOptions), P(Saliency), _E]),
     "nm_saliency_free": (None, [P(Saliency)]),
+    "nm_gradcam_layer": (c_char_p, [_M, P(SaliencyOptions), _E]),
     "nm_auc_defaults": (None, [P(AucOptions)]),
     "nm_deletion_insertion": (c_int, [_M, P(Preprocess), _FP, _FP, c_int, P(AucOptions), P(c_double),
                                       P(c_double), _FP, _FP, _E]),

@@ -65,6 +65,8 @@ def test_explain_matches_cli(nm_bin, fashion, tmp_path, method, args, options):
         assert ex.extra["steps"] == options.get("steps", 300)
     if method == "integrated-gradients":
         assert "completeness_error" in ex.extra
+    if method == "gradcam":
+        assert ex.extra["gradcam_layer"] == meta["options"]["gradcam_layer"] == fashion.spatial_tensors[-1]
 
 
 def test_explain_target(fashion):
