@@ -309,7 +309,7 @@ int cli_resolve_preprocess(const char *cmd, const cli_preprocess_flags *f, const
                            const char *model_path, nm_preprocess *out)
 {
     nm_error err = { 0 };
-    const char *meta = m ? nm_model_metadata(m, "neuromask.preprocess") : NULL;
+    const char *meta = m ? nm_model_metadata(m, CLI_META_PREPROCESS) : NULL;
     if (f->spec) {
         if (nm_preprocess_parse(f->spec, out, &err) != NM_OK)
             return cli_usage_error(cmd, "%s", err.msg);
@@ -329,6 +329,12 @@ int cli_resolve_preprocess(const char *cmd, const cli_preprocess_flags *f, const
     if (f->has_offset) out->offset = f->offset;
     if (f->has_mean) memcpy(out->mean, f->mean, sizeof out->mean);
     if (f->has_std) memcpy(out->std, f->std, sizeof out->std);
+    nm_preprocess model_recipe;
+    memset(&model_recipe, 0, sizeof model_recipe);
+    if (meta && (f->spec || any_explicit(f)) && nm_preprocess_parse(meta, &model_recipe, &err) == NM_OK &&
+        memcmp(&model_recipe, out, sizeof model_recipe) != 0)
+        fprintf(stderr, "neuromask %s: warning: the preprocessing given differs from %s's own recipe '%s' "
+                        "(metadata " CLI_META_PREPROCESS "); using the one given\n", cmd, model_path, meta);
     return CLI_OK;
 }
 
@@ -585,7 +591,8 @@ int cli_labels_load(const char *path, const nm_model *m, const char *model_path,
                     cli_labels *labels)
 {
     memset(labels, 0, sizeof *labels);
-    const char *meta = m ? nm_model_metadata(m, "neuromask.labels") : NULL;
+    const char *key = m && nm_model_metadata(m, CLI_META_CLASS_NAMES) ? CLI_META_CLASS_NAMES : CLI_META_CLASS_NAMES_OLD;
+    const char *meta = m ? nm_model_metadata(m, key) : NULL;
     const char *source = path ? path : model_path;
     if (path) {
         labels->text = cli_read_text(path);
@@ -597,7 +604,7 @@ int cli_labels_load(const char *path, const nm_model *m, const char *model_path,
         return CLI_OK;
     }
     int ok = path ? split_labels(labels->text, "\n", 1, labels)
-                  : split_labels(labels->text, strchr(meta, '\n') ? "\n" : "|", 0, labels);
+                  : split_labels(labels->text, !strcmp(key, CLI_META_CLASS_NAMES) || strchr(meta, '\n') ? "\n" : "|", 0, labels);
     if (!ok) {
         cli_labels_free(labels);
         return cli_error("out of memory");
@@ -605,8 +612,8 @@ int cli_labels_load(const char *path, const nm_model *m, const char *model_path,
     if (labels->n != n_classes) {
         int n = labels->n;
         cli_labels_free(labels);
-        return cli_error("%s: %d labels%s but the model has %d classes", source, n,
-                         path ? "" : " in metadata neuromask.labels", n_classes);
+        return cli_error("%s: %d labels%s%s but the model has %d classes", source, n,
+                         path ? "" : " in metadata ", path ? "" : key, n_classes);
     }
     return CLI_OK;
 }

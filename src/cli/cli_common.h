@@ -68,6 +68,14 @@ int cli_max_memory(cli_parser *p, int64_t *bytes);
 /* Records a usage error for an argument nobody matched. */
 void cli_unknown(cli_parser *p);
 
+/* The metadata_props keys the commands read (neuromask annotate writes them):
+ * the preprocessing recipe (nm_preprocess_parse's spec) and the class names
+ * ('\n' separated; "neuromask.labels", '|' or '\n' separated, is read for
+ * models annotated before). */
+#define CLI_META_PREPROCESS "neuromask.preprocess"
+#define CLI_META_CLASS_NAMES "neuromask.class_names"
+#define CLI_META_CLASS_NAMES_OLD "neuromask.labels"
+
 /* ------------------------------------------------------- preprocessing */
 
 typedef struct cli_preprocess_flags {
@@ -84,7 +92,8 @@ int cli_preprocess_option(cli_parser *p, cli_preprocess_flags *f);
 extern const char cli_preprocess_help[];
 
 /* Explicit flags override the --preprocess recipe, which overrides the
- * model's "neuromask.preprocess" metadata. Returns CLI_OK, or the exit code
+ * model's "neuromask.preprocess" metadata; a result that differs from the
+ * model's recipe gets a warning line. Returns CLI_OK, or the exit code
  * after printing the error. */
 int cli_resolve_preprocess(const char *cmd, const cli_preprocess_flags *f, const nm_model *m,
                            const char *model_path, nm_preprocess *out);

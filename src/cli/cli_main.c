@@ -7,6 +7,7 @@
 #include "cli_common.h"
 #include "cli_main.h"
 
+int cmd_annotate(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
@@ -20,6 +21,7 @@ typedef struct cli_command {
 } cli_command;
 
 static const cli_command commands[] = {
+    { "annotate", cmd_annotate, "store the preprocessing recipe and class names in a model" },
     { "classify", cmd_classify, "top-k classes of images" },
     { "eval", cmd_eval, "score explanation methods: deletion/insertion AUC, sanity, gallery" },
     { "explain", cmd_explain, "explain images (NeuroMask, or --method NAME): mask, overlay, panel, JSON" },

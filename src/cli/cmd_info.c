@@ -36,7 +36,7 @@ static void print_count(const char *what, double v, const char *unit)
  * by name). Values can be long (labels): show the first 60 characters. */
 static void print_metadata(const nm_model *m)
 {
-    static const char *const keys[] = { "neuromask.preprocess", "neuromask.labels",
+    static const char *const keys[] = { CLI_META_PREPROCESS, CLI_META_CLASS_NAMES, CLI_META_CLASS_NAMES_OLD,
                                         "neuromask.dataset", "neuromask.test_accuracy" };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = nm_model_metadata(m, keys[i]);

@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include "core/cpu_load.h"
+#include "core/read_file.h"
 #include "graph/model.h"
 #include "onnx/onnx_import.h"
 #include "ops/dnnl_util.h"
@@ -267,44 +268,12 @@ nm_status nm_model_load_memory(const void *bytes, size_t size, const char *name,
     return load_imported(m, s, t, out, err);
 }
 
-static nm_status read_file(const char *path, void **bytes, size_t *size, nm_error *err)
-{
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return nm_fail(err, NM_ERR_IO, "%s: is a directory", path);
-    FILE *f = fopen(path, "rb");
-    if (!f) return nm_fail(err, NM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *more = realloc(buf, cap * 2);
-        if (!more) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = more;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf) return nm_fail(err, NM_ERR_MEMORY, "%s: out of memory reading the file", path);
-    if (bad) {
-        free(buf);
-        return nm_fail(err, NM_ERR_IO, "%s: read error", path);
-    }
-    *bytes = buf;
-    *size = n;
-    return NM_OK;
-}
-
 nm_status nm_model_load_file(const char *path, const nm_load_options *opt, nm_model **out, nm_error *err)
 {
     void *bytes = NULL;
     size_t size = 0;
     *out = NULL;
-    nm_status s = read_file(path, &bytes, &size, err);
+    nm_status s = nm_read_file(path, &bytes, &size, err);
     if (s) return s;
     nm_model *m = size ? model_new(path, opt) : NULL;
     if (!m) {
