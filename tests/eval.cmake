@@ -34,3 +34,4 @@ nm_eval_reference(eval_ref eval_auc eval_ref auc "")
 nm_eval_reference(road_ref eval_road road_ref road road_)
 
 nm_add_script_test(test_eval_cli sh ${CMAKE_CURRENT_SOURCE_DIR}/test_eval_cli.sh)
+nm_add_script_test(test_eval_grid sh ${CMAKE_CURRENT_SOURCE_DIR}/test_eval_grid.sh)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/argsort.h"
+#include "eval/grid_pointing.h"
 #include "eval/protocols.h"
 #include "eval/road.h"
 #include "graph/model.h"
@@ -338,6 +339,51 @@ static void check_road_units(void)
              "every pixel removed: refused (%s)", err.msg);
 }
 
+/* Grid pointing scores on hand-made maps, and the composite choice. */
+static void check_grid(void)
+{
+    enum { H = 9, W = 8 };   /* odd height: row 8 is in no tile; tiles 4 x 4 */
+    float map[H * W];
+    nm_grid_score g;
+    nm_error err = {0};
+    for (int i = 0; i < H * W; i++) map[i] = 0;
+    for (int y = 0; y < 4; y++)     /* tile 1 (top right) holds 16 values 1..16 */
+        for (int x = 4; x < 8; x++) map[y * W + x] = (float)(1 + y * 4 + x - 4);
+    map[8 * W + 0] = -5;            /* a negative value outside every tile */
+    nm_check(nm_grid_score_map(map, H, W, 1, &g, &err) == NM_OK, "grid score: %s", err.msg);
+    /* top 72 / 4 = 18 pixels: the 16 of tile 1, then two zeros of tile 0 (index order) */
+    nm_check(fabs(g.top_share - 16.0 / 18.0) < 1e-12 && g.hit == 1 && fabs(g.positive_share - 1) < 1e-12,
+             "tile 1: top share %.6f (16/18), hit %d, positive share %.3f", g.top_share, g.hit, g.positive_share);
+    nm_grid_score_map(map, H, W, 0, &g, &err);
+    nm_check(fabs(g.top_share - 2.0 / 18.0) < 1e-12 && g.hit == 0 && g.positive_share == 0,
+             "tile 0: top share %.6f (2/18), miss, positive share 0", g.top_share);
+    for (int i = 0; i < H * W; i++) map[i] = 1;   /* constant: ties by index, first max at pixel 0 */
+    nm_grid_score_map(map, H, W, 0, &g, &err);
+    /* top 18 in index order: rows 0 and 1 (4 + 4 of tile 0) and the first 2 of row 2 */
+    nm_check(g.hit == 1 && fabs(g.top_share - 10.0 / 18.0) < 1e-12, "constant map: index order (top share %.4f = 10/18)",
+             g.top_share);
+    for (int i = 0; i < H * W; i++) map[i] = -1;
+    nm_grid_score_map(map, H, W, 2, &g, &err);
+    nm_check(isnan(g.positive_share), "no positive value: positive share NaN");
+    nm_check(nm_grid_score_map(map, H, W, 4, &g, &err) == NM_ERR_ARG, "tile 4 refused");
+
+    /* 10 candidates of classes 0,0,0,1,1,2,2,3,4,5: composites of 4 distinct classes, each once. */
+    int cls[10] = {0, 0, 0, 1, 1, 2, 2, 3, 4, 5}, out[4 * 5], again[4 * 5];
+    int made = nm_grid_pick(cls, 10, 5, 3, out);
+    int ok = made >= 1 && made <= 2, seen[10] = {0};
+    for (int k = 0; k < made; k++)
+        for (int t = 0; t < 4; t++) {
+            ok &= !seen[out[4 * k + t]]++;
+            for (int q = 0; q < t; q++) ok &= cls[out[4 * k + q]] != cls[out[4 * k + t]];
+        }
+    nm_check(ok, "nm_grid_pick: %d composites of 4 distinct classes, each candidate once", made);
+    nm_check(nm_grid_pick(cls, 10, 5, 3, again) == made && !memcmp(out, again, sizeof(int) * 4 * (size_t)made),
+             "nm_grid_pick: the same seed, the same composites");
+    nm_check(nm_grid_pick(cls, 10, 1, 3, again) == 1, "nm_grid_pick: at most `want`");
+    int three[4] = {0, 1, 2, 2};
+    nm_check(nm_grid_pick(three, 4, 3, 1, again) == 0, "nm_grid_pick: 3 classes make no composite");
+}
+
 static void check_spearman(void)
 {
     float a[6] = {0.1f, 0.5f, 0.2f, 0.9f, 0.7f, 0.3f}, cube[6], neg[6];
@@ -468,6 +514,7 @@ int main(int argc, char **argv)
         check_spearman();
         check_roughness();
         check_road_units();
+        check_grid();
         check_randomize(argv[2], atoi(argv[3]));
         return nm_test_summary();
     }

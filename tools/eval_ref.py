@@ -157,6 +157,14 @@ def load_image(path, channels, h, w):
     return a[None] if channels == 1 else a.transpose(2, 0, 1).copy()
 
 
+def model_parser():
+    """An argument parser with the --model and --recipe of every reference script."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--recipe", required=True, choices=sorted(RECIPES))
+    return ap
+
+
 def open_model(path):
     """The model on PyTorch and its input's C, H, W."""
     model = onnx_torch.OnnxTorch(path)
@@ -187,9 +195,7 @@ def make_maps(x, outdir, seed=0):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--recipe", required=True, choices=sorted(RECIPES))
+    ap = model_parser()
     ap.add_argument("--outdir", required=True)
     ap.add_argument("--image")
     ap.add_argument("--x")

@@ -28,7 +28,6 @@ Writes DIR/road_ref.txt, one line per map:
     road NAME MAPFILE TARGET morf P*7 lerf P*7 morf_top1 T*7 lerf_top1 T*7
 and DIR/NAME.morf50.bin: the imputed pixel-space image, MoRF at 0.5.
 """
-import argparse
 import os
 import sys
 
@@ -36,7 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from eval_ref import RECIPES, Normalize, load_image, make_maps, open_model, read_map  # noqa: E402
+from eval_ref import Normalize, load_image, make_maps, model_parser, open_model, read_map  # noqa: E402
 
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9)
 NEIGHBOURS = [(dy, dx, 1 / 6 if dy == 0 or dx == 0 else 1 / 12)
@@ -95,9 +94,7 @@ def road(model, norm, x, saliency, target):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--recipe", required=True, choices=sorted(RECIPES))
+    ap = model_parser()
     ap.add_argument("--image", required=True)
     ap.add_argument("--outdir", required=True)
     ap.add_argument("--make-maps", action="store_true")

@@ -11,6 +11,7 @@
 
 #include "cli_common.h"
 #include "eval_files.h"
+#include "eval_grid.h"
 #include "eval_resume.h"
 #include "shard.h"
 #include "core/atomic_file.h"
@@ -60,6 +61,14 @@ static const char eval_help[] =
     "  --road               ROAD (Rong et al. 2022): the top (MoRF) / bottom (LeRF) 10..90 %%\n"
     "                       of the pixels removed and filled by noisy linear imputation;\n"
     "                       mean target probability, LeRF - MoRF (docs/metrics.md)\n"
+    "  --grid-pointing      instead of the per-image metrics, the grid pointing game (Boehle\n"
+    "                       et al. 2021/2022): 2 x 2 composites of images of four classes,\n"
+    "                       each classified correctly on its own (needs --labels; tiles of\n"
+    "                       half the input side), chosen by --seed; each tile's class\n"
+    "                       explained on the composite; share of the map's top 25 %% in the\n"
+    "                       tile and pointing hit rate. Writes DIR/composites.csv,\n"
+    "                       DIR/grid_pointing.csv, DIR/grid/ (docs/metrics.md)\n"
+    "  --composites N       composites of --grid-pointing (16; fewer if the images allow fewer)\n"
     "  --save-maps          also write each method's raw map as DIR/maps/NNNN_IMAGE.METHOD.npy\n"
     "                       (float32, model input H x W)\n"
     "  --curves             also write DIR/curves.csv (deletion and insertion curves)\n"
@@ -106,7 +115,7 @@ typedef struct eval_opts {
     const char *model, *out, *images_dir, *labels_csv, *methods, *preset, *fill, *class_names;
     const char *ig_baseline, *occ_fill, *nm_spec, *protocol_list;
     int limit, spread, auc_steps, batch, threads, force, resume, quiet, sanity, cascade, stability, curves, seed, cls,
-        nm_steps, early_stop, save_maps, recursive, road;
+        nm_steps, early_stop, save_maps, recursive, road, grid, composites;
     unsigned protocols;         /* bit set of nm_protocol */
     int64_t max_bytes;
     nm_saliency_options so;     /* method options given on the command line */
@@ -156,6 +165,8 @@ static int parse_args(int argc, char **argv, eval_opts *o)
         else if (cli_flag(&p, "--curves")) o->curves = 1;
         else if (cli_flag(&p, "--save-maps")) o->save_maps = 1;
         else if (cli_flag(&p, "--road")) o->road = 1;
+        else if (cli_flag(&p, "--grid-pointing")) o->grid = 1;
+        else if (cli_int(&p, "--composites", 1, 100000, &o->composites)) {}
         else if (cli_flag(&p, "--sanity")) o->sanity = 1;
         else if (cli_flag(&p, "--sanity-cascade")) o->sanity = o->cascade = 1;
         else if (cli_flag(&p, "--stability")) o->stability = 1;
@@ -185,6 +196,12 @@ static int parse_args(int argc, char **argv, eval_opts *o)
     if (!o->protocols)
         return cli_usage_error("eval", "--protocols: unknown protocol '%s' (rise, black, blur, grey, mean or all)",
                                bad);
+    if (o->grid && !o->labels_csv)
+        return cli_usage_error("eval", "--grid-pointing needs --labels (each tile must be classified correctly)");
+    if (o->grid && (o->resume || o->curves || o->sanity || o->stability || o->road || o->protocol_list))
+        return cli_usage_error("eval", "--grid-pointing plays the grid game only: it cannot be combined with "
+                                       "--resume, --curves, --sanity, --stability, --road or --protocols");
+    if (o->composites && !o->grid) return cli_usage_error("eval", "--composites needs --grid-pointing");
     if (o->resume && (o->curves || o->cascade))
         return cli_usage_error("eval", "--resume cannot be combined with --curves or --sanity-cascade "
                                        "(those files are written whole by one run)");
@@ -229,6 +246,8 @@ typedef struct eval_run {
     eval_resumed resumed;       /* --resume: the rows already in DIR/results.csv */
     cli_progress progress;
     int image, method;          /* the pair being scored, for the progress lines */
+    nm_eval_grid_stats grid_stats[NM_METHOD_COUNT];     /* --grid-pointing */
+    int grid_composites;
 } eval_run;
 
 static void add_method(eval_run *r, nm_method m)
@@ -454,6 +473,7 @@ static nm_status write_reports(const eval_opts *o, eval_run *r, int done_images,
                           .protocols = o->protocols, .road = o->road,
                           .deletion_fill = r->auc.deletion_fill == NM_AUC_FILL_BLACK ? "black" : "mean",
                           .has_labels = o->labels_csv != NULL, .n_methods = r->n_methods,
+                          .grid_composites = r->grid_composites, .grid = r->grid_stats,
                           .methods = r->method_names, .n_images = done_images, .images = r->image_info,
                           .n_rows = r->n_rows, .rows = r->rows, .class_names = names, .n_classes = r->k};
     char path[4096];
@@ -779,7 +799,7 @@ static int eval_image(const eval_opts *o, eval_run *r, int i)
     info->picture = s ? NULL : keep_string(r, picture_name(r->first + i, r->images[i], NULL));
     if (!s && !info->picture) s = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
     if (!s) s = write_png(o->out, info->picture, &geo, &err);
-    for (int m = 0; !s && m < r->n_methods; m++) {
+    for (int m = 0; !s && !o->grid && m < r->n_methods; m++) {   /* the grid game needs only the class */
         nm_eval_row *row = &r->rows[r->n_rows];
         if (reuse_row(o, r, i, m, row)) {
             r->n_rows++;
@@ -829,7 +849,7 @@ static int open_side_file(const eval_opts *o, const char *name, const char *head
 static int check_outputs(const eval_opts *o)
 {
     static const char *const files[] = {"results.csv", "summary.md", "index.html", "curves.csv", "sanity_cascade.csv",
-                                        "run.txt", "images.tsv"};
+                                        "run.txt", "images.tsv", "composites.csv", "grid_pointing.csv"};
     char path[4096];
     struct stat st;
     snprintf(path, sizeof path, "%s/img", o->out);
@@ -837,7 +857,7 @@ static int check_outputs(const eval_opts *o)
     snprintf(path, sizeof path, "%s/maps", o->out);
     if (!rc && o->save_maps && mkdir(path, 0755) != 0 && errno != EEXIST)
         return cli_error("%s: cannot create: %s", path, strerror(errno));
-    for (int i = 0; !rc && !o->force && !o->resume && i < 7; i++) {
+    for (int i = 0; !rc && !o->force && !o->resume && i < (int)(sizeof files / sizeof *files); i++) {
         snprintf(path, sizeof path, "%s/%s", o->out, files[i]);
         if (stat(path, &st) == 0) return cli_error("%s: exists (use --force to overwrite)", path);
     }
@@ -981,6 +1001,16 @@ int cmd_eval(int argc, char **argv)
     }
     nm_error report_err = {0};   /* a shard without images still writes its (empty) reports */
     if (rc == CLI_OK && !r.n_images && write_reports(&o, &r, 0, &report_err)) rc = cli_fail(&report_err);
+    if (rc == CLI_OK && o.grid && !cli_interrupted) {
+        eval_grid_input g = {.model = r.model, .pre = &r.pre, .c = r.c, .h = r.h, .w = r.w, .n_images = r.n_images,
+                             .images = r.images, .info = r.image_info, .n_methods = r.n_methods,
+                             .methods = r.methods, .method_names = r.method_names, .so = &o.so,
+                             .seed = (uint64_t)o.seed, .composites = o.composites ? o.composites : 16,
+                             .out = o.out, .quiet = o.quiet, .save_maps = o.save_maps};
+        rc = eval_grid_run(&g, r.grid_stats, &r.grid_composites);
+        nm_error err = {0};
+        if (rc == CLI_OK && write_reports(&o, &r, r.n_images, &err)) rc = cli_fail(&err);
+    }
     if (rc == CLI_OK && cli_interrupted) {
         cli_error("interrupted: %d rows in %s/results.csv, each complete; rerun with --resume to finish", r.n_rows,
                   o.out);

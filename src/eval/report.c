@@ -34,7 +34,7 @@ static const char *base_name(const char *path)
 
 /* ------------------------------------------------------------ results.csv */
 
-static void csv_field(FILE *f, const char *s)
+void nm_eval_csv_field(FILE *f, const char *s)
 {
     if (!strpbrk(s, ",\"\n\r")) {
         fputs(s, f);
@@ -84,7 +84,7 @@ static void compose_csv(const nm_eval_report *r, FILE *f)
     for (int i = 0; i < r->n_rows; i++) {
         const nm_eval_row *w = &r->rows[i];
         const nm_eval_image *im = &r->images[w->image];
-        csv_field(f, im->path);
+        nm_eval_csv_field(f, im->path);
         fprintf(f, ",%s,%d,", r->methods[w->method], w->target);
         if (im->label >= 0) fprintf(f, "%d,%d", im->label, im->pred == im->label);
         else fputc(',', f);
@@ -205,6 +205,25 @@ static void compose_road_table(const nm_eval_report *r, FILE *f)
     }
 }
 
+static void compose_grid_table(const nm_eval_report *r, FILE *f)
+{
+    fprintf(f, "\n## Grid pointing game\n\n%d composites of 2 x 2 images of four classes, each classified "
+               "correctly on its own (DIR/composites.csv); each tile's class explained on the composite. Top-25 %% "
+               "share: the share of the map's top quarter of pixels inside the tile (chance 0.25). Hit rate: the "
+               "map's maximum lies in the tile. Positive share: the map's positive mass inside the tile (Boehle "
+               "et al.'s localisation). Per tile: grid_pointing.csv. See docs/metrics.md.\n\n"
+               "| method | tiles | top-25 %% share | hit rate | positive share |\n|---|---:|---:|---:|---:|\n",
+            r->grid_composites);
+    for (int m = 0; m < r->n_methods; m++) {
+        const nm_eval_grid_stats *g = &r->grid[m];
+        if (!g->tiles) continue;
+        fprintf(f, "| %s | %d | %.4f | %.4f | ", r->methods[m], g->tiles, g->top_share / g->tiles,
+                (double)g->hits / g->tiles);
+        if (g->n_positive) fprintf(f, "%.4f |\n", g->positive_share / g->n_positive);
+        else fputs("n/a |\n", f);
+    }
+}
+
 static void compose_summary(const nm_eval_report *r, FILE *f)
 {
     int labelled = 0, correct = 0;
@@ -247,6 +266,7 @@ static void compose_summary(const nm_eval_report *r, FILE *f)
           "between the maps of the image and of the image plus uniform noise of +-1e-4 (higher is better).\n", f);
     if (n_protocols(r) > 1) compose_protocol_table(r, f);
     if (r->road) compose_road_table(r, f);
+    if (r->grid_composites) compose_grid_table(r, f);
 }
 
 nm_status nm_eval_write_summary(const nm_eval_report *r, const char *path, nm_error *err)
@@ -420,6 +440,20 @@ static void compose_html(const nm_eval_report *r, FILE *f)
                "Overlays: the map scaled to [0, 1] over the image (turbo). Click a metric under a column "
                "header to sort by it; click again to reverse.</p>\n",
             r->n_images, nm_protocol_name((nm_protocol)primary_protocol(r)), r->steps, r->deletion_fill);
+    if (r->grid_composites) {
+        fprintf(f, "<h2>Grid pointing game</h2>\n<p>%d composites (composites.csv, grid/*.png), each tile's class "
+                   "explained; per tile: grid_pointing.csv.</p>\n<table><tr><th>method</th><th>tiles</th>"
+                   "<th>top-25 %% share</th><th>hit rate</th><th>positive share</th></tr>\n", r->grid_composites);
+        for (int m = 0; m < r->n_methods; m++) {
+            const nm_eval_grid_stats *g = &r->grid[m];
+            if (!g->tiles) continue;
+            fprintf(f, "<tr><td>%s</td><td>%d</td><td>%.3f</td><td>%.3f</td><td>", r->methods[m], g->tiles,
+                    g->top_share / g->tiles, (double)g->hits / g->tiles);
+            if (g->n_positive) fprintf(f, "%.3f", g->positive_share / g->n_positive);
+            fputs("</td></tr>\n", f);
+        }
+        fputs("</table>\n", f);
+    }
     html_header(r, f);
     const nm_eval_row **cell = row_table(r);
     for (int i = 0; cell && i < r->n_images; i++) {

@@ -5,6 +5,8 @@
 #ifndef NM_EVAL_REPORT_H
 #define NM_EVAL_REPORT_H
 
+#include <stdio.h>
+
 #include "eval/protocols.h"
 #include "neuromask.h"
 
@@ -33,12 +35,21 @@ typedef struct nm_eval_image {
     int pred;               /* top-1 class */
 } nm_eval_image;
 
+/* Grid pointing game (eval --grid-pointing), per method: sums over the
+ * composites' tiles (grid_pointing.csv has the tiles). */
+typedef struct nm_eval_grid_stats {
+    int tiles, hits, n_positive;
+    double top_share, positive_share;   /* sums; positive_share over n_positive tiles */
+} nm_eval_grid_stats;
+
 typedef struct nm_eval_report {
     const char *model;
     int steps;              /* deletion / insertion steps */
     const char *deletion_fill;  /* the rise protocol's: "black" or "mean" */
     unsigned protocols;         /* the deletion / insertion protocols measured (bit nm_protocol) */
     int road;                   /* the ROAD columns were measured */
+    int grid_composites;        /* grid pointing game: composites played (0: not played) */
+    const nm_eval_grid_stats *grid; /* ... per method */
     int sanity;             /* the spearman column was measured */
     int stability;          /* the stability column was measured */
     int has_labels;
@@ -69,6 +80,8 @@ typedef struct nm_eval_report {
 /* Rounds the row's numbers to what results.csv holds, so that the reports of
  * a run and of its rows read back (eval --resume, merge) agree to the digit. */
 void nm_eval_row_round(nm_eval_row *w);
+/* One CSV field, quoted (RFC 4180) when it holds a comma, quote or newline. */
+void nm_eval_csv_field(FILE *f, const char *s);
 
 nm_status nm_eval_write_csv(const nm_eval_report *r, const char *path, nm_error *err);
 nm_status nm_eval_write_summary(const nm_eval_report *r, const char *path, nm_error *err);
