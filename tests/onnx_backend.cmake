@@ -14,3 +14,5 @@ foreach(case ${NM_ONNX_CASES})
   set_tests_properties(${test_name} PROPERTIES LABELS onnx SKIP_RETURN_CODE 77
     ENVIRONMENT "NM_TESTDATA=${NM_TESTDATA}")
 endforeach()
+# The metadata_props rewrite of neuromask annotate, on good and broken bytes.
+nm_add_c_test(test_onnx_metadata test_onnx_metadata.c ${CMAKE_SOURCE_DIR}/models/fashion_cnn.onnx)
