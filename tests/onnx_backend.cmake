@@ -16,3 +16,4 @@ foreach(case ${NM_ONNX_CASES})
 endforeach()
 # The metadata_props rewrite of neuromask annotate, on good and broken bytes.
 nm_add_c_test(test_onnx_metadata test_onnx_metadata.c ${CMAKE_SOURCE_DIR}/models/fashion_cnn.onnx)
+set_property(TEST test_onnx_metadata test_cli_annotate APPEND PROPERTY LABELS asan)
