@@ -172,7 +172,8 @@ class Model:
     preprocess: a recipe name (cifar, torchvision, darknet, inception, fashion)
     or a spec as `neuromask explain --preprocess` takes; None uses the model's
     "neuromask.preprocess" metadata. labels: a list of class names, a file of
-    one name per line, or None (the model's "neuromask.labels" metadata, if any).
+    one name per line, or None (the model's "neuromask.class_names" metadata, as
+    neuromask annotate writes it, or the older "neuromask.labels", if any).
     """
 
     def __init__(self, path, preprocess=None, labels=None, precision="fp32", max_bytes=0):
@@ -206,11 +207,14 @@ class Model:
         """As the CLI: a file has one name per line (a leading WordNet id such as
         "n01440764 " dropped); the metadata separates names by newlines or '|'."""
         if labels is None:
-            meta = self.metadata("neuromask.labels")
+            # "neuromask.class_names" (neuromask annotate, '\n'-separated), else the older key
+            key = "neuromask.class_names" if self.metadata("neuromask.class_names") is not None else "neuromask.labels"
+            meta = self.metadata(key)
             if meta is None:
                 return None
-            labels = [x.rstrip("\r") for x in (meta.split("\n") if "\n" in meta else meta.split("|"))]
-            source = f"{self.path}: metadata neuromask.labels"
+            split = key == "neuromask.class_names" or "\n" in meta
+            labels = [x.rstrip("\r") for x in (meta.split("\n") if split else meta.split("|"))]
+            source = f"{self.path}: metadata {key}"
         elif isinstance(labels, (str, os.PathLike)):
             source = os.fspath(labels)
             with open(source, encoding="utf-8") as f:

@@ -217,3 +217,17 @@ def test_ctrl_c_cancels_an_explanation():
             child.wait()
     assert child.returncode == 0, err
     assert out.split("\n")[:2] == ["cancelled", "next 9"], (out, err)
+
+
+def test_annotated_model_carries_recipe_and_class_names(nm_bin, tmp_path):
+    """`neuromask annotate` writes neuromask.class_names; Model reads it (and the recipe) as the CLI does."""
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"name {i}\n" for i in range(10)))
+    out = tmp_path / "annotated.onnx"
+    run_cli(nm_bin, "annotate", FASHION_MODEL, "--preprocess", "fashion,scale=1", "--class-names", str(names),
+            "-o", str(out))
+    m = neuromask.Model(out)
+    assert m.preprocess == "fashion,scale=1"
+    assert m.labels == [f"name {i}" for i in range(10)]
+    ref = json.loads(run_cli(nm_bin, "classify", "--model", str(out), "--json", "--top", "1", IMAGE))
+    assert m.classify([IMAGE], top=1)[0].labels == [ref["top"][0]["label"]]
