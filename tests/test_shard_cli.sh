@@ -118,6 +118,24 @@ mk twice
     "$OUT/twice/shard-1-of-3" 2>"$OUT/err"
 check "a shard given twice: merge fails (rc $?)" grep -q "2 images given twice: .*18_Bag.png, .*19_T_shirt_top.png" \
     "$OUT/err"
+# Damaged shard files: one line naming the file and the problem, exit 1.
+mk broken
+printf 'garbage without an equals sign\n' >>"$OUT/broken/shard-0-of-3/run.txt"
+merge_fails "$OUT/broken" "shard-0-of-3/run.txt: line [0-9]*: not a 'key=value' line" "a damaged run.txt"
+mk broken
+printf '1\tx\t3\tpath\n' >>"$OUT/broken/shard-1-of-3/images.tsv"
+merge_fails "$OUT/broken" "shard-1-of-3/images.tsv: line 4: not 'index<TAB>label<TAB>pred<TAB>path'" \
+    "a damaged images.tsv"
+mk broken
+printf '9\t1\t1\t/elsewhere.png\n' >>"$OUT/broken/shard-2-of-3/images.tsv"
+merge_fails "$OUT/broken" "shard-2-of-3/images.tsv: line 4 holds image 9, but shard 2 of 3 of 6 images holds 4 to 5" \
+    "an image outside the shard"
+mk broken
+printf 'a,b\n1,2\n' >"$OUT/broken/shard-1-of-3/results.csv"
+merge_fails "$OUT/broken" "shard-1-of-3/results.csv: not the results.csv of neuromask eval" "a foreign results.csv"
+mk broken
+sed -i 's/^images=6$/images=999999999/' "$OUT"/broken/shard-*/run.txt
+merge_fails "$OUT/broken" "999999999 images: more than merge handles" "an absurd image count"
 mkdir -p "$OUT/none"
 "$BIN" merge "$OUT/none" 2>"$OUT/err"
 check "a folder without shards: merge fails saying so" grep -q "no shard-K-of-N folders to merge" "$OUT/err"

@@ -176,6 +176,7 @@ static int check_headers(merge_run *m)
                              b->shard.n, a->dir, a->shard.k, a->shard.n);
     }
     int rc = header_int(a, "images", 0, &m->total);
+    if (!rc && m->total > (1 << 26)) rc = cli_error("%s/run.txt: %d images: more than merge handles", a->dir, m->total);
     if (!rc) rc = header_int(a, "classes", 1, &m->n_classes);
     if (rc) return rc;
     const eval_header *h = &a->header;
@@ -188,7 +189,8 @@ static int check_headers(merge_run *m)
         else if (!strcmp(h->keys[i], "class")) m->class_names[n_names++] = h->values[i];
         else if (!strcmp(h->keys[i], "class_none")) m->class_names[n_names++] = NULL;
     }
-    if (!m->n_methods) return cli_error("%s/run.txt: no 'method' line", a->dir);
+    if (!m->n_methods || m->n_methods > NM_METHOD_COUNT)
+        return cli_error("%s/run.txt: %d 'method' lines (1 to %d)", a->dir, m->n_methods, NM_METHOD_COUNT);
     if (n_names && n_names != m->n_classes)
         return cli_error("%s/run.txt: %d class names for %d classes", a->dir, n_names, m->n_classes);
     if (!n_names) free(m->class_names), m->class_names = NULL;
@@ -253,7 +255,7 @@ static int place_rows(merge_run *m)
             cursor = j;
             int index = s->images[j].index;
             if (m->image_shard[index] != i) continue;   /* a duplicate image: listed already */
-            const eval_resumed_row **c = &m->cell[index * m->n_methods + method];
+            const eval_resumed_row **c = &m->cell[(size_t)index * m->n_methods + method];
             if (*c) list_add(&m->duplicates, &m->n_duplicates, w->image);
             else *c = w;
         }
@@ -281,7 +283,7 @@ static int report_gaps(const merge_run *m)
     for (int i = 0; i < m->total; i++) {
         const eval_image_entry *e = m->image[i];
         int complete = e && e->pred >= 0;
-        for (int k = 0; complete && k < m->n_methods; k++) complete = m->cell[i * m->n_methods + k] != NULL;
+        for (int k = 0; complete && k < m->n_methods; k++) complete = m->cell[(size_t)i * m->n_methods + k] != NULL;
         if (e && !complete) list_add(&missing, &n_missing, e->path);
     }
     if (n_shards)
@@ -399,7 +401,7 @@ static int write_merged(merge_run *m)
     int n_rows = 0;
     for (int i = 0; !rc && i < total; i++) {
         const eval_image_entry *e = m->image[i];
-        char **name = &names[i * (m->n_methods + 1)];
+        char **name = &names[(size_t)i * (m->n_methods + 1)];
         name[0] = eval_output_name("img", "png", i, e->path, NULL);
         if (!name[0]) rc = cli_error("out of memory");
         if (!rc) rc = copy_output(m, m->image_shard[i], name[0]);
@@ -413,7 +415,7 @@ static int write_merged(merge_run *m)
             if (map) rc = copy_output(m, m->image_shard[i], map);
             free(map);
             nm_eval_row *w = &rows[n_rows++];
-            *w = m->cell[i * m->n_methods + k]->row;
+            *w = m->cell[(size_t)i * m->n_methods + k]->row;
             w->image = i, w->method = k, w->overlay = name[k + 1];
         }
     }
@@ -445,7 +447,7 @@ static int write_merged(merge_run *m)
     snprintf(path, sizeof path, "%s/images.tsv", m->out);
     if (!rc) rc = eval_images_write(path, entries, total);
     eval_header_free(&whole);
-    for (int i = 0; names && i < total * (m->n_methods + 1); i++) free(names[i]);
+    for (size_t i = 0; names && i < (size_t)total * (m->n_methods + 1); i++) free(names[i]);
     free(names), free(images), free(rows), free(entries);
     if (!rc && !m->quiet)
         fprintf(stderr, "merged %d shard folder%s: %d images, %d rows into %s/results.csv, summary.md, index.html\n",
