@@ -161,6 +161,8 @@ usage "disagree" "Kubernetes and Slurm indexes disagree" SLURM_ARRAY_TASK_ID=1 J
 usage "not a task of a contiguous array" "a stepped array" SLURM_ARRAY_TASK_ID=2 SLURM_ARRAY_TASK_MIN=0 \
     SLURM_ARRAY_TASK_MAX=4 SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_STEP=2 --
 usage "give --shards N" "JOB_COMPLETION_INDEX without --shards" JOB_COMPLETION_INDEX=1 --
+usage "cannot run as shard 1 of 3" "the grid pointing game in a shard" -- --shard 1/3 --grid-pointing \
+    --labels "$SRC/data/fashion/labels.csv"
 check "no output folder was made by the usage errors" test ! -e "$OUT/u"
 
 # explain: shards (NeuroMask batches of 4 kept whole) write what one run writes.

@@ -208,6 +208,9 @@ static int parse_args(int argc, char **argv, eval_opts *o)
     if (o->images_dir) o->inputs[o->n_inputs++] = (char *)o->images_dir;
     if (o->n_inputs == 0) return cli_usage_error("eval", "no images given (--images DIR or IMAGE...)");
     int rc = cli_shard_resolve("eval", &o->shard_flags, &o->shard);
+    if (!rc && o->shard.n && o->grid)   /* its composites draw from the whole list */
+        rc = cli_usage_error("eval", "--grid-pointing plays on the whole list: it cannot run as shard %d of %d",
+                             o->shard.k, o->shard.n);
     if (rc || !o->shard.n) return rc;
     char name[64];
     cli_shard_name(&o->shard, name, sizeof name);
