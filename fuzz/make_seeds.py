@@ -232,7 +232,7 @@ ARGS = {
                        "--ig-steps", "8", "--ig-baseline", "mean", "--class", "2", "--gradcam-layer", "t",
                        "--precision", "bf16", "--resume", "--", "-i.png"],
     "eval": ["D", "--model", "m.onnx", "--methods", "gradcam,rise,neuromask", "--images", "imgs", "--out", "o",
-             "--limit", "4", "--spread", "--sanity", "--curves", "--deletion-fill", "mean",
+             "--limit", "4", "--spread", "--sanity", "--deletion-fill", "mean",
              "--rise-masks", "100", "--rise-cell", "4", "--rise-p", "0.3", "--nm-steps", "5"],
     "eval_occ": ["D", "--model", "m.onnx", "--methods", "occlusion", "--occ-patch", "4", "--occ-stride", "2",
                  "--occ-fill", "blur", "--out", "o", "--nm", "preset=imagenet,steps=3", "x.jpg"],

@@ -35,3 +35,5 @@ nm_eval_reference(road_ref eval_road road_ref road road_)
 
 nm_add_script_test(test_eval_cli sh ${CMAKE_CURRENT_SOURCE_DIR}/test_eval_cli.sh)
 nm_add_script_test(test_eval_grid sh ${CMAKE_CURRENT_SOURCE_DIR}/test_eval_grid.sh)
+# index.html in a real headless browser (chromium): no console message, every part present, sorting works.
+nm_add_script_test(test_report_browser ${NM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_report_browser.py)

@@ -60,7 +60,7 @@ check "classify --class-names" grep -q "shoe (p=" "$T/c2"
 "$NM_BIN" explain --model "$model" --steps 7 --quiet --class-names "$T/names.txt" --out "$T/s" "$F/0_Ankle_boot.png"
 check "explain --class-names and --steps" sh -c "grep -q '\"label\": \"shoe\"' '$T/s/0_Ankle_boot.json' && grep -q '\"steps\": 7,' '$T/s/0_Ankle_boot.json'"
 "$NM_BIN" eval --model "$model" --methods all --steps 7 --auc-steps 8 --rise-masks 32 --pert-steps 5 --ig-steps 4 \
-  --sg-samples 4 --curves --quiet --class-names "$T/names.txt" --labels "$F/labels.csv" --out "$T/all" "$F/0_Ankle_boot.png" 2> "$T/err"
+  --sg-samples 4 --quiet --class-names "$T/names.txt" --labels "$F/labels.csv" --out "$T/all" "$F/0_Ankle_boot.png" 2> "$T/err"
 check "eval --methods all ($(head -c 200 "$T/err"))" [ $? = 0 ]
 check "... a row per method (10)" test "$(tail -n +2 "$T/all/results.csv" | wc -l)" = 10
 check "... --auc-steps: curves of 9 points" sh -c "awk -F, 'NR > 1 && NF != 12 {exit 1}' '$T/all/curves.csv'"

@@ -110,8 +110,8 @@ no_seconds() {   # no_seconds RESULTS.CSV: the file without its 'seconds' column
     awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "seconds") s = i }
              { out = ""; for (i = 1; i <= NF; i++) if (i != s) out = out (out == "" && i == 1 ? "" : ",") $i; print out }' "$1"
 }
-no_times() {     # summary.md's last column, index.html's data-sec and "N.NN s"
-    sed -E 's/\| [0-9.]+ \|$/| - |/; s/ data-sec="[^"]*"//g; s/>[0-9.]+ s</>- s</g' "$1"
+no_times() {     # summary.md's last column (seconds); index.html's data-sec, seconds cells and "sec N.NN"
+    sed -E 's/\| [0-9.]+ \|$/| - |/; s/ data-sec="[^"]*"//g; s/<td data-k="sec">[^<]*<\/td>//g; s/sec [0-9.e+-]+/sec -/g' "$1"
 }
 same_as_single() {   # same_as_single DIR LABEL
     no_seconds "$T/single/results.csv" >"$T/single.rows"

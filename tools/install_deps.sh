@@ -8,6 +8,8 @@ if [ "$1" = "--test" ] || [ "$1" = "--bench" ]; then
   pkgs="$pkgs libonnx-testdata python3 python3-numpy python3-torch python3-torchvision python3-onnx"
   # the Python package's tests (python/tests) and its pip install test
   pkgs="$pkgs python3-pytest python3-pil python3-pip python3-venv"
+  # tests/test_report_browser.py: the eval report in a real headless browser
+  pkgs="$pkgs chromium"
   # fuzz/run.sh: clang with libFuzzer and its OpenMP runtime
   pkgs="$pkgs clang libclang-rt-dev libomp-dev"
   # tests/test_slurm.sh: a single-node Slurm cluster

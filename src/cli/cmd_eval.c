@@ -30,8 +30,11 @@ static const char eval_help[] =
     "--sanity the Spearman correlation between the map on the trained model and on the\n"
     "model with every layer re-initialised (Adebayo et al. 2018), with --stability the\n"
     "Spearman correlation between the maps of the image and of the image plus noise far\n"
-    "below one grey level. Writes DIR/results.csv,\n"
-    "DIR/summary.md, DIR/index.html and DIR/img/*.png (refreshed as it goes), and for\n"
+    "below one grey level. Writes DIR/results.csv, DIR/curves.csv (each row's deletion\n"
+    "and insertion curves), DIR/summary.md (per-method means, paired differences to the\n"
+    "first method of --methods, wins), DIR/index.html (the same tables, the mean curves,\n"
+    "a colour legend and the overlays side by side; no external assets) and\n"
+    "DIR/img/*.png, all refreshed as it goes (docs/outputs.md describes them), and for\n"
     "neuromask merge DIR/run.txt (the model's SHA-256, methods, options, class names)\n"
     "and DIR/images.tsv. A shard (--shard, or a Slurm array task) writes all of them\n"
     "into DIR/shard-K-of-N/ instead; neuromask merge DIR puts the shards together.\n"
@@ -71,7 +74,6 @@ static const char eval_help[] =
     "  --composites N       composites of --grid-pointing (16; fewer if the images allow fewer)\n"
     "  --save-maps          also write each method's raw map as DIR/maps/NNNN_IMAGE.METHOD.npy\n"
     "                       (float32, model input H x W)\n"
-    "  --curves             also write DIR/curves.csv (deletion and insertion curves)\n"
     "  --sanity             model-randomisation check (every layer re-initialised)\n"
     "  --sanity-cascade     ... and per cascade depth (top 1, 2, ... layers) into\n"
     "                       DIR/sanity_cascade.csv (one explanation per depth: slow)\n"
@@ -114,7 +116,7 @@ static const char eval_help[] =
 typedef struct eval_opts {
     const char *model, *out, *images_dir, *labels_csv, *methods, *preset, *fill, *class_names;
     const char *ig_baseline, *occ_fill, *nm_spec, *protocol_list;
-    int limit, spread, auc_steps, batch, threads, force, resume, quiet, sanity, cascade, stability, curves, seed, cls,
+    int limit, spread, auc_steps, batch, threads, force, resume, quiet, sanity, cascade, stability, seed, cls,
         nm_steps, early_stop, save_maps, recursive, road, grid, composites;
     unsigned protocols;         /* bit set of nm_protocol */
     int64_t max_bytes;
@@ -162,7 +164,6 @@ static int parse_args(int argc, char **argv, eval_opts *o)
                  cli_int(&p, "--batch", 1, 1024, &o->batch) || cli_int(&p, "--threads", 1, 1024, &o->threads) ||
                  cli_max_memory(&p, &o->max_bytes)) {}
         else if (cli_flag(&p, "--spread")) o->spread = 1;
-        else if (cli_flag(&p, "--curves")) o->curves = 1;
         else if (cli_flag(&p, "--save-maps")) o->save_maps = 1;
         else if (cli_flag(&p, "--road")) o->road = 1;
         else if (cli_flag(&p, "--grid-pointing")) o->grid = 1;
@@ -198,13 +199,13 @@ static int parse_args(int argc, char **argv, eval_opts *o)
                                bad);
     if (o->grid && !o->labels_csv)
         return cli_usage_error("eval", "--grid-pointing needs --labels (each tile must be classified correctly)");
-    if (o->grid && (o->resume || o->curves || o->sanity || o->stability || o->road || o->protocol_list))
+    if (o->grid && (o->resume || o->sanity || o->stability || o->road || o->protocol_list))
         return cli_usage_error("eval", "--grid-pointing plays the grid game only: it cannot be combined with "
-                                       "--resume, --curves, --sanity, --stability, --road or --protocols");
+                                       "--resume, --sanity, --stability, --road or --protocols");
     if (o->composites && !o->grid) return cli_usage_error("eval", "--composites needs --grid-pointing");
-    if (o->resume && (o->curves || o->cascade))
-        return cli_usage_error("eval", "--resume cannot be combined with --curves or --sanity-cascade "
-                                       "(those files are written whole by one run)");
+    if (o->resume && o->cascade)
+        return cli_usage_error("eval", "--resume cannot be combined with --sanity-cascade "
+                                       "(sanity_cascade.csv is written whole by one run)");
     if (o->images_dir) o->inputs[o->n_inputs++] = (char *)o->images_dir;
     if (o->n_inputs == 0) return cli_usage_error("eval", "no images given (--images DIR or IMAGE...)");
     int rc = cli_shard_resolve("eval", &o->shard_flags, &o->shard);
@@ -243,9 +244,10 @@ typedef struct eval_run {
     char **strings;             /* owned picture / overlay paths */
     int n_strings;
     float *x, *xn, *logits, *scratch, *rmap;    /* pixel image; normalised batch; logits; mask work */
-    float *del_curve[NM_PROTOCOL_COUNT], *ins_curve[NM_PROTOCOL_COUNT];    /* --curves */
-    FILE *curves, *cascade;
-    char curves_tmp[4096], cascade_tmp[4096];
+    float *curves;              /* per row slot and protocol p: deletion at 2p, insertion at 2p + 1,
+                                   auc.steps + 1 points each */
+    FILE *cascade;
+    char cascade_tmp[4096];
     eval_resumed resumed;       /* --resume: the rows already in DIR/results.csv */
     cli_progress progress;
     int image, method;          /* the pair being scored, for the progress lines */
@@ -482,6 +484,8 @@ static nm_status write_reports(const eval_opts *o, eval_run *r, int done_images,
     char path[4096];
     snprintf(path, sizeof path, "%s/results.csv", o->out);
     nm_status s = nm_eval_write_csv(&rep, path, err);
+    snprintf(path, sizeof path, "%s/curves.csv", o->out);
+    if (!s) s = nm_eval_write_curves(&rep, path, err);
     snprintf(path, sizeof path, "%s/summary.md", o->out);
     if (!s) s = nm_eval_write_summary(&rep, path, err);
     snprintf(path, sizeof path, "%s/index.html", o->out);
@@ -550,7 +554,6 @@ static int write_run_header(const eval_opts *o, const eval_run *r)
     if (!rc) rc = eval_header_add(&h, "stability", "%d", o->stability);
     if (!rc) rc = eval_header_add(&h, "road", "%d", o->road);
     if (!rc) rc = eval_header_add(&h, "has_labels", "%d", o->labels_csv != NULL);
-    if (!rc) rc = eval_header_add(&h, "curves", "%d", o->curves);
     if (!rc) rc = eval_header_add(&h, "cascade", "%d", o->cascade);
     if (!rc) rc = eval_header_add(&h, "save_maps", "%d", o->save_maps);
     if (!rc) rc = add_arguments(&h, o);
@@ -565,11 +568,11 @@ static int write_run_header(const eval_opts *o, const eval_run *r)
     return rc;
 }
 
-static void write_curve(FILE *f, const char *image, const char *method, const char *kind, const float *v, int n)
+/* Row slot `slot`'s curve storage: curve 2p + half, auc.steps + 1 points each. */
+static float *row_curve(const eval_run *r, size_t slot, int p, int half)
 {
-    fprintf(f, "%s,%s,%s", image, method, kind);
-    for (int i = 0; i < n; i++) fprintf(f, ",%.6g", (double)v[i]);
-    fputc('\n', f);
+    size_t points = (size_t)r->auc.steps + 1;
+    return r->curves + (slot * 2 * NM_PROTOCOL_COUNT + 2 * (size_t)p + (size_t)half) * points;
 }
 
 /* ------------------------------------------------------------ sanity */
@@ -691,9 +694,19 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
     if (o->save_maps) s = save_map(o->out, r, image, nm_method_name(method), sal.map, err);
     if (!s && o->sanity) s = sanity(o, r, &so, image, method, sal.map, sal.target, &row->spearman, err);
     if (!s && o->stability) s = stability(r, &so, image, method, sal.map, sal.target, &row->stability, err);
+    float *del_curves[NM_PROTOCOL_COUNT], *ins_curves[NM_PROTOCOL_COUNT];
+    for (int p = 0; p < NM_PROTOCOL_COUNT; p++) {
+        del_curves[p] = row_curve(r, (size_t)(row - r->rows), p, 0);
+        ins_curves[p] = row_curve(r, (size_t)(row - r->rows), p, 1);
+        int on = o->protocols >> p & 1;
+        row->deletion_curve[p] = on ? del_curves[p] : NULL;
+        row->insertion_curve[p] = on ? ins_curves[p] : NULL;
+    }
     if (!s) s = nm_eval_protocols(r->model, &r->pre, r->x, sal.map, sal.target, &r->auc, o->protocols,
-                                  row->deletion, row->insertion, o->curves ? r->del_curve : NULL,
-                                  o->curves ? r->ins_curve : NULL, err);
+                                  row->deletion, row->insertion, del_curves, ins_curves, err);
+    for (int p = 0; !s && p < NM_PROTOCOL_COUNT; p++)   /* as curves.csv holds them, as for the numbers */
+        if (o->protocols >> p & 1)
+            nm_eval_curve_round(del_curves[p], r->auc.steps + 1), nm_eval_curve_round(ins_curves[p], r->auc.steps + 1);
     if (!s && o->road) s = road(r, so.seed, sal.map, sal.target, row, err);
     float *unit = r->scratch;
     unit_map(sal.map, pixels, sal.is_mask, unit);
@@ -716,14 +729,6 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
     if (!s) s = nm_render_overlay(geo, sal.map, &scale, 0.5f, &pic, err);
     if (!s) s = write_png(o->out, row->overlay, &pic, err);
     nm_image_free(&pic);
-    for (int p = 0; !s && r->curves && p < NM_PROTOCOL_COUNT; p++) {
-        if (!(o->protocols >> p & 1)) continue;
-        char del[32], ins[32];   /* rise: "deletion", "insertion"; else "deletion_grey", ... */
-        snprintf(del, sizeof del, "deletion%s%s", p ? "_" : "", p ? nm_protocol_name((nm_protocol)p) : "");
-        snprintf(ins, sizeof ins, "insertion%s%s", p ? "_" : "", p ? nm_protocol_name((nm_protocol)p) : "");
-        write_curve(r->curves, r->images[image], nm_method_name(method), del, r->del_curve[p], r->auc.steps + 1);
-        write_curve(r->curves, r->images[image], nm_method_name(method), ins, r->ins_curve[p], r->auc.steps + 1);
-    }
     nm_saliency_free(&sal);
     return s;
 }
@@ -779,6 +784,15 @@ static int reuse_row(const eval_opts *o, eval_run *r, int i, int m, nm_eval_row 
     }
     *row = old->row;
     row->image = i, row->method = m, row->overlay = keep_string(r, name);
+    size_t points = (size_t)r->auc.steps + 1, slot = (size_t)(row - r->rows);
+    for (int p = 0; p < NM_PROTOCOL_COUNT; p++)   /* a curve curves.csv lacks stays out of the mean curves */
+        for (int half = 0; half < 2; half++) {
+            int have = o->protocols >> p & 1 && old->has_curve >> (2 * p + half) & 1;
+            float *dst = have ? row_curve(r, slot, p, half) : NULL;
+            if (dst) memcpy(dst, old->curves + (size_t)(2 * p + half) * points, sizeof(float) * points);
+            if (half) row->insertion_curve[p] = dst;
+            else row->deletion_curve[p] = dst;
+        }
     return row->overlay != NULL;
 }
 
@@ -931,23 +945,20 @@ static int setup(eval_opts *o, eval_run *r)
     r->scratch = malloc(sizeof(float) * (pixels + image));
     r->rmap = malloc(sizeof(float) * pixels);
     r->logits = malloc(sizeof(float) * 3 * (size_t)r->k);
-    int curves_ok = 1;
-    for (int p = 0; o->curves && p < NM_PROTOCOL_COUNT; p++) {
-        r->del_curve[p] = malloc(sizeof(float) * (size_t)(r->auc.steps + 1));
-        r->ins_curve[p] = malloc(sizeof(float) * (size_t)(r->auc.steps + 1));
-        curves_ok &= r->del_curve[p] && r->ins_curve[p];
-    }
-    r->image_info = calloc((size_t)r->n_images + 1, sizeof *r->image_info);   /* a shard may have none */
-    r->rows = calloc((size_t)r->n_images * r->n_methods + 1, sizeof *r->rows);
-    if (!r->x || !r->xn || !r->scratch || !r->rmap || !r->logits || !curves_ok || !r->image_info || !r->rows)
+    r->curves = malloc(sizeof(float) * 2 * NM_PROTOCOL_COUNT * (size_t)(r->auc.steps + 1) * (size_t)r->n_images *
+                       (size_t)r->n_methods);
+    r->image_info = calloc((size_t)r->n_images, sizeof *r->image_info);
+    r->rows = calloc((size_t)r->n_images * r->n_methods, sizeof *r->rows);
+    if (!r->x || !r->xn || !r->scratch || !r->rmap || !r->logits || !r->curves || !r->image_info || !r->rows)
         return cli_error("out of memory");
     rc = check_outputs(o);
     if (!rc && o->resume) {
         char path[4096];
         snprintf(path, sizeof path, "%s/results.csv", o->out);
         rc = eval_resumed_load(path, &r->resumed);
+        snprintf(path, sizeof path, "%s/curves.csv", o->out);
+        if (!rc) rc = eval_resumed_load_curves(path, r->auc.steps + 1, &r->resumed);
     }
-    if (!rc && o->curves) rc = open_side_file(o, "curves.csv", "image,method,curve,p...\n", &r->curves, r->curves_tmp);
     if (!rc && o->cascade)
         rc = open_side_file(o, "sanity_cascade.csv", "image,method,layers_randomized,spearman\n", &r->cascade,
                             r->cascade_tmp);
@@ -978,7 +989,7 @@ static void run_free(eval_run *r)
     for (int i = 0; i < r->n_strings; i++) free(r->strings[i]);
     free(r->label_files), free(r->label_classes), free(r->csv_names), free(r->strings);
     free(r->x), free(r->xn), free(r->scratch), free(r->rmap), free(r->logits);
-    for (int p = 0; p < NM_PROTOCOL_COUNT; p++) free(r->del_curve[p]), free(r->ins_curve[p]);
+    free(r->curves);
     free(r->image_info), free(r->rows);
     cli_free_list(r->images, r->n_images);
     cli_labels_free(&r->class_labels);
@@ -1019,10 +1030,9 @@ int cmd_eval(int argc, char **argv)
                   o.out);
         rc = CLI_SIGNAL_BASE + cli_interrupted;
     }
-    int side = finish_side_file(&o, "curves.csv", r.curves, r.curves_tmp, rc == CLI_OK);
-    if (!side) side = finish_side_file(&o, "sanity_cascade.csv", r.cascade, r.cascade_tmp, rc == CLI_OK);
+    int side = finish_side_file(&o, "sanity_cascade.csv", r.cascade, r.cascade_tmp, rc == CLI_OK);
     if (rc == CLI_OK) rc = side;
-    if (rc == CLI_OK && !o.quiet) fprintf(stderr, "wrote %s/results.csv, summary.md, index.html\n", o.out);
+    if (rc == CLI_OK && !o.quiet) fprintf(stderr, "wrote %s/results.csv, curves.csv, summary.md, index.html\n", o.out);
     run_free(&r);
     free(o.inputs);
     free(o.shard_out);

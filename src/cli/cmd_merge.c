@@ -21,8 +21,8 @@ static const char merge_help[] =
     "Usage: neuromask merge [options] OUT [SHARD_DIR...]\n"
     "Put the shards of one neuromask eval run together: the folders OUT/shard-K-of-N that\n"
     "eval --shard K/N (or a Slurm job-array task) writes. Writes OUT/results.csv,\n"
-    "OUT/summary.md, OUT/index.html, OUT/img/ (copied), OUT/run.txt and OUT/images.tsv,\n"
-    "and OUT/maps/, OUT/curves.csv and OUT/sanity_cascade.csv when the shards have them:\n"
+    "OUT/curves.csv, OUT/summary.md, OUT/index.html, OUT/img/ (copied), OUT/run.txt and\n"
+    "OUT/images.tsv, and OUT/maps/ and OUT/sanity_cascade.csv when the shards have them:\n"
     "what one eval process over the whole list writes, the seconds aside.\n"
     "Without SHARD_DIRs: every OUT/shard-K-of-N folder.\n"
     "It refuses, writing nothing, shards whose run.txt differ (another model, methods,\n"
@@ -138,6 +138,9 @@ static int load_shard(const char *dir, shard_in *s)
     snprintf(path, sizeof path, "%s/results.csv", dir);
     if (!rc && stat(path, &st) != 0) rc = cli_error("%s: missing (the shard has not started?)", path);
     if (!rc) rc = eval_resumed_load(path, &s->rows);
+    const char *steps = eval_header_get(&s->header, "auc_steps");
+    snprintf(path, sizeof path, "%s/curves.csv", dir);
+    if (!rc && steps) rc = eval_resumed_load_curves(path, atoi(steps) + 1, &s->rows);
     return rc;
 }
 
@@ -398,6 +401,8 @@ static int write_merged(merge_run *m)
     eval_image_entry *entries = calloc((size_t)total + 1, sizeof *entries);
     char **names = calloc((size_t)total * (m->n_methods + 1) + 1, sizeof *names);
     if (!rc && (!images || !rows || !entries || !names)) rc = cli_error("out of memory");
+    const char *auc_steps = eval_header_get(&m->shards[0].header, "auc_steps");
+    size_t points = auc_steps ? (size_t)atoi(auc_steps) + 1 : 1;
     int n_rows = 0;
     for (int i = 0; !rc && i < total; i++) {
         const eval_image_entry *e = m->image[i];
@@ -415,11 +420,16 @@ static int write_merged(merge_run *m)
             if (map) rc = copy_output(m, m->image_shard[i], map);
             free(map);
             nm_eval_row *w = &rows[n_rows++];
-            *w = m->cell[(size_t)i * m->n_methods + k]->row;
+            const eval_resumed_row *old = m->cell[(size_t)i * m->n_methods + k];
+            *w = old->row;
             w->image = i, w->method = k, w->overlay = name[k + 1];
+            for (int p = 0; p < NM_PROTOCOL_COUNT; p++) {   /* the curves the shard's curves.csv has */
+                const float *c = old->curves ? old->curves + (size_t)2 * p * points : NULL;
+                w->deletion_curve[p] = old->has_curve >> (2 * p) & 1 ? c : NULL;
+                w->insertion_curve[p] = old->has_curve >> (2 * p + 1) & 1 ? c + points : NULL;
+            }
         }
     }
-    if (!rc && flag(m, "curves")) rc = concatenate(m, "curves.csv");
     if (!rc && flag(m, "cascade")) rc = concatenate(m, "sanity_cascade.csv");
     const eval_header *h = &m->shards[0].header;
     const char *fill = eval_header_get(h, "deletion_fill"), *steps = eval_header_get(h, "auc_steps");
@@ -435,6 +445,8 @@ static int write_merged(merge_run *m)
     nm_error err = {0};
     snprintf(path, sizeof path, "%s/results.csv", m->out);
     if (!rc && nm_eval_write_csv(&rep, path, &err)) rc = cli_fail(&err);
+    snprintf(path, sizeof path, "%s/curves.csv", m->out);
+    if (!rc && nm_eval_write_curves(&rep, path, &err)) rc = cli_fail(&err);
     snprintf(path, sizeof path, "%s/summary.md", m->out);
     if (!rc && nm_eval_write_summary(&rep, path, &err)) rc = cli_fail(&err);
     snprintf(path, sizeof path, "%s/index.html", m->out);

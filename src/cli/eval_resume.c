@@ -93,16 +93,75 @@ int eval_resumed_load(const char *path, eval_resumed *out)
     return rc;
 }
 
-const eval_resumed_row *eval_resumed_find(const eval_resumed *r, const char *image, const char *method)
+static eval_resumed_row *find_row(const eval_resumed *r, const char *image, const char *method)
 {
     for (int i = 0; i < r->n; i++)
         if (!strcmp(r->rows[i].image, image) && !strcmp(r->rows[i].method, method)) return &r->rows[i];
     return NULL;
 }
 
+/* 2p + half for a CURVE name of curves.csv, or -1. */
+static int curve_slot(const char *name)
+{
+    char buf[32];
+    for (int p = 0; p < NM_PROTOCOL_COUNT; p++)
+        for (int half = 0; half < 2; half++) {
+            nm_eval_curve_name(half, p, buf, sizeof buf);
+            if (!strcmp(name, buf)) return 2 * p + half;
+        }
+    return -1;
+}
+
+/* One line of curves.csv: fields image, method, CURVE, then the points. */
+static int add_curve(eval_resumed *r, char **f, int n, int points, const char *path, int number)
+{
+    int slot = curve_slot(f[2]);
+    if (n != 3 + points || slot < 0)
+        return cli_error("%s: line %d: not a curve of %d points as neuromask eval writes them (another --auc-steps?)",
+                         path, number, points);
+    eval_resumed_row *w = find_row(r, f[0], f[1]);
+    if (!w) return CLI_OK;
+    if (!w->curves) w->curves = malloc(sizeof(float) * 2 * NM_PROTOCOL_COUNT * (size_t)points);
+    if (!w->curves) return cli_error("out of memory");
+    for (int i = 0; i < points; i++) {
+        double v;
+        if (!parse_number(f[3 + i], &v) || !isfinite(v))
+            return cli_error("%s: line %d: point %d is not a number", path, number, i);
+        w->curves[(size_t)slot * points + i] = (float)v;
+    }
+    w->has_curve |= 1u << slot;
+    return CLI_OK;
+}
+
+int eval_resumed_load_curves(const char *path, int points, eval_resumed *r)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return errno == ENOENT ? CLI_OK : cli_error("%s: cannot open: %s", path, strerror(errno));
+    char *line = NULL, **fields = malloc(sizeof *fields * (size_t)(points + 4));
+    size_t size = 0;
+    int rc = fields ? CLI_OK : cli_error("out of memory"), number = 1;
+    if (!rc && (getline(&line, &size, f) < 0 ||
+                (line[strcspn(line, "\r\n")] = '\0', strcmp(line, NM_EVAL_CURVES_HEADER))))
+        rc = cli_error("%s: not the curves.csv of neuromask eval (its header differs)", path);
+    while (rc == CLI_OK && getline(&line, &size, f) >= 0) {
+        number++;
+        int n = cli_split_csv(line, fields, points + 4);
+        rc = n < 3 ? cli_error("%s: line %d: not a curve as neuromask eval writes them", path, number)
+                   : add_curve(r, fields, n, points, path, number);
+    }
+    free(line), free(fields);
+    fclose(f);
+    return rc;
+}
+
+const eval_resumed_row *eval_resumed_find(const eval_resumed *r, const char *image, const char *method)
+{
+    return find_row(r, image, method);
+}
+
 void eval_resumed_free(eval_resumed *r)
 {
-    for (int i = 0; i < r->n; i++) free(r->rows[i].image), free(r->rows[i].method);
+    for (int i = 0; i < r->n; i++) free(r->rows[i].image), free(r->rows[i].method), free(r->rows[i].curves);
     free(r->rows);
     memset(r, 0, sizeof *r);
 }

@@ -1,7 +1,12 @@
 /* The files of `neuromask eval`: results.csv (one row per image and
- * method), summary.md (a markdown table, one row per method) and index.html
- * (a self-contained gallery, sortable by any metric). Each is written to a
- * temporary name and renamed into place. */
+ * method), curves.csv (each row's deletion and insertion curves), summary.md
+ * (markdown tables, one row per method: means, paired differences to the
+ * reference method, wins) and index.html (the same tables, the mean curves
+ * as inline SVG, a colour legend and the maps side by side, sortable by any
+ * metric; no external assets). Each is written to a temporary name and
+ * renamed into place. Everything in them comes from an nm_eval_report, which
+ * holds only what results.csv, curves.csv and the run's options say, so the
+ * files can be rebuilt from those. */
 #ifndef NM_EVAL_REPORT_H
 #define NM_EVAL_REPORT_H
 
@@ -26,6 +31,8 @@ typedef struct nm_eval_row {
     double stability;       /* map of the image vs of the image plus tiny noise; NaN when not measured */
     double seconds;         /* the explanation alone */
     const char *overlay;    /* overlay PNG, relative to the output folder; NULL when none */
+    /* per protocol, nm_eval_report.steps + 1 probabilities; NULL when not known */
+    const float *deletion_curve[NM_PROTOCOL_COUNT], *insertion_curve[NM_PROTOCOL_COUNT];
 } nm_eval_row;
 
 typedef struct nm_eval_image {
@@ -54,7 +61,7 @@ typedef struct nm_eval_report {
     int stability;          /* the stability column was measured */
     int has_labels;
     int n_methods;
-    const char *const *methods;     /* names */
+    const char *const *methods;     /* names; methods[0] is the reference of the paired differences */
     int n_images;
     const nm_eval_image *images;
     int n_rows;
@@ -82,8 +89,17 @@ typedef struct nm_eval_report {
 void nm_eval_row_round(nm_eval_row *w);
 /* One CSV field, quoted (RFC 4180) when it holds a comma, quote or newline. */
 void nm_eval_csv_field(FILE *f, const char *s);
+/* The same for n points of a curve (as curves.csv holds them). */
+void nm_eval_curve_round(float *v, int n);
+/* The first line of curves.csv; each further line is "image,method,CURVE,p0,...,pN" with CURVE
+ * "deletion" or "insertion" for the rise protocol, "deletion_P" or "insertion_P" for protocol P. */
+#define NM_EVAL_CURVES_HEADER "image,method,curve,p..."
+/* CURVE of curves.csv for a half (0 deletion, 1 insertion) of protocol p, into buf. */
+void nm_eval_curve_name(int insertion, int protocol, char *buf, size_t cap);
 
 nm_status nm_eval_write_csv(const nm_eval_report *r, const char *path, nm_error *err);
+/* The curves of the rows that have them. */
+nm_status nm_eval_write_curves(const nm_eval_report *r, const char *path, nm_error *err);
 nm_status nm_eval_write_summary(const nm_eval_report *r, const char *path, nm_error *err);
 nm_status nm_eval_write_html(const nm_eval_report *r, const char *path, nm_error *err);
 
