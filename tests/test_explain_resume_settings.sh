@@ -2,7 +2,8 @@
 # `explain --resume` continues only a run with the same method, options and
 # preprocessing: another method or option is refused with one line naming
 # the file and the difference, and the outputs are left as they were; the
-# same settings skip the finished image.
+# same settings skip the finished image. `eval --resume` likewise refuses a
+# DIR whose run.txt records other methods or options.
 . "${NM_SOURCE_DIR:?}/tests/cli_check.sh"
 nm_check_setup nm_resume_settings
 ex() { "$NM_BIN" explain --model "$SRC/models/fashion_cnn.onnx" "$@" "$SRC/data/fashion/0_Ankle_boot.png"; }
@@ -32,4 +33,15 @@ check "the same options --resume: exit 0 (got $?)" [ $? = 0 ]
 check "... skipped as complete" grep -q "1 image(s) already complete" "$T/err"
 check "--force redoes it with the new options" ex --steps 6 --force --quiet --out "$T/n"
 check "... recorded" grep -q '"steps": 6,' "$T/n/0_Ankle_boot.json"
+ev() { "$NM_BIN" eval --model "$SRC/models/fashion_cnn.onnx" --auc-steps 8 "$@" "$SRC/data/fashion/0_Ankle_boot.png"; }
+check "eval rise, 64 masks" ev --methods rise --rise-masks 64 --quiet --out "$T/v"
+before=$(cksum < "$T/v/results.csv")
+ev --methods rise --rise-masks 128 --resume --out "$T/v" 2> "$T/err"
+check "eval --resume with 128 masks: exit 1 (got $?)" [ $? = 1 ]
+check "... naming run.txt and the difference" grep -q 'v/run.txt: made by another run (argument: 64, this run: 128)' "$T/err"
+ev --methods gradcam --resume --out "$T/v" 2> "$T/err"
+check "eval --resume with another method: exit 1 (got $?)" grep -q '(method: rise, this run: gradcam)' "$T/err"
+check "... results.csv untouched" [ "$before" = "$(cksum < "$T/v/results.csv")" ]
+ev --methods rise --rise-masks 64 --resume --out "$T/v" 2> "$T/err"
+check "eval --resume with the same settings: the row is kept" grep -q "rise: kept from" "$T/err"
 nm_check_done

@@ -89,8 +89,9 @@ static const char eval_help[] =
     "  --force              overwrite existing results\n"
     "  --resume             continue an interrupted run in DIR: keep the rows of\n"
     "                       DIR/results.csv (and their overlays) for the images and\n"
-    "                       methods of this run, compute only the missing ones; give\n"
-    "                       the same images and options as the first run\n"
+    "                       methods of this run, compute only the missing ones. The\n"
+    "                       same model, images, methods and options as the first run:\n"
+    "                       DIR/run.txt records them, and another run is refused\n"
     "  --quiet              no progress or result lines (progress: on a terminal one\n"
     "                       line in place; elsewhere a line with the ETA every 5 s, or\n"
     "                       every NEUROMASK_PROGRESS_SECONDS)\n"
@@ -563,6 +564,19 @@ static int write_run_header(const eval_opts *o, const eval_run *r)
         rc = eval_header_add(&h, names[c] ? "class" : "class_none", "%s", names[c] ? names[c] : "");
     if (!rc && o->shard.n) rc = eval_header_add(&h, "shard", "%d/%d", o->shard.k, o->shard.n);
     snprintf(path, sizeof path, "%s/run.txt", o->out);
+    struct stat st;
+    if (!rc && o->resume && stat(path, &st) == 0) {
+        /* --resume continues the run DIR holds, not another one */
+        eval_header old;
+        const char *was = NULL, *now = NULL, *key = NULL;
+        rc = eval_header_read(path, &old);
+        if (!rc) key = eval_header_differs(&old, &h, NULL, &was, &now);
+        if (key)
+            rc = cli_error("%s: made by another run (%s: %s, this run: %s); --resume continues a run with the same "
+                           "model, images, methods and options: use --force to start again, or another --out", path,
+                           key, was ? was : "none", now ? now : "none");
+        if (!rc || key) eval_header_free(&old);
+    }
     if (!rc) rc = eval_header_write(&h, path);
     eval_header_free(&h);
     return rc;
