@@ -241,6 +241,9 @@ static void test_scales(void)
     for (int i = 0; i < 1000; i++) many[i] = i % 2 ? many[i] : -many[i];
     c = nm_map_scale_of(many, 1000, NM_MAP_SIGNED);
     nm_check(fabsf(c.hi - 0.995f) < 1e-6f && c.lo == -c.hi, "a signed scale clips |v| the same (%g)", c.hi);
+    nm_map_scale none = nm_map_scale_of(NULL, 0, NM_MAP_SIGNED);   /* the legend's: no map, the kind's colours */
+    nm_check(strcmp(none.cmap, "diverging") == 0 && none.lo == -1.0f && none.hi == 1.0f,
+             "a signed scale without a map is diverging -1..1 (%s)", none.cmap);
     float flat[3] = { 0.0f, 0.0f, 0.0f };
     nm_map_scale f = nm_map_scale_of(flat, 3, NM_MAP_SIGNED);
     nm_check(f.hi > f.lo && nm_map_scale_unit(&f, 0.0f) == 0.5f, "an all-0 signed map is drawn white");

@@ -55,6 +55,16 @@ class Dom(html.parser.HTMLParser):
     def handle_endtag(self, tag):
         self._in = None
 
+    def after(self, tag, id_, child):
+        """The attributes of the `child` elements that follow the element <tag id=id_> until the next `tag`."""
+        out, inside = [], False
+        for t, a in self.elements:
+            if t == tag:
+                inside = a.get("id") == id_
+            elif inside and t == child:
+                out.append(a)
+        return out
+
     def count(self, tag, **want):
         return sum(1 for t, a in self.elements if t == tag and all(a.get(k) == v for k, v in want.items()))
 
@@ -98,8 +108,18 @@ def problems(dom_text, console, n_images):
             why.append("no summary row for %s" % m)
         if d.count("polyline", **{"data-method": m}) != 2:
             why.append("not 2 curves (deletion, insertion) for %s" % m)
-    if d.count("lineargradient") != 3 and d.count("linearGradient") != 3:
-        why.append("not 3 colour bars in the legend (one per kind of map)")
+    for kind in ("mask", "nonnegative", "signed"):
+        stops = d.after("lineargradient", "bar-" + kind, "stop")
+        if len(stops) != 17:
+            why.append("the legend's %s bar has %d colour stops, expected 17" % (kind, len(stops)))
+    # the signed bar is the diverging map: blue at -a, white at 0, red at +a (as the panels draw it)
+    signed = [tuple(int(v) for v in a.get("stop-color", "rgb(0,0,0)")[4:-1].split(","))
+              for a in d.after("lineargradient", "bar-signed", "stop")]
+    if len(signed) == 17 and not (signed[8] == (255, 255, 255) and signed[0][2] > 2 * signed[0][0] and
+                                  signed[16][0] > 2 * signed[16][2]):
+        why.append("the legend's signed bar is not blue - white - red: %s %s %s" % (signed[0], signed[8], signed[16]))
+    if not d.after("lineargradient", "bar-mask", "stop")[:1] == [{"offset": "0.0000", "stop-color": "rgb(0,0,4)"}]:
+        why.append("the legend's mask bar does not start with inferno's black")
     if d.count("img") != n_images * (1 + len(METHODS)):
         why.append("%d pictures, expected %d" % (d.count("img"), n_images * (1 + len(METHODS))))
     return why

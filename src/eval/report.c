@@ -763,17 +763,19 @@ static void html_legend(const nm_eval_report *r, FILE *f)
         for (int m = 0; m < r->n_methods; m++) used |= nm_method_map_kind(nm_method_from_name(r->methods[m])) == (nm_map_kind)k;
         if (!used) continue;
         nm_map_scale s = nm_map_scale_of(NULL, 0, (nm_map_kind)k);
-        fprintf(f, "<div><svg width=\"420\" height=\"40\" role=\"img\"><defs><linearGradient id=\"g%d\">", k);
+        fprintf(f, "<div><svg width=\"420\" height=\"40\" role=\"img\"><defs><linearGradient id=\"bar-%s\">",
+                nm_map_kind_name((nm_map_kind)k));
         for (int i = 0; i <= 16; i++) {
             float rgb[3];
             nm_colormap(s.cmap, i / 16.0f, rgb);
             fprintf(f, "<stop offset=\"%.4f\" stop-color=\"rgb(%d,%d,%d)\"/>", i / 16.0, (int)lroundf(255 * rgb[0]),
                     (int)lroundf(255 * rgb[1]), (int)lroundf(255 * rgb[2]));
         }
-        fprintf(f, "</linearGradient></defs><rect x=\"10\" y=\"2\" width=\"400\" height=\"16\" fill=\"url(#g%d)\" "
+        fprintf(f, "</linearGradient></defs><rect x=\"10\" y=\"2\" width=\"400\" height=\"16\" fill=\"url(#bar-%s)\" "
                    "stroke=\"#000\"/><text x=\"10\" y=\"32\">%s</text><text x=\"210\" y=\"32\" "
                    "text-anchor=\"middle\">%s</text><text x=\"410\" y=\"32\" text-anchor=\"end\">%s</text></svg>"
-                   "<span class=\"m\"> %s: ", k, ends[k][0], ends[k][1], ends[k][2], what[k]);
+                   "<span class=\"m\"> %s: ", nm_map_kind_name((nm_map_kind)k), ends[k][0], ends[k][1], ends[k][2],
+                what[k]);
         for (int m = 0, first = 1; m < r->n_methods; m++)
             if (nm_method_map_kind(nm_method_from_name(r->methods[m])) == (nm_map_kind)k)
                 fprintf(f, "%s%s", first ? "" : ", ", r->methods[m]), first = 0;

@@ -126,14 +126,14 @@ static float abs_percentile(const float *map, int n)
 
 nm_map_scale nm_map_scale_of(const float *map, int n, nm_map_kind kind)
 {
-    nm_map_scale s = {.kind = kind, .lo = 0.0f, .hi = 1.0f, .cmap = "inferno"};
-    if (kind == NM_MAP_MASK || !map || n <= 0) return s;
+    nm_map_scale s = {.kind = kind, .lo = kind == NM_MAP_SIGNED ? -1.0f : 0.0f, .hi = 1.0f,
+                      .cmap = kind == NM_MAP_SIGNED ? "diverging" : "inferno"};
+    if (kind == NM_MAP_MASK || !map || n <= 0) return s;   /* no map: the kind's colours, a unit range */
     float lo = INFINITY;
     for (int i = 0; i < n; i++)
         if (isfinite(map[i]) && map[i] < lo) lo = map[i];
     float a = abs_percentile(map, n);
     if (kind == NM_MAP_SIGNED) {
-        s.cmap = "diverging";
         if (!(a > 0.0f)) a = 1.0f;   /* all 0: white, as no evidence */
         s.lo = -a, s.hi = a;
     } else if (isfinite(lo)) {
