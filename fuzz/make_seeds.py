@@ -226,7 +226,7 @@ ARGS = {
     "info": ["B", "m.onnx", "--batch", "4"],
     "info_help": ["B", "--help"],
     "explain": ["C", "--model", "m.onnx", "--out", "o", "--preset", "imagenet", "--steps", "10", "--lr", "0.1",
-                "--nm", "l_sparse=0.5,grid=8,jitter=2,average=1,optimizer=adam,baseline=blur",
+                "--nm", "l_sparse=0.5,grid=8,alt_fill=1,optimizer=normalized,baseline=blur",
                 "--seed", "7", "--force", "--quiet", "i.png"],
     "explain_method": ["C", "--model", "m.onnx", "--out", "o", "--method", "integrated-gradients",
                        "--ig-steps", "8", "--ig-baseline", "mean", "--class", "2", "--gradcam-layer", "t",
@@ -238,8 +238,7 @@ ARGS = {
                  "--occ-fill", "blur", "--out", "o", "--nm", "preset=imagenet,steps=3", "x.jpg"],
     "help": ["E"],
     "nm_spec": ["steps=100,lr=0.05,l_pred=1,l_sparse=0.1,l_smooth=0.2,T=0.5,L=3,kernel=5,tol=1e-3,window=20,"
-                "early_stop=1,blur_sigma=2,init=constant,init_value=-1,sparsity=mask,sparsity_ramp=1,"
-                "l_delete=0.5,delete_baseline=mean,l_pred_alt=0.2,alt_baseline=noise,output_sigma=1"],
+                "early_stop=1,blur_sigma=2,init=zero,sparsity=mask,l_delete=0.5,alt_fill=1,alt_baseline=noise"],
 }
 
 

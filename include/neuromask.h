@@ -174,17 +174,20 @@ void nm_preprocess_unmap(const nm_preprocess *p, const float *map, int h, int w,
 
 /* ------------------------------------------------------------- NeuroMask */
 
-typedef enum nm_optimizer { NM_OPT_RMSPROP = 0, NM_OPT_ADAM = 1 } nm_optimizer;
+/* NM_OPT_NORMALIZED: w -= lr_t g / rms(g), the rms over the image's mask
+ * cells, lr_t falling linearly from lr to lr / steps: steps whose direction
+ * is a smooth function of g and whose length settles. */
+typedef enum nm_optimizer { NM_OPT_RMSPROP = 0, NM_OPT_ADAM = 1, NM_OPT_NORMALIZED = 2 } nm_optimizer;
 typedef enum nm_baseline {
     NM_BASELINE_BLACK = 0,  /* x * m, as in the paper */
-    NM_BASELINE_BLUR,       /* masked-out pixels show a Gaussian blur of the image */
+    NM_BASELINE_BLUR,       /* masked-out pixels show a Gaussian blur of the image (blur_sigma) */
     NM_BASELINE_MEAN,       /* ... the image's mean colour */
     NM_BASELINE_NOISE       /* ... uniform noise (seeded) */
 } nm_baseline;
 
 typedef enum nm_mask_init {
     NM_INIT_UNIFORM = 0,    /* w ~ Uniform(-L, L), seeded (the paper's) */
-    NM_INIT_CONSTANT        /* w = init_value everywhere: no seed dependence at the start */
+    NM_INIT_ZERO            /* w = 0 everywhere (m = 0.5): no seed dependence at the start */
 } nm_mask_init;
 typedef enum nm_sparsity {
     NM_SPARSITY_LOGIT = 0,  /* mean |w + L| (the paper's): pulls every w to -L at a constant pace */
@@ -209,15 +212,12 @@ typedef struct nm_neuromask_options {
     int window;
     int early_stop;         /* stop each image once it has converged */
     uint64_t seed;
-    nm_baseline baseline;
+    nm_baseline baseline;   /* what the masked-out pixels show */
     float blur_sigma;       /* pixels, for NM_BASELINE_BLUR */
-    int blur_kernel;        /* 0: NM_BASELINE_BLUR is a Gaussian of radius 3 sigma, edges clamped;
-                               odd > 0: the insertion metric's start image instead (RISE's
-                               blur_kernel-tap kernel of sigma blur_sigma, the border padded
-                               with the value that normalises to 0) */
-    int grid;               /* 0: one weight per pixel; else grid x grid cells (at most the
-                               input's side) upsampled bilinearly; NM_GRID_AUTO: cells of
-                               2 pixels, at most 28 per side (nm_neuromask_grid) */
+    int grid;               /* 0: one weight per pixel (the paper's); else grid x grid cells
+                               (at most the input's side) interpolated with a Gaussian
+                               kernel, so the mask has no cell edges; NM_GRID_AUTO: side / 16
+                               cells per side within 8..14 (nm_neuromask_grid) */
     const float *init_w;    /* optional: initial w (batch x mask cells), overrides the seed */
     nm_progress_fn progress;
     void *progress_ctx;
@@ -225,43 +225,26 @@ typedef struct nm_neuromask_options {
                                                stops before its next step, NM_ERR_CANCELLED */
     /* Additions beyond the paper (zero = the paper's behaviour). */
     nm_mask_init init;      /* how w starts (when init_w is NULL) */
-    float init_value;       /* w for NM_INIT_CONSTANT */
     nm_sparsity sparsity;   /* what the sparsity term penalises */
-    int sparsity_ramp;      /* 1: the sparsity weight grows linearly from 0 to l_sparse over
-                               the steps, so the mask shrinks gradually (with average: pixels
-                               rank by how long they stay); 0: constant (the paper's) */
-    int jitter;             /* each step shifts the composed image by a random offset of
-                               up to this many pixels per axis (edges replicated); 0: off */
-    int average;            /* return the mean of the masks over the steps (and the final one),
-                               scaled to a maximum of 1, instead of the final mask: a ranking
-                               by how long each pixel resisted the sparsity pull; 0: off */
     float l_delete;         /* > 0 adds l_delete * -log(1 - p_c) of the image with the mask's
                                pixels deleted (x (1 - m) + b m): the masked region must also be
                                necessary, not only sufficient. Doubles the work per step */
-    nm_baseline delete_baseline;    /* what replaces the mask's pixels there (black) */
-    float l_pred_alt;       /* > 0 adds l_pred_alt * CE of a second preserved image,
-                               x m + b' (1 - m) with b' = alt_baseline: the mask must keep
-                               the class on both fills. One more image per step */
+    int alt_fill;           /* 1: every game is played on alt_baseline too, its weight
+                               shared between the two fills. Doubles the work per step */
     nm_baseline alt_baseline;
-    float output_sigma;     /* > 0: the returned mask is Gaussian-blurred (pixels), so the
-                               neighbours of decisive pixels rank next; 0: off */
-    int areas;              /* > 0: the area sweep, this many areas per step: learn an order
-                               of the cells instead of one mask (neuromask.c); needs
-                               l_sparse = 0 and average = 0. 0: off */
-    float T_start;          /* > 0: T falls geometrically from T_start to temperature over
-                               the steps; 0: constant (the paper's) */
-    int lr_decay;           /* 1: the learning rate falls linearly from lr to lr / steps over
-                               the steps, so the last steps settle; 0: constant (the paper's) */
-    int smooth_edges;       /* 1: the smoothness term also covers the border cells (w
-                               edge-padded); 0: 'valid' only, the paper's */
+    int average;            /* 1: the returned mask is the mean of the masks of every step and
+                               the final one: pixels rank by how early and how long they were
+                               kept, also where the final mask saturates */
+    int calibrate;          /* 1: the returned mask is m^g, g the largest of 1, 2^-1/2, ...,
+                               2^-11/2 whose masked image x m (the paper's) keeps the class with
+                               at least half its probability: the pixels' order is m's, the
+                               mask is raised until it keeps the class. Forward passes only */
 } nm_neuromask_options;
 
 /* Presets: "cifar" and "imagenet", the paper's settings; "default", this
- * project's setting, designed by measurement on CIFAR-10 and two ImageNet
- * models (docs/neuromask_default.md: the area sweep, three games at two areas
- * per step on a 16 x 16 grid, w = 0 at the start, 300 steps); "averaged",
- * the default before it (three games, sparsity on m, the mask averaged over
- * 1000 steps). */
+ * project's setting (docs/neuromask_default.md): a smooth mask on a coarse
+ * grid, kept and deleted on a strong blur that no metric uses, 40
+ * normalized gradient steps from w = 0, raised until it keeps the class. */
 nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_error *err);
 /* The cells per side of the mask the options learn at input size h x w (0:
  * one per pixel). */
@@ -272,12 +255,11 @@ const char *nm_neuromask_preset_for(int input_h);
 
 /* Apply "key=value,key=value" over `o` (after a preset). Keys: steps, lr,
  * l_pred, l_sparse, l_smooth, temperature (or T), init_range (or L), kernel,
- * optimizer (rmsprop|adam), tol, window, early_stop (0|1), baseline
- * (black|blur|mean|noise), blur_sigma, blur_kernel, grid, init (uniform|constant),
- * init_value, sparsity (logit|mask), sparsity_ramp (0|1), jitter,
- * average (0|1), l_delete, delete_baseline, l_pred_alt, alt_baseline,
- * output_sigma, areas, smooth_edges (0|1); "preset=NAME" as an item resets
- * to that preset first. */
+ * optimizer (rmsprop|adam|normalized), tol, window, early_stop (0|1), baseline
+ * (black|blur|mean|noise), blur_sigma, grid, init (uniform|zero),
+ * sparsity (logit|mask), l_delete, alt_fill (0|1), alt_baseline, average
+ * (0|1), calibrate (0|1); "preset=NAME"
+ * as an item resets to that preset first. */
 nm_status nm_neuromask_parse(const char *spec, nm_neuromask_options *o, nm_error *err);
 
 typedef struct nm_explanation {

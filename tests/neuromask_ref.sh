@@ -13,7 +13,7 @@ case "$1" in
       --preset imagenet --steps 200 --outdir "$2" ;;
   resnet20_default) exec $ref --model "$NEUROMASK_SHARED/models/cifar10_resnet20.onnx" \
       --image "$NEUROMASK_SHARED/images/cifar10_test_jpg/cat_0000.jpg" --size 32 --preset default \
-      --steps 12 --outdir "$2" ;;
+      --steps 40 --outdir "$2" ;;
   resnet18_default) exec $ref --torchvision resnet18 \
       --image "$NEUROMASK_SHARED/images/imagenet_val_227/ILSVRC2012_val_00000347.JPEG" --size 224 \
       --preset default --steps 8 --outdir "$2" ;;

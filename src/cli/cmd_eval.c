@@ -106,12 +106,12 @@ static const char eval_help[] =
     "  --rise-masks N, --rise-cell N, --rise-p F            RISE\n"
     "  --pert-steps N, --pert-grid N, --blur-sigma F        perturbation methods\n"
     "  --preset NAME        NeuroMask preset: default (used when none is named),\n"
-    "                       averaged, cifar, imagenet (see explain --help)\n"
+    "                       cifar, imagenet (see explain --help)\n"
     "  --steps N, --early-stop   NeuroMask steps (as explain's --steps; also --nm-steps);\n"
     "                       stop once converged\n"
     "  --nm SPEC            NeuroMask options over the preset, 'key=value,...' (e.g.\n"
-    "                       lr=0.1,optimizer=adam,grid=8,jitter=2,init=constant,\n"
-    "                       sparsity=mask,baseline=blur; see nm_neuromask_parse)\n"
+    "                       lr=0.1,optimizer=adam,grid=8,init=zero,sparsity=mask,\n"
+    "                       baseline=blur; see nm_neuromask_parse)\n"
     "\n";
 
 typedef struct eval_opts {

@@ -41,36 +41,31 @@ static const char explain_help[] =
     "  --method NAME      neuromask (default) | gradient | gradxinput |\n"
     "                     integrated-gradients | smoothgrad | gradcam | occlusion | rise |\n"
     "                     meaningful-perturbation | extremal-perturbation\n"
-    "  --preset NAME      default: this project's measured setting, the area sweep\n"
-    "                     (docs/neuromask_default.md), used when none is named;\n"
-    "                     averaged: the earlier default (mean mask over 1000 steps);\n"
+    "  --preset NAME      default: this project's measured setting, a smooth mask in\n"
+    "                     40 steps (docs/neuromask_default.md), used when none is named;\n"
     "                     cifar | imagenet: the paper's settings\n"
     "  --class C          explain class C (default: the predicted class)\n"
-    "  --steps N          optimisation steps (presets: 300 default, 1000 averaged,\n"
-    "                     2000 paper)\n"
-    "  --lr F             learning rate (0.03)\n"
+    "  --steps N          optimisation steps (presets: 40 default, 2000 paper)\n"
+    "  --lr F             learning rate (0.5 default, 0.03 paper)\n"
     "  --l-pred F, --l-sparse F, --l-smooth F   the loss coefficients\n"
     "  --temperature F    T in m = sigmoid(w / T)\n"
     "  --kernel 3|5       Laplacian size of the smoothness term\n"
-    "  --optimizer NAME   rmsprop (TensorFlow 1's, the paper's) | adam\n"
+    "  --optimizer NAME   rmsprop (TensorFlow 1's, the paper's) | adam | normalized\n"
+    "                     (steps of fixed length along the gradient, the default's)\n"
     "  --baseline NAME    black (the paper's) | blur | mean | noise\n"
-    "  --blur-sigma F     pixels, for --baseline blur (5)\n"
-    "  --grid N           learn an N x N mask upsampled bilinearly (default preset:\n"
-    "                     side / 2, at most 28: 16 at 32 px; 0: per pixel, the paper's)\n"
+    "  --blur-sigma F     pixels, for --baseline blur (default 10, paper 5)\n"
+    "  --grid N           learn an N x N mask interpolated by a Gaussian (default preset:\n"
+    "                     side / 16 within 8..14; 0: per pixel, the paper's)\n"
     "  --tol F            an image has converged when its loss changed by less than F\n"
     "  --window N         (relative) over N steps (1e-3 over 50)\n"
     "  --early-stop       stop each image once it has converged\n"
-    "  --init NAME        uniform (w ~ U(-L, L), the paper's) | constant (w = --init-value)\n"
-    "  --init-value F     w for --init constant (0: m = 0.5)\n"
+    "  --init NAME        uniform (w ~ U(-L, L), the paper's) | zero (m = 0.5)\n"
     "  --sparsity NAME    logit (mean |w + L|, the paper's) | mask (mean m)\n"
-    "  --jitter N         shift the composed image by up to N pixels at random each step\n"
-    "  --average          return the mean of the masks over the steps, not the last one\n"
-    "                     (area sweep: order by the mean standardised w of the last half)\n"
     "  --l-delete F       also make the image without the mask's pixels lose the class:\n"
     "                     + F * -log(1 - p_c) (0: off, the paper's; doubles the work)\n"
     "  --nm SPEC          'key=value,...' over the preset, before the flags above (keys as\n"
-    "                     nm_neuromask_parse: lr, l_sparse, grid, jitter, average,\n"
-    "                     areas, smooth_edges, ...)\n"
+    "                     nm_neuromask_parse: lr, l_sparse, grid, alt_fill,\n"
+    "                     alt_baseline, ...)\n"
     "  --seed N           random seed (0); the same seed writes the same files\n"
     "  --batch N          images optimised together (default 1); other methods: images\n"
     "                     per engine call (16)\n"
@@ -114,7 +109,7 @@ static const char explain_help[] =
 
 typedef struct explain_opts {
     const char *model, *out, *class_names, *preset, *optimizer, *baseline, *init, *sparsity, *nm_spec;
-    int batch, threads, force, resume, quiet, early_stop, average, recursive;
+    int batch, threads, force, resume, quiet, early_stop, recursive;
     char *gradcam_layer;    /* the Grad-CAM layer used (owned) */
     int64_t max_bytes;
     const char *method_name, *ig_baseline, *occ_fill, *areas, *precision;
@@ -123,11 +118,11 @@ typedef struct explain_opts {
     int batch_given;
     nm_neuromask_options nm;
     /* options given on the command line, applied over the preset */
-    int cls, steps, kernel, grid, window, seed, jitter;
-    float lr, l_pred, l_sparse, l_smooth, temperature, blur_sigma, tol, init_value, l_delete;
+    int cls, steps, kernel, grid, window, seed;
+    float lr, l_pred, l_sparse, l_smooth, temperature, blur_sigma, tol, l_delete;
     unsigned has_cls : 1, has_steps : 1, has_kernel : 1, has_grid : 1, has_window : 1, has_seed : 1,
         has_lr : 1, has_l_pred : 1, has_l_sparse : 1, has_l_smooth : 1, has_temperature : 1,
-        has_blur_sigma : 1, has_tol : 1, has_jitter : 1, has_init_value : 1, has_l_delete : 1;
+        has_blur_sigma : 1, has_tol : 1, has_l_delete : 1;
     cli_preprocess_flags pre;
     cli_shard_flags shard_flags;
     char **inputs;
@@ -147,8 +142,6 @@ static int nm_option(cli_parser *p, explain_opts *o)
     INT_OPT("--grid", 1, 4096, grid)
     INT_OPT("--window", 1, 1000000, window)
     INT_OPT("--seed", 0, 1 << 30, seed)
-    INT_OPT("--jitter", 0, 64, jitter)
-    FLOAT_OPT("--init-value", init_value)
     FLOAT_OPT("--l-delete", l_delete)
     FLOAT_OPT("--lr", lr)
     FLOAT_OPT("--l-pred", l_pred)
@@ -202,7 +195,6 @@ static int parse_args(int argc, char **argv, explain_opts *o)
         else if (cli_flag(&p, "--quiet")) o->quiet = 1;
         else if (cli_flag(&p, "--recursive")) o->recursive = 1;
         else if (cli_flag(&p, "--early-stop")) o->early_stop = 1;
-        else if (cli_flag(&p, "--average")) o->average = 1;
         else if (nm_option(&p, o)) {}
         else if (method_option(&p, o)) {}
         else if (cli_preprocess_option(&p, &o->pre)) {}
@@ -235,9 +227,9 @@ static int pick_enum(const char *cmd, const char *what, const char *value, const
 /* Preset first, then each option the user gave. */
 static int resolve_nm_options(explain_opts *o)
 {
-    static const char *const optimizers[] = {"rmsprop", "adam"};
+    static const char *const optimizers[] = {"rmsprop", "adam", "normalized"};
     static const char *const baselines[] = {"black", "blur", "mean", "noise"};
-    static const char *const inits[] = {"uniform", "constant"}, *const sparsities[] = {"logit", "mask"};
+    static const char *const inits[] = {"uniform", "zero"}, *const sparsities[] = {"logit", "mask"};
     nm_error err = {0};
     /* no --preset: the library's defaults (nm_saliency_defaults, in o->sal) */
     const char *preset = o->preset ? o->preset : nm_neuromask_preset_for(0);
@@ -246,7 +238,7 @@ static int resolve_nm_options(explain_opts *o)
     if (o->nm_spec && nm_neuromask_parse(o->nm_spec, &o->nm, &err)) return cli_usage_error("explain", "--nm: %s", err.msg);
     nm_neuromask_options *n = &o->nm;
     int opt = (int)n->optimizer, base = (int)n->baseline, init = (int)n->init, sparsity = (int)n->sparsity;
-    int rc = pick_enum("explain", "optimizer", o->optimizer, optimizers, 2, &opt);
+    int rc = pick_enum("explain", "optimizer", o->optimizer, optimizers, 3, &opt);
     if (!rc) rc = pick_enum("explain", "baseline", o->baseline, baselines, 4, &base);
     if (!rc) rc = pick_enum("explain", "init", o->init, inits, 2, &init);
     if (!rc) rc = pick_enum("explain", "sparsity", o->sparsity, sparsities, 2, &sparsity);
@@ -268,11 +260,8 @@ static int resolve_nm_options(explain_opts *o)
     if (o->has_temperature) n->temperature = o->temperature;
     if (o->has_blur_sigma) n->blur_sigma = o->blur_sigma;
     if (o->has_tol) n->tol = o->tol;
-    if (o->has_jitter) n->jitter = o->jitter;
-    if (o->has_init_value) n->init_value = o->init_value;
     if (o->has_l_delete) n->l_delete = o->l_delete;
     if (o->early_stop) n->early_stop = 1;   /* else the preset's */
-    if (o->average) n->average = 1;
     o->preset = preset;
     return CLI_OK;
 }
@@ -432,26 +421,23 @@ static void json_floats(FILE *f, const char *key, const float *v, int n)
 /* The options as run: the grid resolved for the model's input size. */
 static void json_options(FILE *f, const explain_opts *o, int h, int w)
 {
-    static const char *const optimizers[] = {"rmsprop", "adam"};
+    static const char *const optimizers[] = {"rmsprop", "adam", "normalized"};
     static const char *const baselines[] = {"black", "blur", "mean", "noise"};
     const nm_neuromask_options *n = &o->nm;
     fprintf(f, "  \"options\": {\"preset\": \"%s\", \"class\": %d, \"steps\": %d, \"lr\": %.6g, "
                "\"l_pred\": %.6g, \"l_sparse\": %.6g, \"l_smooth\": %.6g, \"temperature\": %.6g, "
                "\"init_range\": %.6g, \"kernel\": %d, \"optimizer\": \"%s\", \"baseline\": \"%s\", "
-               "\"blur_sigma\": %.6g, \"blur_kernel\": %d, \"grid\": %d, \"tol\": %.6g, \"window\": %d, \"early_stop\": %s, "
-               "\"init\": \"%s\", \"init_value\": %.6g, \"sparsity\": \"%s\", \"sparsity_ramp\": %d, \"jitter\": %d, "
-               "\"average\": %s, \"l_delete\": %.6g, \"delete_baseline\": \"%s\", \"l_pred_alt\": %.6g, "
-               "\"alt_baseline\": \"%s\", \"output_sigma\": %.6g, \"areas\": %d, \"smooth_edges\": %d, "
+               "\"blur_sigma\": %.6g, \"grid\": %d, \"tol\": %.6g, \"window\": %d, \"early_stop\": %s, "
+               "\"init\": \"%s\", \"sparsity\": \"%s\", \"l_delete\": %.6g, \"alt_fill\": %d, "
+               "\"alt_baseline\": \"%s\", \"average\": %d, \"calibrate\": %d, "
                "\"seed\": %llu, \"batch\": %d},\n",
             o->preset, n->target_class, n->steps, (double)n->lr, (double)n->l_pred, (double)n->l_sparse,
             (double)n->l_smooth, (double)n->temperature, (double)n->init_range, n->kernel,
-            optimizers[n->optimizer], baselines[n->baseline], (double)n->blur_sigma, n->blur_kernel,
+            optimizers[n->optimizer], baselines[n->baseline], (double)n->blur_sigma,
             nm_neuromask_grid(n, h, w),
             (double)n->tol, n->window, n->early_stop ? "true" : "false",
-            n->init == NM_INIT_CONSTANT ? "constant" : "uniform", (double)n->init_value,
-            n->sparsity == NM_SPARSITY_MASK ? "mask" : "logit", n->sparsity_ramp, n->jitter,
-            n->average ? "true" : "false", (double)n->l_delete, baselines[n->delete_baseline], (double)n->l_pred_alt,
-            baselines[n->alt_baseline], (double)n->output_sigma, n->areas, n->smooth_edges,
+            n->init == NM_INIT_ZERO ? "zero" : "uniform", n->sparsity == NM_SPARSITY_MASK ? "mask" : "logit",
+            (double)n->l_delete, n->alt_fill, baselines[n->alt_baseline], n->average, n->calibrate,
             (unsigned long long)n->seed, o->batch);
 }
 

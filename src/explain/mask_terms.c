@@ -2,7 +2,6 @@
 
 #include <math.h>
 
-#include "core/edge_index.h"
 
 float sparsity_forward(const float *w, int n, float L)
 {
@@ -116,26 +115,45 @@ void upsample_bilinear_backward(const float *ddst, int h, int w, float *dsrc, in
     }
 }
 
-void pad_replicate_forward(const float *w, int h, int wd, int p, float *out)
+void gaussian_interp_weights(int n, int out, float sigma, float *wt)
 {
-    int ow = wd + 2 * p;
-    for (int i = 0; i < h + 2 * p; i++) {
-        int si = nm_edge_index(i - p, h);
-        for (int j = 0; j < ow; j++) {
-            int sj = nm_edge_index(j - p, wd);
-            out[i * ow + j] = w[si * wd + sj];
-        }
+    for (int o = 0; o < out; o++) {
+        double s = ((double)o + 0.5) * n / out - 0.5, sum = 0;
+        for (int i = 0; i < n; i++) sum += wt[o * n + i] = (float)exp(-(s - i) * (s - i) / (2.0 * sigma * sigma));
+        for (int i = 0; i < n; i++) wt[o * n + i] = (float)(wt[o * n + i] / sum);
     }
 }
 
-void pad_replicate_backward(const float *dout, int h, int wd, int p, float *dw)
+void upsample_separable_forward(const float *src, int gh, int gw, const float *wy, const float *wx, float *tmp,
+                                float *dst, int h, int w)
 {
-    int ow = wd + 2 * p;
-    for (int i = 0; i < h + 2 * p; i++) {
-        int si = nm_edge_index(i - p, h);
-        for (int j = 0; j < ow; j++) {
-            int sj = nm_edge_index(j - p, wd);
-            dw[si * wd + sj] += dout[i * ow + j];
+    for (int i = 0; i < gh; i++)
+        for (int x = 0; x < w; x++) {
+            float v = 0;
+            for (int j = 0; j < gw; j++) v += wx[x * gw + j] * src[i * gw + j];
+            tmp[i * w + x] = v;
         }
-    }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            float v = 0;
+            for (int i = 0; i < gh; i++) v += wy[y * gh + i] * tmp[i * w + x];
+            dst[y * w + x] = v;
+        }
+}
+
+void upsample_separable_backward(const float *ddst, int h, int w, const float *wy, const float *wx, float *tmp,
+                                 float *dsrc, int gh, int gw)
+{
+    for (int i = 0; i < gh; i++)
+        for (int x = 0; x < w; x++) {
+            float v = 0;
+            for (int y = 0; y < h; y++) v += wy[y * gh + i] * ddst[y * w + x];
+            tmp[i * w + x] = v;
+        }
+    for (int i = 0; i < gh; i++)
+        for (int j = 0; j < gw; j++) {
+            float v = 0;
+            for (int x = 0; x < w; x++) v += wx[x * gw + j] * tmp[i * w + x];
+            dsrc[i * gw + j] += v;
+        }
 }

@@ -5,20 +5,10 @@
  * Masking happens in pixel space; the normalisation is differentiated.
  *
  * Each step plays games: game 0 is the paper's term (x kept where m = 1,
- * the baseline b elsewhere, cross-entropy); the extra games (options
- * l_delete, l_pred_alt) show x where m = 0 and must lose the class, or
- * preserve it on a second fill. All images of a step go through the model
- * as one batch: image (s G + g) B + b is game g of mask s of image b.
- *
- * The area sweep (option areas = S > 0) learns a ranking instead of one
- * mask: each step takes S areas a (stratified over (0, 1), a golden-ratio
- * offset per step) and plays every game with the mask that keeps the
- * fraction a of the cells, m_a = sigmoid((w - tau_a) / (T s)), tau_a the
- * threshold between the a-th largest w and the rest and s the spread of w
- * (both held constant in the gradient). The area takes the sparsity term's
- * place; the smoothness term acts on w / s. The returned map orders the
- * pixels by w and crosses 0.5 at the smallest area whose mask keeps the
- * class (neuromask_areas.c).
+ * the baseline b elsewhere, cross-entropy); with l_delete the image shows x
+ * where m = 0 and must lose the class; with alt_fill both are played on a
+ * second fill too. All images of a step go through the model as one batch:
+ * image g B + b is game g of image b.
  *
  * Options beyond the paper are all off in the "cifar" and "imagenet"
  * presets, whose arithmetic they leave untouched. */
@@ -27,13 +17,45 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/edge_index.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "explain/mask_terms.h"
-#include "explain/neuromask_run.h"
 #include "explain/optim.h"
 #include "image/blur.h"
+
+/* Width of the Gaussian that interpolates the grid's cells, in cells. */
+#define NM_GRID_SIGMA 0.75f
+
+/* One game: what the masked image shows and what it must do. */
+typedef struct nm_game {
+    int preserve;           /* 1: x where m = 1, the fill elsewhere, keep the class (CE);
+                               0: x where m = 0, the fill where m = 1, lose it (-log(1 - p)) */
+    float weight;
+    nm_baseline fill;
+    float *base;            /* B x C x H x W: the fill in pixel space */
+} nm_game;
+
+typedef struct nm_run {
+    const nm_neuromask_options *o;
+    const nm_preprocess *pp;
+    const float *x;
+    int B, C, H, W, K;
+    int coarse, gh, gw;     /* coarse: the mask has gh x gw cells, interpolated to H x W */
+    int cells, pixels;
+    int G;                  /* games per image; game 0 is the paper's term */
+    nm_game game[4];
+    int model_batch;        /* B x G */
+    float *w, *dw;          /* B x cells */
+    float *mc, *dmc;        /* B x cells: the masks on the cells and their gradients */
+    float *m, *dm;          /* B x pixels: the masks at full resolution */
+    float *msum;            /* option average: B x pixels, the sum of the masks of the steps taken */
+    float *wy, *wx, *utmp;  /* coarse: interpolation weights (H x gh, W x gw), scratch gh x W */
+    float *r;               /* smoothness residual of one image */
+    float *input, *dinput;  /* model input and its gradient */
+    float *logits, *dlogits;
+    float *loss, *lp, *ls, *lsm, *ld;   /* per image, this step */
+    nm_optim opt;
+} nm_run;
 
 static void *alloc_f(size_t n, int *ok)
 {
@@ -44,40 +66,37 @@ static void *alloc_f(size_t n, int *ok)
 
 static void run_free(nm_run *r)
 {
-    float *bufs[] = {r->w, r->dw, r->mc, r->dmc, r->m, r->dm, r->tau, r->spread, r->sorted, r->msum, r->r,
-                     r->wpad, r->dwpad, r->input, r->dinput, r->logits, r->dlogits, r->loss, r->lp, r->ls,
-                     r->lsm, r->ld};
+    float *bufs[] = {r->w, r->dw, r->mc, r->dmc, r->m, r->dm, r->msum, r->wy, r->wx, r->utmp, r->r, r->input, r->dinput,
+                     r->logits, r->dlogits, r->loss, r->lp, r->ls, r->lsm, r->ld};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
-    free(r->dy);
-    free(r->dx);
-    free(r->jitter_rng);
     for (int g = 0; g < r->G; g++) free(r->game[g].base);
     nm_optim_free(&r->opt);
 }
 
 static int run_alloc(nm_run *r)
 {
-    int ok = 1, k = r->o->kernel;
+    int ok = 1;
     size_t img = (size_t)r->B * r->C * r->pixels, cells = (size_t)r->B * r->cells;
-    size_t masks = (size_t)r->S * r->B * r->pixels, logits = (size_t)r->model_batch * r->K;
+    size_t masks = (size_t)r->B * r->pixels, logits = (size_t)r->model_batch * r->K;
     size_t model_img = (size_t)r->model_batch * r->C * r->pixels;
-    size_t padded = (size_t)(r->gh + k - 1) * (size_t)(r->gw + k - 1);
     for (int g = 0; g < r->G; g++) r->game[g].base = alloc_f(img, &ok);
     r->input = alloc_f(model_img, &ok);
     r->dinput = alloc_f(model_img, &ok);
     r->w = alloc_f(cells, &ok);
     r->dw = alloc_f(cells, &ok);
-    r->mc = alloc_f((size_t)r->S * cells, &ok);
-    r->dmc = alloc_f((size_t)r->S * cells, &ok);
+    r->mc = alloc_f(cells, &ok);
+    r->dmc = alloc_f(cells, &ok);
     r->m = alloc_f(masks, &ok);
     r->dm = alloc_f(masks, &ok);
-    r->tau = alloc_f((size_t)r->S * r->B, &ok);
-    r->spread = alloc_f((size_t)r->B, &ok);
-    r->sorted = alloc_f((size_t)r->cells, &ok);
-    r->msum = r->o->average ? alloc_f((size_t)r->B * (r->o->areas ? r->cells : r->pixels), &ok) : NULL;
-    r->r = alloc_f(r->o->smooth_edges ? padded : (size_t)r->cells, &ok);
-    r->wpad = r->o->smooth_edges ? alloc_f(padded, &ok) : NULL;
-    r->dwpad = r->o->smooth_edges ? alloc_f(padded, &ok) : NULL;
+    r->msum = r->o->average ? alloc_f(masks, &ok) : NULL;
+    if (r->coarse) {
+        r->wy = alloc_f((size_t)r->H * r->gh, &ok);
+        r->wx = alloc_f((size_t)r->W * r->gw, &ok);
+        r->utmp = alloc_f((size_t)r->gh * r->W, &ok);
+        if (ok) gaussian_interp_weights(r->gh, r->H, NM_GRID_SIGMA, r->wy);
+        if (ok) gaussian_interp_weights(r->gw, r->W, NM_GRID_SIGMA, r->wx);
+    }
+    r->r = alloc_f((size_t)r->cells, &ok);
     r->logits = alloc_f(logits, &ok);
     r->dlogits = alloc_f(logits, &ok);
     r->loss = alloc_f((size_t)r->B, &ok);
@@ -85,12 +104,6 @@ static int run_alloc(nm_run *r)
     r->ls = alloc_f((size_t)r->B, &ok);
     r->lsm = alloc_f((size_t)r->B, &ok);
     r->ld = alloc_f((size_t)r->B, &ok);
-    r->dy = calloc((size_t)r->B, sizeof(int));
-    r->dx = calloc((size_t)r->B, sizeof(int));
-    r->jitter_rng = calloc((size_t)r->B, sizeof(uint64_t));
-    ok = ok && r->dy && r->dx && r->jitter_rng;
-    for (int i = 0; i < r->S * r->B; i++) r->tau[i] = 0.f;   /* the paper's mask: no threshold ... */
-    for (int b = 0; b < r->B; b++) r->spread[b] = 1.f;      /* ... and no rescaling */
     return ok && nm_optim_init(&r->opt, r->o->optimizer, r->o->lr, (int64_t)cells);
 }
 
@@ -109,13 +122,6 @@ static float uniform01(uint64_t *s) { return (float)((splitmix(s) >> 40) / 16777
 static void fill_baseline(nm_run *r, nm_baseline kind, float *base, float *tmp)
 {
     uint64_t seed = r->o->seed ^ 0xB45E11Eull;
-    if (kind == NM_BASELINE_BLUR && r->o->blur_kernel > 0) {
-        for (int b = 0; b < r->B; b++) {
-            size_t off = (size_t)b * r->C * r->pixels;
-            nm_insertion_blur(r->pp, r->x + off, r->C, r->H, r->W, r->o->blur_kernel, r->o->blur_sigma, base + off, tmp);
-        }
-        return;
-    }
     for (int p = 0; p < r->B * r->C; p++) {
         const float *src = r->x + (size_t)p * r->pixels;
         float *dst = base + (size_t)p * r->pixels;
@@ -141,34 +147,27 @@ static void make_baselines(nm_run *r, float *tmp)
 
 /* ------------------------------------------------------------ one step */
 
-/* Pixel index that output pixel i shows when the image is shifted by
- * (dy, dx), edges replicated. */
-static int shifted(const nm_run *r, int i, int dy, int dx)
-{
-    int y = i / r->W, x = i % r->W;
-    return nm_edge_index(y - dy, r->H) * r->W + nm_edge_index(x - dx, r->W);
-}
-
-void nm_run_compose(const nm_run *r, int b, const float *mask, int preserve, const float *fill, float *dst)
+/* Image b as one model image at dst: unmasked (mask NULL), or x where the
+ * mask keeps it (m for preserve, 1 - m otherwise) and `fill` elsewhere
+ * (NULL: black); normalised. */
+static void compose(const nm_run *r, int b, const float *mask, int preserve, const float *fill, float *dst)
 {
     const nm_preprocess *pp = r->pp;
-    int dy = r->dy[b], dx = r->dx[b];
     for (int c = 0; c < r->C; c++) {
         size_t src = ((size_t)b * r->C + c) * r->pixels;
         float *out = dst + (size_t)c * r->pixels;
         float a = pp->scale / pp->std[c % 3], k = (pp->offset - pp->mean[c % 3]) / pp->std[c % 3];
         for (int i = 0; i < r->pixels; i++) {
-            int j = dy || dx ? shifted(r, i, dy, dx) : i;
-            float keep = !mask ? 1.f : (preserve ? mask[j] : 1.f - mask[j]);
-            float v = !mask ? r->x[src + j] : r->x[src + j] * keep + (fill ? fill[src + j] * (1.f - keep) : 0.f);
+            float keep = !mask ? 1.f : (preserve ? mask[i] : 1.f - mask[i]);
+            float v = !mask ? r->x[src + i] : r->x[src + i] * keep + (fill ? fill[src + i] * (1.f - keep) : 0.f);
             out[i] = a * v + k;
         }
     }
 }
 
-static float *model_image(const nm_run *r, float *buf, int s, int g, int b)
+static float *model_image(const nm_run *r, float *buf, int g, int b)
 {
-    return buf + ((size_t)(s * r->G + g) * r->B + b) * r->C * r->pixels;
+    return buf + ((size_t)g * r->B + b) * r->C * r->pixels;
 }
 
 /* The first B model images: x unmasked (mask NULL) or under `mask` (B x
@@ -176,33 +175,27 @@ static float *model_image(const nm_run *r, float *buf, int s, int g, int b)
 static void compose_input(nm_run *r, const float *mask)
 {
     for (int b = 0; b < r->B; b++)
-        nm_run_compose(r, b, mask ? mask + (size_t)b * r->pixels : NULL, 1, r->game[0].base,
-                    model_image(r, r->input, 0, 0, b));
+        compose(r, b, mask ? mask + (size_t)b * r->pixels : NULL, 1, r->game[0].base, model_image(r, r->input, 0, b));
 }
 
 static void compose_games(nm_run *r)
 {
-    for (int s = 0; s < r->S; s++)
-        for (int g = 0; g < r->G; g++)
-            for (int b = 0; b < r->B; b++)
-                nm_run_compose(r, b, r->m + ((size_t)s * r->B + b) * r->pixels, r->game[g].preserve, r->game[g].base,
-                            model_image(r, r->input, s, g, b));
+    for (int g = 0; g < r->G; g++)
+        for (int b = 0; b < r->B; b++)
+            compose(r, b, r->m + (size_t)b * r->pixels, r->game[g].preserve, r->game[g].base,
+                    model_image(r, r->input, g, b));
 }
 
-/* The masks of this step from w: per mask s, sigmoid((w - tau) / (T spread))
- * on the cells, upsampled to the pixels (tau 0 and spread 1 outside the
- * area sweep: the paper's sigmoid(w / T)). */
+/* The masks of this step from w: sigmoid(w / T) on the cells, interpolated
+ * to the pixels when the mask is coarse. */
 static void update_masks(nm_run *r)
 {
-    for (int s = 0; s < r->S; s++)
-        for (int b = 0; b < r->B; b++) {
-            size_t sb = (size_t)s * r->B + b;
-            float *mc = r->mc + sb * r->cells, *m = r->m + sb * r->pixels;
-            mask_sigmoid_forward(r->w + (size_t)b * r->cells, r->cells, r->tau[sb],
-                                 r->T * r->spread[b], mc);
-            if (r->coarse) upsample_bilinear_forward(mc, r->gh, r->gw, m, r->H, r->W);
-            else memcpy(m, mc, sizeof(float) * (size_t)r->pixels);
-        }
+    for (int b = 0; b < r->B; b++) {
+        float *mc = r->mc + (size_t)b * r->cells, *m = r->m + (size_t)b * r->pixels;
+        mask_sigmoid_forward(r->w + (size_t)b * r->cells, r->cells, 0.f, r->o->temperature, mc);
+        if (r->coarse) upsample_separable_forward(mc, r->gh, r->gw, r->wy, r->wx, r->utmp, m, r->H, r->W);
+        else memcpy(m, mc, sizeof(float) * (size_t)r->pixels);
+    }
 }
 
 /* The targets' softmax probabilities of the first B images into prob and,
@@ -245,55 +238,38 @@ static float game_loss(int preserve, float weight, const float *z, int K, int c,
     return weight * (float)loss;
 }
 
-/* Game 0's loss is the prediction term (lp), the others' sum is ld; with
- * several masks, each game's weight is shared out over them. */
+/* Game 0's loss (and the other preserve games') is the prediction term
+ * (lp), the delete games' sum is ld. */
 static void game_losses(nm_run *r, const int *target)
 {
     for (int b = 0; b < r->B; b++) r->lp[b] = r->ld[b] = 0;
-    for (int s = 0; s < r->S; s++)
-        for (int g = 0; g < r->G; g++)
-            for (int b = 0; b < r->B; b++) {
-                size_t img = ((size_t)(s * r->G + g) * r->B + b) * r->K;
-                const nm_game *gm = &r->game[g];
-                float l = game_loss(gm->preserve, gm->weight / (float)r->S, r->logits + img, r->K, target[b],
-                                    r->dlogits + img);
-                if (g == 0) r->lp[b] += l;
-                else r->ld[b] += l;
-            }
+    for (int g = 0; g < r->G; g++)
+        for (int b = 0; b < r->B; b++) {
+            size_t img = ((size_t)g * r->B + b) * r->K;
+            const nm_game *gm = &r->game[g];
+            float l = game_loss(gm->preserve, gm->weight, r->logits + img, r->K, target[b], r->dlogits + img);
+            if (gm->preserve) r->lp[b] += l;
+            else r->ld[b] += l;
+        }
 }
 
 /* d input / d m = a (x - fill) where the game keeps x on m = 1, a (fill - x)
- * where it keeps x on m = 0; summed onto the source pixels of the shift. */
+ * where it keeps x on m = 0. */
 static void mask_gradient(nm_run *r)
 {
     const nm_preprocess *pp = r->pp;
-    memset(r->dm, 0, sizeof(float) * (size_t)r->S * r->B * r->pixels);
-    for (int s = 0; s < r->S; s++)
-        for (int g = 0; g < r->G; g++)
-            for (int b = 0; b < r->B; b++) {
-                const float *fill = r->game[g].base, *din = model_image(r, r->dinput, s, g, b);
-                float sign = r->game[g].preserve ? 1.f : -1.f, *dm = r->dm + ((size_t)s * r->B + b) * r->pixels;
-                int dy = r->dy[b], dx = r->dx[b];
-                for (int c = 0; c < r->C; c++) {
-                    size_t src = ((size_t)b * r->C + c) * r->pixels;
-                    const float *dc = din + (size_t)c * r->pixels;
-                    float a = sign * pp->scale / pp->std[c % 3];
-                    for (int i = 0; i < r->pixels; i++) {
-                        int j = dy || dx ? shifted(r, i, dy, dx) : i;
-                        dm[j] += dc[i] * a * (r->x[src + j] - fill[src + j]);
-                    }
-                }
+    memset(r->dm, 0, sizeof(float) * (size_t)r->B * r->pixels);
+    for (int g = 0; g < r->G; g++)
+        for (int b = 0; b < r->B; b++) {
+            const float *fill = r->game[g].base, *din = model_image(r, r->dinput, g, b);
+            float sign = r->game[g].preserve ? 1.f : -1.f, *dm = r->dm + (size_t)b * r->pixels;
+            for (int c = 0; c < r->C; c++) {
+                size_t src = ((size_t)b * r->C + c) * r->pixels;
+                const float *dc = din + (size_t)c * r->pixels;
+                float a = sign * pp->scale / pp->std[c % 3];
+                for (int i = 0; i < r->pixels; i++) dm[i] += dc[i] * a * (r->x[src + i] - fill[src + i]);
             }
-}
-
-/* Jitter offsets for the next step, each in [-jitter, jitter]. */
-static void draw_jitter(nm_run *r)
-{
-    int J = r->o->jitter;
-    for (int b = 0; b < r->B; b++) {
-        r->dy[b] = J ? (int)(splitmix(&r->jitter_rng[b]) % (uint64_t)(2 * J + 1)) - J : 0;
-        r->dx[b] = J ? (int)(splitmix(&r->jitter_rng[b]) % (uint64_t)(2 * J + 1)) - J : 0;
-    }
+        }
 }
 
 /* Sparsity on the mask itself: l_sparse * mean(m) over the cells. */
@@ -307,53 +283,31 @@ static float mask_sparsity(const float *mc, int n, float scale, float *dmc)
     return scale * (float)(s / n);
 }
 
-/* The smoothness term of one image's w, weighted by `scale`: adds its
- * gradient to dw and returns its value. With smooth_edges, w is edge-padded
- * first, so the border cells are smoothed like the others (the paper's
- * 'valid' Laplacian leaves them free). */
-static float smoothness_term(nm_run *r, const float *w, float scale, float *dw)
-{
-    int k = r->o->kernel, p = k / 2;
-    if (!r->o->smooth_edges) {
-        float v = smoothness_forward(w, r->gh, r->gw, k, r->r);
-        smoothness_backward(r->r, r->gh, r->gw, k, scale, dw);
-        return scale * v;
-    }
-    int ph = r->gh + 2 * p, pw = r->gw + 2 * p;
-    pad_replicate_forward(w, r->gh, r->gw, p, r->wpad);
-    float v = smoothness_forward(r->wpad, ph, pw, k, r->r);
-    memset(r->dwpad, 0, sizeof(float) * (size_t)ph * pw);
-    smoothness_backward(r->r, ph, pw, k, scale, r->dwpad);
-    pad_replicate_backward(r->dwpad, r->gh, r->gw, p, dw);
-    return scale * v;
-}
-
-/* dw of image b from its masks' gradients, plus the regularisers. */
+/* dw of image b from its mask's gradient, plus the regularisers. */
 static void image_weight_gradient(nm_run *r, int b)
 {
     const nm_neuromask_options *o = r->o;
     float *w = r->w + (size_t)b * r->cells, *dw = r->dw + (size_t)b * r->cells;
-    float Ts = r->T * r->spread[b];
+    float *mc = r->mc + (size_t)b * r->cells, *dmc = r->dmc + (size_t)b * r->cells;
+    const float *dm = r->dm + (size_t)b * r->pixels;
     r->ls[b] = 0;
-    for (int s = 0; s < r->S; s++) {
-        size_t sb = (size_t)s * r->B + b;
-        float *mc = r->mc + sb * r->cells, *dmc = r->dmc + sb * r->cells;
-        const float *dm = r->dm + sb * r->pixels;
-        if (r->coarse) {
-            memset(dmc, 0, sizeof(float) * (size_t)r->cells);
-            upsample_bilinear_backward(dm, r->H, r->W, dmc, r->gh, r->gw);
-        } else {
-            memcpy(dmc, dm, sizeof(float) * (size_t)r->cells);
-        }
-        if (o->sparsity == NM_SPARSITY_MASK) r->ls[b] = mask_sparsity(mc, r->cells, r->l_sparse, dmc);
-        mask_sigmoid_backward(mc, dmc, r->cells, Ts, dw);
+    if (r->coarse) {
+        memset(dmc, 0, sizeof(float) * (size_t)r->cells);
+        upsample_separable_backward(dm, r->H, r->W, r->wy, r->wx, r->utmp, dmc, r->gh, r->gw);
+    } else {
+        memcpy(dmc, dm, sizeof(float) * (size_t)r->cells);
     }
+    if (o->sparsity == NM_SPARSITY_MASK) r->ls[b] = mask_sparsity(mc, r->cells, o->l_sparse, dmc);
+    mask_sigmoid_backward(mc, dmc, r->cells, o->temperature, dw);
     if (o->sparsity == NM_SPARSITY_LOGIT) {
-        r->ls[b] = r->l_sparse * sparsity_forward(w, r->cells, o->init_range);
-        sparsity_backward(w, r->cells, o->init_range, r->l_sparse, dw);
+        r->ls[b] = o->l_sparse * sparsity_forward(w, r->cells, o->init_range);
+        sparsity_backward(w, r->cells, o->init_range, o->l_sparse, dw);
     }
-    /* the masks see w / spread: so does the smoothness, or shrinking w would evade it */
-    r->lsm[b] = smoothness_term(r, w, o->l_smooth / (r->spread[b] * r->spread[b]), dw);
+    r->lsm[b] = 0;
+    if (o->l_smooth != 0) {
+        r->lsm[b] = o->l_smooth * smoothness_forward(w, r->gh, r->gw, o->kernel, r->r);
+        smoothness_backward(r->r, r->gh, r->gw, o->kernel, o->l_smooth, dw);
+    }
     r->loss[b] = r->lp[b] + r->ls[b] + r->lsm[b] + r->ld[b];
 }
 
@@ -363,10 +317,8 @@ static void weight_gradient(nm_run *r)
     for (int b = 0; b < r->B; b++) image_weight_gradient(r, b);
 }
 
-static nm_status step(nm_run *r, nm_model *m, const int *target, int t, nm_error *err)
+static nm_status step(nm_run *r, nm_model *m, const int *target, nm_error *err)
 {
-    draw_jitter(r);
-    if (r->o->areas) nm_area_thresholds(r, t);
     update_masks(r);
     compose_games(r);
     nm_status s = nm_model_forward(m, r->input, r->logits, err);
@@ -386,8 +338,7 @@ static nm_status step(nm_run *r, nm_model *m, const int *target, int t, nm_error
 
 static int uses_blur(const nm_neuromask_options *o)
 {
-    return o->baseline == NM_BASELINE_BLUR || (o->l_delete > 0 && o->delete_baseline == NM_BASELINE_BLUR) ||
-           (o->l_pred_alt > 0 && o->alt_baseline == NM_BASELINE_BLUR);
+    return o->baseline == NM_BASELINE_BLUR || (o->alt_fill && o->alt_baseline == NM_BASELINE_BLUR);
 }
 
 static nm_status check_options(const nm_neuromask_options *o, nm_error *err)
@@ -396,17 +347,12 @@ static nm_status check_options(const nm_neuromask_options *o, nm_error *err)
         o->grid < NM_GRID_AUTO || o->tol < 0 || o->window < 1 || (uses_blur(o) && !(o->blur_sigma > 0 && o->blur_sigma < 40)))
         return nm_fail(err, NM_ERR_ARG, "NeuroMask options out of range (steps >= 0, lr > 0, T > 0, kernel 3 or 5, "
                                         "grid >= -1, tol >= 0, window >= 1, 0 < blur sigma < 40)");
-    if (o->jitter < 0 || o->jitter > 64 || (unsigned)o->init > NM_INIT_CONSTANT ||
-        (unsigned)o->sparsity > NM_SPARSITY_MASK || o->l_delete < 0 || o->l_pred_alt < 0 ||
-        (unsigned)o->delete_baseline > NM_BASELINE_NOISE || (unsigned)o->alt_baseline > NM_BASELINE_NOISE ||
-        !(o->output_sigma >= 0 && o->output_sigma < 40) || o->blur_kernel < 0 ||
-        o->blur_kernel > NM_INSERTION_BLUR_MAX_KERNEL || (o->blur_kernel > 0 && o->blur_kernel % 2 == 0))
-        return nm_fail(err, NM_ERR_ARG, "NeuroMask options out of range (jitter 0..64, l_delete >= 0, "
-                                        "l_pred_alt >= 0, 0 <= output sigma < 40, blur kernel 0 or odd <= %d, "
-                                        "known init, sparsity, baselines)", NM_INSERTION_BLUR_MAX_KERNEL);
-    if (o->areas < 0 || o->areas > NM_MAX_AREAS || (o->areas && o->l_sparse != 0))
-        return nm_fail(err, NM_ERR_ARG, "NeuroMask areas must be 0..%d, and the area sweep runs without the "
-                                        "sparsity term (l_sparse=0)", NM_MAX_AREAS);
+    if ((unsigned)o->optimizer > NM_OPT_NORMALIZED || (unsigned)o->init > NM_INIT_ZERO ||
+        (unsigned)o->sparsity > NM_SPARSITY_MASK || o->l_delete < 0 || (unsigned)o->baseline > NM_BASELINE_NOISE ||
+        (unsigned)o->alt_baseline > NM_BASELINE_NOISE || (o->alt_fill != 0 && o->alt_fill != 1) ||
+        (o->calibrate != 0 && o->calibrate != 1) || (o->average != 0 && o->average != 1))
+        return nm_fail(err, NM_ERR_ARG, "NeuroMask options out of range (l_delete >= 0, alt_fill, average, calibrate 0 or 1, "
+                                        "known optimizer, init, sparsity, baselines)");
     return NM_OK;
 }
 
@@ -458,45 +404,8 @@ static void init_weights(nm_run *r)
         float *w = r->w + (size_t)b * r->cells;
         for (int i = 0; i < r->cells; i++)
             w[i] = o->init_w ? o->init_w[(size_t)b * r->cells + i]
-                 : o->init == NM_INIT_CONSTANT ? o->init_value
+                 : o->init == NM_INIT_ZERO ? 0.f
                  : o->init_range * (2.f * uniform01(&s) - 1.f);
-        r->jitter_rng[b] = (o->seed + (uint64_t)b) ^ 0x717731ull;
-    }
-}
-
-/* Adds the mask this step evaluated (before the update) to image b's sum. */
-static void accumulate_mask(nm_run *r, int b)
-{
-    const float *m = r->m + (size_t)b * r->pixels;
-    float *sum = r->msum + (size_t)b * r->pixels;
-    for (int i = 0; i < r->pixels; i++) sum[i] += m[i];
-}
-
-/* The mean over the steps taken and the final mask, scaled so its largest
- * value is 1: pixels that kept their mask value longer while the sparsity
- * pulled rank higher, and the most lasting one is fully kept. Replaces r->m. */
-static void average_masks(nm_run *r, const nm_explanation *e)
-{
-    for (int b = 0; b < r->B; b++) {
-        float *m = r->m + (size_t)b * r->pixels;
-        const float *sum = r->msum + (size_t)b * r->pixels;
-        float n = (float)(e->steps[b] + 1), top = 0;
-        for (int i = 0; i < r->pixels; i++) {
-            m[i] = (sum[i] + m[i]) / n;
-            top = m[i] > top ? m[i] : top;
-        }
-        for (int i = 0; top > 0 && i < r->pixels; i++) m[i] /= top;
-    }
-}
-
-/* Gaussian blur of each returned mask: neighbours of the decisive pixels
- * rank next. Uses dinput and dm as scratch (the gradients are no longer needed). */
-static void blur_masks(nm_run *r)
-{
-    for (int b = 0; b < r->B; b++) {
-        float *m = r->m + (size_t)b * r->pixels;
-        nm_gaussian_blur(m, r->dm, 1, r->H, r->W, r->o->output_sigma, r->dinput);
-        memcpy(m, r->dm, sizeof(float) * (size_t)r->pixels);
     }
 }
 
@@ -507,6 +416,25 @@ static int converged(const nm_explanation *e, const nm_run *r, int b, int t)
     if (t < o->window) return 0;
     float now = e->history[(size_t)t * r->B + b], then = e->history[(size_t)(t - o->window) * r->B + b];
     return fabsf(now - then) <= o->tol * fabsf(then);
+}
+
+/* Adds the mask this step evaluated (before the update) to image b's sum. */
+static void accumulate_mask(nm_run *r, int b)
+{
+    const float *m = r->m + (size_t)b * r->pixels;
+    float *sum = r->msum + (size_t)b * r->pixels;
+    for (int i = 0; i < r->pixels; i++) sum[i] += m[i];
+}
+
+/* Option average: each mask becomes the mean of the masks of its steps and
+ * the final one. */
+static void average_masks(nm_run *r, const nm_explanation *e)
+{
+    for (int b = 0; b < r->B; b++) {
+        float *m = r->m + (size_t)b * r->pixels, n = (float)(e->steps[b] + 1);
+        const float *sum = r->msum + (size_t)b * r->pixels;
+        for (int i = 0; i < r->pixels; i++) m[i] = (sum[i] + m[i]) / n;
+    }
 }
 
 static nm_status optimise(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err)
@@ -522,15 +450,14 @@ static nm_status optimise(nm_run *r, nm_model *m, nm_explanation *e, nm_error *e
             s = nm_fail(err, NM_ERR_CANCELLED, "interrupted at step %d of %d", t, o->steps);
             break;
         }
-        if (o->sparsity_ramp) r->l_sparse = o->l_sparse * (float)(t + 1) / (float)o->steps;
-        if (o->lr_decay) r->opt.lr = o->lr * (float)(o->steps - t) / (float)o->steps;
-        if (o->T_start > 0) r->T = o->T_start * powf(o->temperature / o->T_start, (float)t / (float)o->steps);
-        s = step(r, m, e->target, t, err);
+        /* normalized steps shrink linearly to 0, so the last ones settle instead of oscillating */
+        if (o->optimizer == NM_OPT_NORMALIZED) r->opt.lr = o->lr * (float)(o->steps - t) / (float)o->steps;
+        s = step(r, m, e->target, err);
         if (s) break;
         memcpy(e->history + (size_t)t * r->B, r->loss, sizeof(float) * (size_t)r->B);
         for (int b = 0; b < r->B; b++) {
             if (done[b]) continue;
-            if (r->msum && !o->areas) accumulate_mask(r, b);
+            if (r->msum) accumulate_mask(r, b);
             nm_optim_step(&r->opt, r->w, r->dw, (int64_t)b * r->cells, r->cells, t + 1);
             e->steps[b] = t + 1;
             if (e->converged_at[b] < 0 && converged(e, r, b, t)) e->converged_at[b] = t + 1;
@@ -546,29 +473,64 @@ static nm_status optimise(nm_run *r, nm_model *m, nm_explanation *e, nm_error *e
     return s;
 }
 
-/* The returned masks into r->m (B x pixels): the final mask, or the mean
- * over the steps, or the area sweep's ranking. */
-static nm_status returned_masks(nm_run *r, nm_model *m, const nm_explanation *e, nm_error *err)
+/* Exponents tried by option calibrate: 2^(-j/2), j = 0 .. NM_CALIBRATE_POWERS - 1. */
+#define NM_CALIBRATE_POWERS 12
+
+/* Whether model image `slot` keeps class c as top-1 with at least half of
+ * the unmasked probability p0. */
+static int keeps(const nm_run *r, int slot, int c, float p0)
 {
-    memset(r->dy, 0, sizeof(int) * (size_t)r->B);   /* the final check sees the image unshifted */
-    memset(r->dx, 0, sizeof(int) * (size_t)r->B);
-    if (r->o->areas) {
-        nm_status s = nm_area_map(r, m, e->target, err);
-        if (s) return s;
-    } else {
-        update_masks(r);
-        if (r->msum) average_masks(r, e);
+    const float *z = r->logits + (size_t)slot * r->K;
+    float mx = z[argmax(z, r->K)];
+    double sum = 0;
+    for (int k = 0; k < r->K; k++) sum += exp((double)(z[k] - mx));
+    return z[c] == mx && exp((double)(z[c] - mx)) / sum >= 0.5 * (double)p0;
+}
+
+/* Option calibrate: each returned mask becomes m^g, g the largest of
+ * 2^(-j/2) whose masked image x m (black elsewhere, the paper's) keeps the
+ * class with at least half its probability (the smallest g when none does). m^g orders
+ * the pixels as m does; a smaller g only raises the mask. The candidates
+ * go through the model as many at a time as its batch holds. */
+static nm_status calibrate(nm_run *r, nm_model *m, const nm_explanation *e, nm_error *err)
+{
+    int per = r->model_batch / r->B, *chosen = malloc(sizeof(int) * (size_t)r->B);
+    if (!chosen) return nm_fail(err, NM_ERR_MEMORY, "out of memory");
+    for (int b = 0; b < r->B; b++) chosen[b] = -1;
+    nm_status s = NM_OK;
+    for (int j0 = 0; j0 < NM_CALIBRATE_POWERS && !s; j0 += per) {
+        int nj = NM_CALIBRATE_POWERS - j0 < per ? NM_CALIBRATE_POWERS - j0 : per;
+        for (int q = 0; q < nj; q++)
+            for (int b = 0; b < r->B; b++) {
+                const float *mb = r->m + (size_t)b * r->pixels;
+                float g = powf(2.f, -0.5f * (float)(j0 + q)), *tmp = r->dm + (size_t)b * r->pixels;
+                for (int i = 0; i < r->pixels; i++) tmp[i] = powf(mb[i], g);
+                compose(r, b, tmp, 1, NULL, model_image(r, r->input, q, b));
+            }
+        s = nm_model_forward(m, r->input, r->logits, err);
+        for (int b = 0; !s && b < r->B; b++)
+            for (int q = 0; q < nj && chosen[b] < 0; q++)
+                if (keeps(r, q * r->B + b, e->target[b], e->prob_before[b])) chosen[b] = j0 + q;
     }
-    if (r->o->output_sigma > 0) blur_masks(r);
-    return NM_OK;
+    for (int b = 0; !s && b < r->B; b++) {
+        float g = powf(2.f, -0.5f * (float)(chosen[b] < 0 ? NM_CALIBRATE_POWERS - 1 : chosen[b]));
+        float *mb = r->m + (size_t)b * r->pixels;
+        for (int i = 0; i < r->pixels; i++) mb[i] = powf(mb[i], g);
+    }
+    free(chosen);
+    return s;
 }
 
 static nm_status finish(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err)
 {
-    nm_status s = returned_masks(r, m, e, err);
-    if (s) return s;
+    update_masks(r);
+    if (r->msum) average_masks(r, e);
+    if (r->o->calibrate) {
+        nm_status c = calibrate(r, m, e, err);
+        if (c) return c;
+    }
     compose_input(r, r->m);   /* the final check sees the mask returned */
-    s = nm_model_forward(m, r->input, r->logits, err);
+    nm_status s = nm_model_forward(m, r->input, r->logits, err);
     if (s) return s;
     target_probs(r, e->target, e->prob_after, r->lp);
     weight_gradient(r);   /* the final loss terms; the gradient itself is unused */
@@ -599,17 +561,24 @@ static nm_status start(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err)
     return NM_OK;
 }
 
-static nm_status setup(nm_run *r, nm_model *m, int batch, nm_error *err)
+/* The games: keep the class on each fill, and (l_delete) lose it when the
+ * mask's pixels show the fill; with two fills each game's weight is halved. */
+static void add_games(nm_run *r)
 {
     const nm_neuromask_options *o = r->o;
-    r->game[r->G++] = (nm_game){.preserve = 1, .weight = o->l_pred, .fill = o->baseline};
-    if (o->l_delete > 0) r->game[r->G++] = (nm_game){.preserve = 0, .weight = o->l_delete, .fill = o->delete_baseline};
-    if (o->l_pred_alt > 0) r->game[r->G++] = (nm_game){.preserve = 1, .weight = o->l_pred_alt, .fill = o->alt_baseline};
-    r->S = o->areas ? o->areas : 1;
-    r->model_batch = batch * r->S * r->G;
-    if (o->areas && r->S * r->G < 2) r->model_batch = 2 * batch;   /* room for the two checks of an area */
-    r->l_sparse = o->l_sparse;
-    r->T = o->temperature;
+    nm_baseline fills[2] = {o->baseline, o->alt_baseline};
+    int n = o->alt_fill ? 2 : 1;
+    for (int f = 0; f < n; f++) {
+        r->game[r->G++] = (nm_game){.preserve = 1, .weight = o->l_pred / (float)n, .fill = fills[f]};
+        if (o->l_delete > 0)
+            r->game[r->G++] = (nm_game){.preserve = 0, .weight = o->l_delete / (float)n, .fill = fills[f]};
+    }
+}
+
+static nm_status setup(nm_run *r, nm_model *m, int batch, nm_error *err)
+{
+    add_games(r);
+    r->model_batch = batch * r->G;
     nm_status s = nm_model_set_batch(m, r->model_batch, err);
     if (s) return s;
     nm_shape in = nm_model_input_shape(m), out = nm_model_output_shape(m);
@@ -619,7 +588,7 @@ static nm_status setup(nm_run *r, nm_model *m, int batch, nm_error *err)
     r->H = (int)in.dims[2];
     r->W = (int)in.dims[3];
     r->K = (int)out.dims[1];
-    int g = nm_neuromask_grid(o, r->H, r->W);
+    int g = nm_neuromask_grid(r->o, r->H, r->W);
     r->coarse = g > 0;
     r->gh = g > 0 ? g : r->H;
     r->gw = g > 0 ? g : r->W;

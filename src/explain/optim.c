@@ -48,8 +48,20 @@ static void adam_step(nm_optim *o, float *w, const float *g, int64_t from, int64
     }
 }
 
+/* A step of length lr * sqrt(count) along -g: the direction is a smooth
+ * function of g, unlike RMSProp's and Adam's first steps, which move every
+ * coordinate by about lr whatever the size of its gradient. */
+static void normalized_step(nm_optim *o, float *w, const float *g, int64_t from, int64_t count)
+{
+    double ss = 0;
+    for (int64_t i = from; i < from + count; i++) ss += (double)g[i] * g[i];
+    float scale = o->lr / (float)(sqrt(ss / (double)count) + 1e-12);
+    for (int64_t i = from; i < from + count; i++) w[i] -= scale * g[i];
+}
+
 void nm_optim_step(nm_optim *o, float *w, const float *g, int64_t from, int64_t count, int t)
 {
     if (o->kind == NM_OPT_ADAM) adam_step(o, w, g, from, count, t);
+    else if (o->kind == NM_OPT_NORMALIZED) normalized_step(o, w, g, from, count);
     else rmsprop_step(o, w, g, from, count);
 }
