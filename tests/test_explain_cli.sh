@@ -72,7 +72,10 @@ assert abs(float((m > 0.5).mean()) - j["mask_area"]) < 1e-6, j["mask_area"]
 # neighbouring pixels differ by far less than the range: no cell edges
 assert np.abs(np.diff(m, axis=1)).max() < 0.25 * (m.max() - m.min()), np.abs(np.diff(m, axis=1)).max()
 o = j["options"]
-assert o["grid"] == 8 and o["optimizer"] == "normalized" and o["init"] == "zero" and o["alt_fill"] == 1, o
+assert o["grid"] == 8 and o["optimizer"] == "normalized" and o["init"] == "zero", o
+assert o["average"] == 1 and o["calibrate"] == 1 and o["baseline"] == "blur" and o["blur_sigma"] == 10, o
+# calibrate: the returned mask keeps the class on x * m
+assert j["kept"] is True, j["kept"]
 EOF
 check "default preset: a smooth map in [0, 1], 8 x 8 cells" "$PY" "$T/check_smooth.py" "$T/e7"
 check "default preset, batch of 2" "$NM_BIN" explain --model "$model" --steps 60 --quiet --out "$T/e2" --batch 2 "$img1" "$img2"
@@ -81,9 +84,9 @@ import numpy as np, sys
 a, b = (np.load(sys.argv[i] + '/0_Ankle_boot.mask.npy').ravel() for i in (1, 2))
 sys.exit(0 if np.corrcoef(a, b)[0, 1] > 0.99 else 1)" "$T/e7" "$T/e2"
 # A second fill changes the mask; an unknown one is refused before any output is written.
-check "alt_baseline=mean runs" "$NM_BIN" explain --model "$model" --steps 60 --quiet --out "$T/k11" --nm alt_baseline=mean "$img1"
-check "alt_baseline recorded in the JSON" grep -q '"alt_baseline": "mean"' "$T/k11/0_Ankle_boot.json"
-check "alt_baseline changes the mask" sh -c "! cmp -s '$T/e7/0_Ankle_boot.mask.npy' '$T/k11/0_Ankle_boot.mask.npy'"
+check "alt_fill=1,alt_baseline=mean runs" "$NM_BIN" explain --model "$model" --steps 60 --quiet --out "$T/k11" --nm alt_fill=1,alt_baseline=mean "$img1"
+check "alt_baseline recorded in the JSON" grep -q '"alt_fill": 1, "alt_baseline": "mean"' "$T/k11/0_Ankle_boot.json"
+check "a second fill changes the mask" sh -c "! cmp -s '$T/e7/0_Ankle_boot.mask.npy' '$T/k11/0_Ankle_boot.mask.npy'"
 "$NM_BIN" explain --model "$model" --steps 60 --quiet --out "$T/k4" --nm alt_baseline=grey "$img1" 2> "$T/err"
 check "unknown alt_baseline refused (exit $?)" test $? -ne 0
 check "unknown alt_baseline: the reason" grep -q "alt_baseline: bad value 'grey'" "$T/err"
