@@ -337,7 +337,7 @@ class Model:
         """Explain one image (a path, a PIL image, an H x W x C uint8 array or a
         C x H x W float array in [0, 1]) for class `target` (None: the
         predicted class). Options: for NeuroMask `preset` and the keys of
-        nm_neuromask_parse (steps, lr, grid, areas, ...); for the other
+        nm_neuromask_parse (steps, lr, grid, l_sparse, ...); for the other
         methods the fields of nm_saliency_options (ig_steps, ig_baseline,
         sg_samples, sg_sigma, gradcam_layer, occ_patch, occ_stride, occ_fill,
         rise_masks, rise_cell, rise_p, pert_steps, pert_grid, pert_lr,

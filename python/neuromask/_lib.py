@@ -45,13 +45,10 @@ class NeuromaskOptions(Structure):
     _fields_ = [("target_class", c_int), ("l_pred", c_float), ("l_sparse", c_float), ("l_smooth", c_float),
                 ("temperature", c_float), ("init_range", c_float), ("kernel", c_int), ("optimizer", c_int),
                 ("lr", c_float), ("steps", c_int), ("tol", c_float), ("window", c_int), ("early_stop", c_int),
-                ("seed", c_uint64), ("baseline", c_int), ("blur_sigma", c_float), ("blur_kernel", c_int),
-                ("grid", c_int), ("init_w", POINTER(c_float)), ("progress", PROGRESS_FN),
-                ("progress_ctx", c_void_p), ("cancel", POINTER(sig_atomic_t)), ("init", c_int),
-                ("init_value", c_float), ("sparsity", c_int), ("sparsity_ramp", c_int), ("jitter", c_int),
-                ("average", c_int), ("l_delete", c_float), ("delete_baseline", c_int), ("l_pred_alt", c_float),
-                ("alt_baseline", c_int), ("output_sigma", c_float), ("areas", c_int), ("T_start", c_float),
-                ("lr_decay", c_int), ("smooth_edges", c_int)]
+                ("seed", c_uint64), ("baseline", c_int), ("blur_sigma", c_float), ("grid", c_int),
+                ("init_w", POINTER(c_float)), ("progress", PROGRESS_FN), ("progress_ctx", c_void_p),
+                ("cancel", POINTER(sig_atomic_t)), ("init", c_int), ("sparsity", c_int), ("l_delete", c_float),
+                ("alt_fill", c_int), ("alt_baseline", c_int), ("average", c_int), ("calibrate", c_int)]
 
 
 class Explanation(Structure):

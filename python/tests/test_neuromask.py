@@ -43,7 +43,7 @@ def test_classify_matches_cli(nm_bin, fashion):
 
 @pytest.mark.parametrize("method,args,options", [
     ("neuromask", [], {}),
-    ("neuromask", ["--steps", "40", "--seed", "3"], {"steps": 40, "seed": 3}),
+    ("neuromask", ["--steps", "20", "--seed", "3"], {"steps": 20, "seed": 3}),
     ("integrated-gradients", ["--ig-steps", "8"], {"ig_steps": 8}),
     ("gradcam", [], {}),
     ("occlusion", ["--occ-patch", "6", "--occ-stride", "3"], {"occ_patch": 6, "occ_stride": 3}),
@@ -62,7 +62,7 @@ def test_explain_matches_cli(nm_bin, fashion, tmp_path, method, args, options):
     assert int(np.argmax(ex.probabilities)) == ex.target
     assert abs(float(ex.probabilities[ex.target]) - ex.prob) < 1e-5
     if method == "neuromask":
-        assert ex.extra["steps"] == options.get("steps", 300)
+        assert ex.extra["steps"] == options.get("steps", 40)   # the default preset's
     if method == "integrated-gradients":
         assert "completeness_error" in ex.extra
     if method == "gradcam":
