@@ -8,8 +8,9 @@ files (runs of different methods on the same images) are merged.
     eval_paired.py [--ref neuromask] [--protocol rise] [--label NAME=PATH ...] RESULTS.csv ...
 
 --protocol P: the deletion / insertion protocol of `eval --protocols`
-(rise, black, blur, grey, mean; default rise); files written before
---protocols existed hold RISE's protocol only.
+(rise, black, blur, grey, mean; default rise), scored by insertion -
+deletion, or road (`eval --road`), scored by LeRF - MoRF; files written
+before --protocols existed hold RISE's protocol only.
 
 --label NAME=PATH renames the methods of one file: "NAME" (e.g. two runs of
 neuromask with different settings). Prints a Markdown table.
@@ -28,15 +29,17 @@ def load(path, label, protocol):
             if protocol != "rise":
                 sys.exit("eval_paired.py: %s has RISE's protocol only" % path)
             rows[(method, r["image"])] = float(r["insertion_auc"]) - float(r["deletion_auc"])
-        elif r["ins_del_" + protocol] != "":
-            rows[(method, r["image"])] = float(r["ins_del_" + protocol])
+        else:
+            column = "road_lerf_morf" if protocol == "road" else "ins_del_" + protocol
+            if r[column] != "":
+                rows[(method, r["image"])] = float(r[column])
     return rows
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="neuromask")
-    ap.add_argument("--protocol", default="rise", choices=("rise", "black", "blur", "grey", "mean"))
+    ap.add_argument("--protocol", default="rise", choices=("rise", "black", "blur", "grey", "mean", "road"))
     ap.add_argument("--label", action="append", default=[], help="NAME=PATH")
     ap.add_argument("results", nargs="+")
     args = ap.parse_args()
@@ -61,7 +64,8 @@ def main():
         table.append((sum(v) / n, m, md, se, sum(x > 0 for x in d)))
     table.sort(reverse=True)
     print("%d images scored by all %d methods, protocol %s\n" % (n, len(methods), args.protocol))
-    print("| method | ins - del | %s minus method (+- s.e.) | %s better on |" % (args.ref, args.ref))
+    score_name = "LeRF - MoRF" if args.protocol == "road" else "ins - del"
+    print("| method | %s | %s minus method (+- s.e.) | %s better on |" % (score_name, args.ref, args.ref))
     print("|---|---:|---:|---:|")
     for mean, m, md, se, better in table:
         if m == args.ref:
