@@ -7,8 +7,11 @@
 # and their logits are compared. The engines alternate per model and
 # setting (which goes first alternates by round), ROUNDS rounds, each a
 # median of REPS calls after warm-up; the table shows the medians of the
-# rounds. Beside ONNX Runtime's forward it shows neuromask's forward +
-# backward to the input (one gradient: ideally about two forwards).
+# rounds. neuromask's forward is timed both ways: nm_model_predict (keeps
+# no activations, as ONNX Runtime: the comparison) and nm_model_forward
+# (keeps them for a backward). Beside ONNX Runtime's forward it shows
+# neuromask's forward + backward to the input (one gradient: ideally about
+# two forwards).
 #
 # ONNX Runtime is the npm package onnxruntime-node (CPU binaries inside the
 # package), installed on first use into cache/ort under the repository with
@@ -65,10 +68,10 @@ results=$work/results.txt
 : >"$results"
 # neuromask writes its logits in round 1 (it goes first there); ONNX Runtime
 # compares its own with them in every round.
-nm_run() {   # model batch threads -> "fwd step"
+nm_run() {   # model batch threads -> "predict step forward"
   base=$work/$(basename "$1" .onnx)_b$2
   out=$(OMP_NUM_THREADS=$3 "$bench" "$1" "$2" "$reps" --input "$base.f32" --logits "${base}_t$3.nm.f32")
-  echo "$(echo "$out" | value forward_ms) $(echo "$out" | value step_ms)"
+  echo "$(echo "$out" | value predict_ms) $(echo "$out" | value step_ms) $(echo "$out" | value forward_ms)"
 }
 ort_run() {   # model batch threads -> "fwd rel_diff"
   base=$work/$(basename "$1" .onnx)_b$2
@@ -96,16 +99,20 @@ echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), 
 echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)$([ -n "$BUSY" ] && echo ' (BUSY=1: one CPU-bound loop ran beside the bench)')"
 echo "onnxruntime-node $(sed -n 's/^ *"version": "\(.*\)".*/\1/p' "$ort/node_modules/onnxruntime-node/package.json" | head -1); $rounds rounds of medians of $reps calls; medians of the rounds (ms)"
 echo
-echo "| model | batch | threads | neuromask fwd | ORT fwd | ORT / neuromask | neuromask fwd+bwd | fwd+bwd / ORT fwd | logits max rel diff |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| model | batch | threads | neuromask predict | ORT fwd | ORT / neuromask | neuromask forward (kept) | neuromask fwd+bwd | fwd+bwd / ORT fwd | logits max rel diff |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 med() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 awk '{print $1, $2, $3}' "$results" | awk '!seen[$0]++' | while read -r name b t; do
   rows=$(awk -v n="$name" -v b="$b" -v t="$t" '$1 == n && $2 == b && $3 == t' "$results")
-  nf=$(echo "$rows" | awk '{print $4}' | med) ns=$(echo "$rows" | awk '{print $5}' | med)
-  of=$(echo "$rows" | awk '{print $6}' | med) d=$(echo "$rows" | awk '{print $7}' | sort -g | tail -1)
-  awk -v n="$name" -v b="$b" -v t="$t" -v nf="$nf" -v ns="$ns" -v of="$of" -v d="$d" 'BEGIN {
-    printf "| %s | %d | %d | %.3f | %.3f | %.2fx | %.3f | %.2f | %s |\n", n, b, t, nf, of, of / nf, ns, ns / of, d }'
-done
+  np=$(echo "$rows" | awk '{print $4}' | med) ns=$(echo "$rows" | awk '{print $5}' | med)
+  nf=$(echo "$rows" | awk '{print $6}' | med) of=$(echo "$rows" | awk '{print $7}' | med)
+  d=$(echo "$rows" | awk '{print $8}' | sort -g | tail -1)
+  awk -v n="$name" -v b="$b" -v t="$t" -v np="$np" -v nf="$nf" -v ns="$ns" -v of="$of" -v d="$d" 'BEGIN {
+    printf "| %s | %d | %d | %.3f | %.3f | %.2fx | %.3f | %.3f | %.2f | %s |\n", n, b, t, np, of, of / np, nf, ns, ns / of, d }'
+done | tee "$work/table.md"
+awk -F'|' 'NR > 0 { r = $7; sub(/x/, "", r); if (r + 0 > 0) { s += log(r); n++; if (r + 0 >= 1) a++ } }
+  END { if (n) printf "\nGeometric mean ORT / neuromask: %.2fx; neuromask at least as fast in %d of %d settings.\n", exp(s / n), a, n }' "$work/table.md"
 echo
-echo "ORT / neuromask > 1: neuromask's forward is faster. fwd+bwd / ORT fwd: neuromask's gradient (forward +"
-echo "backward to the input) in ONNX Runtime forwards; about 2 would be the ideal."
+echo "ORT / neuromask > 1: neuromask's forward (nm_model_predict) is faster. forward (kept): nm_model_forward,"
+echo "which keeps the activations for a backward. fwd+bwd / ORT fwd: neuromask's gradient (forward + backward"
+echo "to the input) in ONNX Runtime forwards; about 2 would be the ideal."

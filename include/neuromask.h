@@ -91,6 +91,12 @@ const char *nm_model_metadata(const nm_model *m, const char *key);
  * such as ReLU would otherwise turn it into finite logits. */
 nm_status nm_model_forward(nm_model *m, const float *input, float *output, nm_error *err);
 
+/* The same output as nm_model_forward, faster where activations are large
+ * (it keeps none: inner tensors share memory, as in an inference engine).
+ * nm_model_backward and nm_model_tensor on inner tensors then need a new
+ * nm_model_forward. */
+nm_status nm_model_predict(nm_model *m, const float *input, float *output, nm_error *err);
+
 /* Back-propagate `doutput` (output shape) through the last forward pass.
  * Writes the gradient with respect to the input to `dinput` when not NULL. */
 nm_status nm_model_backward(nm_model *m, const float *doutput, float *dinput, nm_error *err);

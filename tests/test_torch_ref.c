@@ -155,6 +155,43 @@ static int compare(const char *model, const refs *r, const float *logits, const 
     return ok;
 }
 
+/* nm_model_predict (activations in shared memory) gives nm_model_forward's
+ * logits exactly; a backward after it is refused, and one after a new
+ * nm_model_forward gives the same gradient as before. 1 = pass. */
+static int check_predict(nm_model *m, const char *model, const refs *r, const float *logits, const float *grad,
+                         size_t n_in, size_t n_out)
+{
+    nm_error err = { 0 };
+    float *y = malloc(n_out * sizeof *y), *dx = malloc(n_in * sizeof *dx);
+    int ok = y && dx;
+    if (ok && nm_model_predict(m, r->input, y, &err) != NM_OK) {
+        printf("FAIL: predict: %s: %s\n", nm_status_name(err.code), err.msg);
+        ok = 0;
+    }
+    if (ok && memcmp(y, logits, n_out * sizeof *y) != 0) {
+        printf("FAIL: %s: nm_model_predict's logits differ from nm_model_forward's (max rel %.3g)\n", model,
+               rel_max_err(y, logits, n_out));
+        ok = 0;
+    }
+    if (ok && nm_model_backward(m, r->g, dx, &err) != NM_ERR_ARG) {
+        printf("FAIL: %s: backward after predict was not refused\n", model);
+        ok = 0;
+    }
+    if (ok && (nm_model_forward(m, r->input, y, &err) != NM_OK || nm_model_backward(m, r->g, dx, &err) != NM_OK)) {
+        printf("FAIL: forward + backward after predict: %s: %s\n", nm_status_name(err.code), err.msg);
+        ok = 0;
+    }
+    if (ok && memcmp(dx, grad, n_in * sizeof *dx) != 0) {
+        printf("FAIL: %s: the gradient after a predict differs from the first (max rel %.3g)\n", model,
+               rel_max_err(dx, grad, n_in));
+        ok = 0;
+    }
+    if (ok) printf("%s: nm_model_predict gives nm_model_forward's logits exactly\n", model);
+    free(y);
+    free(dx);
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -199,6 +236,7 @@ int main(int argc, char **argv)
                t_fwd, t_bwd);
         ok = compare(name, &r, logits, grad, n_in, n_out, noise_logits, noise_grad);
     }
+    if (ok) ok = check_predict(m, name, &r, logits, grad, n_in, n_out);
     refs_free(&r);
     free(logits);
     free(grad);

@@ -144,7 +144,7 @@ static int classify_batch(const classify_opts *o, classify_run *r, char **paths,
         loaded += r->ok[i];
     }
     if (!loaded) return CLI_OK;
-    if (nm_model_forward(r->model, r->input, r->output, &err) != NM_OK) return cli_fail(&err);
+    if (nm_model_predict(r->model, r->input, r->output, &err) != NM_OK) return cli_fail(&err);
     for (int i = 0; i < n; i++) {
         if (!r->ok[i]) continue;
         float *row = r->output + (size_t)i * r->k;

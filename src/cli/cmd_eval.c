@@ -396,7 +396,7 @@ static nm_status predict(eval_run *r, const float *pix, float *logits, nm_error 
     float *in_buf = malloc(sizeof(float) * image * batch), *out = malloc(sizeof(float) * (size_t)r->k * batch);
     nm_status s = in_buf && out ? NM_OK : nm_fail(err, NM_ERR_MEMORY, "out of memory");
     for (int b = 0; !s && b < batch; b++) memcpy(in_buf + b * image, r->xn, sizeof(float) * image);
-    if (!s) s = nm_model_forward(r->model, in_buf, out, err);
+    if (!s) s = nm_model_predict(r->model, in_buf, out, err);
     if (!s) memcpy(logits, out, sizeof(float) * (size_t)r->k);
     free(in_buf), free(out);
     return s;

@@ -152,7 +152,7 @@ static nm_status run_images(nm_model *m, const auc_run *r, int batch, float *pro
         int n = total - first < batch ? total - first : batch;
         for (int b = 0; b < n; b++) make_image(r, first + b, in + b * image);
         for (int b = n; b < batch; b++) memcpy(in + b * image, in + (n - 1) * image, sizeof(float) * image);
-        s = nm_model_forward(m, in, out, err);
+        s = nm_model_predict(m, in, out, err);
         for (int b = 0; !s && b < n; b++)
             prob[first + b] = target_probability(out + (size_t)b * r->n_classes, r->n_classes, r->target);
     }

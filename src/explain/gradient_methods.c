@@ -61,7 +61,7 @@ static nm_status ig_chunk(sal_ctx *s, ig_run *r, int from, int n, nm_error *err)
 {
     int steps = s->o->ig_steps;
     ig_images(s, r, from, n);
-    nm_status st = sal_forward(s, r->pix, n, err);
+    nm_status st = sal_forward(s, r->pix, n, 1, err);
     if (st) return st;
     memset(s->dlogits, 0, sizeof(float) * (size_t)s->B * s->K);
     int grads = 0;
@@ -119,7 +119,7 @@ nm_status sal_smoothgrad(sal_ctx *s, nm_saliency *out, nm_error *err)
         int count = n - from < s->B ? n - from : s->B;
         for (int j = 0; j < count; j++)
             for (int i = 0; i < s->image; i++) pix[(size_t)j * s->image + i] = s->x[i] + sigma * sal_normal(&rng);
-        st = sal_forward(s, pix, count, err);
+        st = sal_forward(s, pix, count, 1, err);
         if (st) break;
         sal_onehot(s, count);
         st = sal_backward(s, count, grad, err);

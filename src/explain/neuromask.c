@@ -530,7 +530,7 @@ static nm_status finish(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err
         if (c) return c;
     }
     compose_input(r, r->m);   /* the final check sees the mask returned */
-    nm_status s = nm_model_forward(m, r->input, r->logits, err);
+    nm_status s = nm_model_predict(m, r->input, r->logits, err);
     if (s) return s;
     target_probs(r, e->target, e->prob_after, r->lp);
     weight_gradient(r);   /* the final loss terms; the gradient itself is unused */
@@ -549,7 +549,7 @@ static nm_status finish(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err
 static nm_status start(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err)
 {
     compose_input(r, NULL);
-    nm_status s = nm_model_forward(m, r->input, r->logits, err);
+    nm_status s = nm_model_predict(m, r->input, r->logits, err);
     if (s) return s;
     for (int b = 0; b < r->B; b++) {
         int c = r->o->target_class;

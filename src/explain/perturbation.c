@@ -51,7 +51,7 @@ nm_status sal_occlusion(sal_ctx *s, nm_saliency *out, nm_error *err)
     for (int from = 0; !st && from < windows; from += s->B) {
         int n = windows - from < s->B ? windows - from : s->B;
         occluded_images(s, &g, fill, from, n, pix);
-        st = sal_forward(s, pix, n, err);
+        st = sal_forward(s, pix, n, 0, err);
         for (int j = 0; !st && j < n; j++) {
             float drop = s->prob_x - sal_prob(s, j, s->target);
             int y0, y1, x0, x1;
@@ -113,7 +113,7 @@ nm_status sal_rise(sal_ctx *s, nm_saliency *out, nm_error *err)
                 for (int i = 0; i < s->pixels; i++)
                     dst[(size_t)c * s->pixels + i] = s->x[(size_t)c * s->pixels + i] * m[i];
         }
-        st = sal_forward(s, pix, n, err);
+        st = sal_forward(s, pix, n, 0, err);
         for (int j = 0; !st && j < n; j++) {
             float pj = sal_prob(s, j, s->target);
             const float *m = masks + (size_t)j * s->pixels;

@@ -143,7 +143,7 @@ static nm_status mp_step(sal_ctx *s, pert_run *r, int t, nm_error *err)
     const nm_saliency_options *o = s->o;
     upsample_bilinear_forward(r->param, r->g, r->g, r->m, s->H, s->W);
     compose(s, r);
-    nm_status st = sal_forward(s, r->pix, 1, err);
+    nm_status st = sal_forward(s, r->pix, 1, 1, err);
     if (st) return st;
     memset(s->dlogits, 0, sizeof(float) * (size_t)s->B * s->K);
     sal_prob_grad(s, 0, 1.f);
@@ -235,7 +235,7 @@ static nm_status ep_step(sal_ctx *s, pert_run *r, int t, float lambda, int *orde
     int rad = (int)ceilf(sigma);
     ep_masks(s, r, sigma, rad);
     compose(s, r);
-    nm_status st = sal_forward(s, r->pix, r->A, err);
+    nm_status st = sal_forward(s, r->pix, r->A, 1, err);
     if (st) return st;
     memset(s->dlogits, 0, sizeof(float) * (size_t)s->B * s->K);
     for (int a = 0; a < r->A; a++) s->dlogits[(size_t)a * s->K + s->target] = -1.f;   /* maximise the logit */

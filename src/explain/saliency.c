@@ -131,7 +131,7 @@ nm_status sal_prepare(sal_ctx *s, int B, nm_error *err)
     s->dlogits = malloc(sizeof(float) * lg);
     if (!s->input || !s->dinput || !s->logits || !s->dlogits)
         return nm_fail(err, NM_ERR_MEMORY, "out of memory for a batch of %d images", B);
-    st = sal_forward(s, s->x, 1, err);
+    st = sal_forward(s, s->x, 1, 1, err);   /* Grad-CAM back-propagates this pass */
     if (st) return st;
     int c = s->o->target_class;
     if (c >= s->K) return nm_fail(err, NM_ERR_ARG, "class %d is out of range (the model has %d classes)", c, s->K);
@@ -141,7 +141,7 @@ nm_status sal_prepare(sal_ctx *s, int B, nm_error *err)
     return NM_OK;
 }
 
-nm_status sal_forward(sal_ctx *s, const float *pix, int n, nm_error *err)
+nm_status sal_forward(sal_ctx *s, const float *pix, int n, int keep, nm_error *err)
 {
     if (s->o->cancel && *s->o->cancel) return nm_fail(err, NM_ERR_CANCELLED, "interrupted");
     const nm_preprocess *pp = s->pp;
@@ -155,7 +155,7 @@ nm_status sal_forward(sal_ctx *s, const float *pix, int n, nm_error *err)
             for (int i = 0; i < s->pixels; i++) dp[i] = a * sp[i] + k;
         }
     }
-    nm_status st = nm_model_forward(s->m, s->input, s->logits, err);
+    nm_status st = (keep ? nm_model_forward : nm_model_predict)(s->m, s->input, s->logits, err);
     if (st) return st;
     for (int i = 0; i < n * s->K; i++)
         if (!isfinite(s->logits[i])) return nm_fail(err, NM_ERR_NUMERIC, "the model gave a non-finite logit");

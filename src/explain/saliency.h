@@ -28,8 +28,9 @@ nm_status sal_prepare(sal_ctx *s, int B, nm_error *err);
 void sal_release(sal_ctx *s);
 
 /* Forward n <= B pixel-space images (n x image); the rest of the batch
- * repeats the last one. Logits land in s->logits. */
-nm_status sal_forward(sal_ctx *s, const float *pix, int n, nm_error *err);
+ * repeats the last one. Logits land in s->logits. `keep`: the model keeps
+ * the activations for sal_backward (else nm_model_predict, faster). */
+nm_status sal_forward(sal_ctx *s, const float *pix, int n, int keep, nm_error *err);
 /* Back-propagate s->dlogits; writes d/d(pixel-space input) of the first n
  * images (n x image) to dpix. */
 nm_status sal_backward(sal_ctx *s, int n, float *dpix, nm_error *err);

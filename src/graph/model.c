@@ -319,7 +319,9 @@ const char *nm_model_metadata(const nm_model *m, const char *key)
     return NULL;
 }
 
-nm_status nm_model_forward(nm_model *m, const float *input, float *output, nm_error *err)
+/* One forward pass; `shared`: through nm_graph_forward_shared, keeping no
+ * activations (nm_model_predict). */
+static nm_status run_forward(nm_model *m, const float *input, float *output, int shared, nm_error *err)
 {
     char what[300];
     snprintf(what, sizeof what, "%s: input '%s'", m->source, nm_model_input_name(m));
@@ -329,10 +331,21 @@ nm_status nm_model_forward(nm_model *m, const float *input, float *output, nm_er
     nm_tensor *in = &g->t[g->inputs[0]], *out = &g->t[g->outputs[0]];
     memcpy(in->data, input, (size_t)in->numel * sizeof(float));
     int saved = nm_dnnl_threads_begin(m->threads);
-    nm_status s = nm_graph_forward(g, err);
+    m->last_shared = shared;
+    nm_status s = shared ? nm_graph_forward_shared(g, err) : nm_graph_forward(g, err);
     nm_dnnl_threads_end(saved);
     if (!s && output) memcpy(output, out->data, (size_t)out->numel * sizeof(float));
     return s;
+}
+
+nm_status nm_model_forward(nm_model *m, const float *input, float *output, nm_error *err)
+{
+    return run_forward(m, input, output, 0, err);
+}
+
+nm_status nm_model_predict(nm_model *m, const float *input, float *output, nm_error *err)
+{
+    return run_forward(m, input, output, 1, err);
 }
 
 nm_status nm_model_backward(nm_model *m, const float *doutput, float *dinput, nm_error *err)
@@ -340,6 +353,9 @@ nm_status nm_model_backward(nm_model *m, const float *doutput, float *dinput, nm
     nm_graph *g = m->g;
     nm_tensor *in = &g->t[g->inputs[0]], *out = &g->t[g->outputs[0]];
     if (!out->grad) return nm_fail(err, NM_ERR_UNSUPPORTED, "%s: the output does not depend on the input", m->source);
+    if (m->last_shared)
+        return nm_fail(err, NM_ERR_ARG, "%s: backward after nm_model_predict, which keeps no activations "
+                       "(run nm_model_forward first)", m->source);
     memcpy(out->grad, doutput, (size_t)out->numel * sizeof(float));
     int saved = nm_dnnl_threads_begin(m->threads);
     nm_status s = nm_graph_backward(g, err);
@@ -370,6 +386,9 @@ nm_status nm_model_tensor(nm_model *m, const char *name, nm_shape *shape, const 
     if (i < 0) return nm_fail(err, NM_ERR_ARG, "%s: no tensor named '%s'", m->source, name);
     const nm_tensor *t = &m->g->t[i];
     if (t->dtype != NM_FLOAT) return nm_fail(err, NM_ERR_ARG, "%s: tensor '%s' is not float", m->source, name);
+    if (m->last_shared && m->g->shared_off && m->g->shared_off[i] >= 0)
+        return nm_fail(err, NM_ERR_ARG, "%s: tensor '%s' is not kept by nm_model_predict (run nm_model_forward)",
+                       m->source, name);
     if (shape) *shape = t->shape;
     return nm_graph_plain_view(m->g, i, value, grad, err);
 }

@@ -16,6 +16,7 @@ struct nm_model {
     nm_load_options opt;
     int random_layers;      /* sanity check: the top layers re-initialised ... */
     uint64_t random_seed;   /* ... with this seed, re-applied after every rebuild */
+    int last_shared;        /* the last pass was nm_model_predict: no activations kept */
     int threads;            /* OpenMP threads the graph was built for and runs on */
     int threads_max;        /* ... at most */
     int threads_follow;     /* 1: the count follows the load (nm_load_options.threads) */

@@ -425,6 +425,13 @@ void nm_graph_free_plan(nm_graph *g)
     free(g->view_grad);
     free(g->layout);
     free(g->zero_grads);
+    free(g->shared_off);
+    free(g->shared);
+    free(g->shared_saved);
+    g->shared_off = NULL;
+    g->shared = NULL;
+    g->shared_saved = NULL;
+    g->shared_bytes = 0;
     g->view = g->view_grad = NULL;
     g->layout = NULL;
     g->zero_grads = NULL;
