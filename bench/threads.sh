@@ -10,7 +10,7 @@
 #          both finish.
 # The three settings alternate, ROUNDS times (3); medians of wall seconds and
 # their ratios to --threads 1, all from this one run.
-# Workloads: cifar (ResNet-20, NeuroMask default preset, 60 steps) and
+# Workloads: cifar (ResNet-20, NeuroMask default preset, 300 steps) and
 # mobilenet (mobilenet_v2 at 224 px, SmoothGrad), on images of $NEUROMASK_SHARED.
 # Usage: bench/threads.sh [BUILD_DIR]   env: ROUNDS, WORKLOADS, SITUATIONS
 set -e
@@ -32,7 +32,7 @@ trap 'stop_competitor; rm -rf "$tmp"' EXIT INT TERM
 
 workload() {
   case $1 in
-    cifar) echo "--model $S/models/cifar10_resnet20.onnx --preprocess cifar --steps 60 $S/images/cifar10_test_jpg/cat_0000.jpg" ;;
+    cifar) echo "--model $S/models/cifar10_resnet20.onnx --preprocess cifar --steps 300 $S/images/cifar10_test_jpg/cat_0000.jpg" ;;
     mobilenet) echo "--model $S/models/imagenet_mobilenet_v2_100_224.onnx --preprocess inception --method smoothgrad $S/images/imagenet_samples/n01440764_tench.JPEG" ;;
   esac
 }
