@@ -4,16 +4,9 @@
 # signed maps (gradxinput) get a colour map file centred at 0, the JSON says
 # the kind and the colour range, --resume finds the files by the same names,
 # and map panels have three tiles where mask panels have four.
-NM_BIN=${NM_BIN:?NM_BIN must name the neuromask executable}
-SRC=${NM_SOURCE_DIR:?}
+. "${NM_SOURCE_DIR:?}/tests/cli_check.sh"
+nm_check_setup nm_naming
 PY=/usr/bin/python3
-T=$(mktemp -d "${TMPDIR:-/tmp}/nm_naming.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT INT TERM
-pass=0 fail=0
-check() {  # description, command...
-  d=$1; shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $d"; fi
-}
 model=$SRC/models/fashion_cnn.onnx
 img=$SRC/data/fashion/0_Ankle_boot.png
 ex() {  # method, outdir, extra args...
@@ -59,5 +52,4 @@ EOF
 check "map kinds, signed colours, panel tiles" "$PY" "$T/check.py" "$T"
 "$NM_BIN" explain --help > "$T/help"
 check "--help documents the naming" grep -q "NAME.map.png" "$T/help"
-echo "$pass passed, $fail failed"
-test $fail = 0
+nm_check_done
