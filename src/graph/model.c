@@ -390,7 +390,10 @@ nm_status nm_model_tensor(nm_model *m, const char *name, nm_shape *shape, const 
         return nm_fail(err, NM_ERR_ARG, "%s: tensor '%s' is not kept by nm_model_predict (run nm_model_forward)",
                        m->source, name);
     if (shape) *shape = t->shape;
-    return nm_graph_plain_view(m->g, i, value, grad, err);
+    int saved = nm_dnnl_threads_begin(m->threads);   /* layout conversions run on the model's threads */
+    nm_status st = nm_graph_plain_view(m->g, i, value, grad, err);
+    nm_dnnl_threads_end(saved);
+    return st;
 }
 
 static double node_flops(const nm_graph *g, const nm_node *n)
