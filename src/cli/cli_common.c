@@ -37,13 +37,6 @@ void cli_catch_interrupts(void)
 
 /* ----------------------------------------------------------- progress */
 
-double cli_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 void cli_progress_start(cli_progress *p, int quiet)
 {
     const char *env = getenv("NEUROMASK_PROGRESS_SECONDS");
@@ -52,13 +45,13 @@ void cli_progress_start(cli_progress *p, int quiet)
     p->on = !quiet;
     p->tty = isatty(2);
     p->every = p->tty ? 0.25 : (end && !*end && every >= 0 ? every : CLI_PROGRESS_SECONDS);
-    p->t0 = cli_now();
+    p->t0 = nm_cpu_now();
     p->last = p->t0;   /* the first line after `every` seconds: short runs stay quiet */
 }
 
 void cli_progress_report(cli_progress *p, double fraction, const char *fmt, ...)
 {
-    double now = cli_now(), el = now - p->t0;
+    double now = nm_cpu_now(), el = now - p->t0;
     if (!p->on || now - p->last < p->every) return;
     p->last = now;
     char what[256];

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "core/cpu_load.h"
 #include "neuromask.h"
 
 #define NM_CLI_VERSION "0.1.0"
@@ -114,7 +115,6 @@ void cli_progress_report(cli_progress *p, double fraction, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* "\r" before a result line on a terminal (over the progress line), else "". */
 const char *cli_progress_cr(const cli_progress *p);
-double cli_now(void);
 
 /* ------------------------------------------------------------- inputs */
 

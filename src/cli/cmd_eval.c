@@ -813,7 +813,7 @@ static int reuse_row(const eval_opts *o, eval_run *r, int i, int m, nm_eval_row 
 /* Seconds left once the current pair is done, from the pace so far. */
 static double eta(const eval_run *r)
 {
-    double f = done_fraction(r, 1.0), el = cli_now() - r->progress.t0;
+    double f = done_fraction(r, 1.0), el = nm_cpu_now() - r->progress.t0;
     return el / f - el;
 }
 

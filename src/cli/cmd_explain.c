@@ -548,7 +548,7 @@ static int write_outputs(const explain_opts *o, const explain_run *r, const nm_e
     if (!s) s = write_map_png(r, b, o->out, NM_METHOD_NEUROMASK, name, mask, &scale, &err);
     if (!s) s = write_pictures(o->out, name, &r->geo[b], mask, &scale, caption, 3, &err);
     size_t len = 0;
-    double end_to_end = r->load_seconds / r->total + (cli_now() - t_start) / e->batch;
+    double end_to_end = r->load_seconds / r->total + (nm_cpu_now() - t_start) / e->batch;
     char *json = s ? NULL : json_record(o, r, e, b, image, end_to_end, &len);
     output_path(o->out, name, "json", path, sizeof path);
     if (!s && !json) s = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
@@ -691,7 +691,7 @@ static int write_saliency(const explain_opts *o, const explain_run *r, const nm_
     if (!st) st = write_map_png(r, 0, o->out, o->method, name, s->map, &scale, &err);
     if (!st) st = write_pictures(o->out, name, &r->geo[0], s->map, &scale, caption, n_lines, &err);
     size_t len = 0;
-    double end_to_end = r->load_seconds / r->total + (cli_now() - t_start);
+    double end_to_end = r->load_seconds / r->total + (nm_cpu_now() - t_start);
     char *json = st ? NULL : json_saliency(o, r, s, image, &scale, end_to_end, &len);
     output_path(o->out, name, "json", path, sizeof path);
     if (!st && !json) st = nm_fail(&err, NM_ERR_MEMORY, "out of memory");
@@ -732,7 +732,7 @@ static int explain_batch(explain_opts *o, explain_run *r, char **paths, char **n
     nm_error err = {0};
     const char *loaded[1024], *loaded_names[1024];
     int count = 0;
-    double t_start = cli_now();
+    double t_start = nm_cpu_now();
     for (int i = 0; i < n; i++) {
         if (load_image(r, paths[i], count, &err)) *failed = cli_fail(&err);
         else loaded_names[count] = names[i], loaded[count++] = paths[i];
@@ -765,9 +765,9 @@ static int setup(explain_opts *o, explain_run *r, int n_images)
     if (o->precision && strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0)
         return cli_usage_error("explain", "unknown precision '%s' (fp32, bf16)", o->precision);
     if (o->precision && strcmp(o->precision, "bf16") == 0) lo.precision = NM_PRECISION_BF16;
-    double t_load = cli_now();
+    double t_load = nm_cpu_now();
     if (nm_model_load_file(o->model, &lo, &r->model, &err)) return cli_fail(&err);
-    r->load_seconds = cli_now() - t_load;
+    r->load_seconds = nm_cpu_now() - t_load;
     int rc = cli_check_image_model(r->model, o->model, &r->c, &r->h, &r->w);
     if (!rc) rc = cli_resolve_preprocess("explain", &o->pre, r->model, o->model, &r->pre);
     if (!rc) rc = resolve_nm_options(o);
