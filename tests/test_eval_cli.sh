@@ -27,14 +27,14 @@ rc=$?
 check "eval exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0
 
 header=$(head -n 1 "$D/results.csv" 2>/dev/null)
-for col in image method target_class label correct prob deletion_rise insertion_rise ins_del_rise kept mask_area \
+for col in image method target_class label correct prob deletion_rise insertion_rise ins_del_rise kept kept_prob mask_area \
     spearman_random seconds; do
     check "results.csv has column $col" sh -c "echo '$header' | tr ',' '\n' | grep -qx '$col'"
 done
 check "results.csv has 4 rows (2 images x 2 methods)" test "$(tail -n +2 "$D/results.csv" | wc -l)" -eq 4
 # Every row: rise AUCs in [0, 1], the other protocols empty (not asked
 # for), the label column filled, a Spearman value.
-bad=$(awk -F, 'NR > 1 && !($7 >= 0 && $7 <= 1 && $8 >= 0 && $8 <= 1 && $4 != "" && $30 != "" && $10 == "" && $21 == "" && $22 == "") {print}' "$D/results.csv")
+bad=$(awk -F, 'NR > 1 && !($7 >= 0 && $7 <= 1 && $8 >= 0 && $8 <= 1 && $4 != "" && $31 != "" && $10 == "" && $21 == "" && $22 == "") {print}' "$D/results.csv")
 check "rows have rise AUCs in [0,1], no other protocol, labels and sanity values ($bad)" test -z "$bad"
 for m in gradient gradcam; do
     check "results.csv has 2 rows of $m" test "$(awk -F, -v m=$m '$2 == m' "$D/results.csv" | wc -l)" -eq 2
@@ -145,6 +145,9 @@ check "--resume after SIGINT exits 0 ($(head -c 300 "$OUT/err"))" test $rc -eq 0
 check "... with all 10 rows" test "$(tail -n +2 "$I/results.csv" | wc -l)" -eq 10
 check "... the interrupted run's rows first and unchanged" \
     test "$(head -n $((rows + 1)) "$I/results.csv")" = "$(cat "$OUT/interrupted.csv")"
+# kept_prob: the masked image's probability over the image's, so 0 < kept_prob * prob <= 1.
+bad=$(awk -F, 'NR > 1 && !($27 != "" && $28 > 0 && $28 * $6 <= 1.00001) {print}' "$I/results.csv")
+check "neuromask rows have kept and 0 < kept_prob * prob <= 1 ($bad)" test -z "$bad"
 
 # --protocols all --save-maps: every protocol's columns filled and
 # consistent (rise deletion = black's, rise insertion = blur's, ins_del =

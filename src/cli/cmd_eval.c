@@ -16,6 +16,7 @@
 #include "shard.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/probability.h"
 #include "eval/protocols.h"
 #include "eval/report.h"
 #include "eval/road.h"
@@ -26,11 +27,11 @@ static const char eval_help[] =
     "Usage: neuromask eval --model M.onnx --methods A,B,... --out DIR [options] [IMAGE|DIR...]\n"
     "Explain each image with each method and score the maps: deletion and insertion AUC\n"
     "(Petsiuk et al. 2018: pixels removed / revealed in the map's order, area under the\n"
-    "target's probability), keep rate and mask area for mask methods, seconds, and with\n"
-    "--sanity the Spearman correlation between the map on the trained model and on the\n"
-    "model with every layer re-initialised (Adebayo et al. 2018), with --stability the\n"
-    "Spearman correlation between the maps of the image and of the image plus noise far\n"
-    "below one grey level. Writes DIR/results.csv, DIR/curves.csv (each row's deletion\n"
+    "target's probability), keep rate, probability kept and mask area for mask methods,\n"
+    "seconds, and with --sanity the Spearman correlation between the map on the trained\n"
+    "model and on the model with every layer re-initialised (Adebayo et al. 2018), with\n"
+    "--stability the Spearman correlation between the maps of the image and of the image\n"
+    "plus noise far below one grey level. Writes DIR/results.csv, DIR/curves.csv (each row's deletion\n"
     "and insertion curves), DIR/summary.md (per-method means, paired differences to the\n"
     "first method of --methods, wins), DIR/index.html (the same tables, the mean curves,\n"
     "a colour legend and the overlays side by side; no external assets) and\n"
@@ -61,14 +62,14 @@ static const char eval_help[] =
     "                       the image filled with F (docs/metrics.md)\n"
     "  --deletion-fill F    rise protocol: black (default) | mean: deleted pixels become the\n"
     "                       value that normalises to 0 (RISE's code on a normalised tensor)\n"
-    "  --road               ROAD (Rong et al. 2022): the top (MoRF) / bottom (LeRF) 10..90 %%\n"
+    "  --road               ROAD (Rong et al. 2022): the top (MoRF) / bottom (LeRF) 10..90 %\n"
     "                       of the pixels removed and filled by noisy linear imputation;\n"
     "                       mean target probability, LeRF - MoRF (docs/metrics.md)\n"
     "  --grid-pointing      instead of the per-image metrics, the grid pointing game (Boehle\n"
     "                       et al. 2021/2022): 2 x 2 composites of images of four classes,\n"
     "                       each classified correctly on its own (needs --labels; tiles of\n"
     "                       half the input side), chosen by --seed; each tile's class\n"
-    "                       explained on the composite; share of the map's top 25 %% in the\n"
+    "                       explained on the composite; share of the map's top 25 % in the\n"
     "                       tile and pointing hit rate. Writes DIR/composites.csv,\n"
     "                       DIR/grid_pointing.csv, DIR/grid/ (docs/metrics.md)\n"
     "  --composites N       composites of --grid-pointing (16; fewer if the images allow fewer)\n"
@@ -702,7 +703,7 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
     nm_status s = nm_explain(r->model, &r->pre, r->x, method, &so, &sal, err);
     if (s) return s;
     int pixels = r->h * r->w;
-    *row = (nm_eval_row){.image = image, .method = mi, .target = sal.target, .prob = sal.prob, .kept = -1,
+    *row = (nm_eval_row){.image = image, .method = mi, .target = sal.target, .prob = sal.prob, .kept = -1, .kept_prob = NAN,
                          .spearman = NAN, .stability = NAN, .seconds = sal.seconds, .road_morf = NAN,
                          .road_lerf = NAN, .road_morf_top1 = NAN, .road_lerf_top1 = NAN};
     if (o->save_maps) s = save_map(o->out, r, image, nm_method_name(method), sal.map, err);
@@ -734,6 +735,7 @@ static nm_status score_method(const eval_opts *o, eval_run *r, int image, nm_met
             for (int i = 0; i < pixels; i++) masked[ch * pixels + i] = r->x[ch * pixels + i] * sal.map[i];
         s = predict(r, masked, logits, err);
         if (!s) row->kept = argmax(logits, r->k) == sal.target;
+        if (!s) row->kept_prob = nm_class_probability(logits, r->k, sal.target) / sal.prob;
     }
     nm_eval_row_round(row);
     nm_image pic = {0};

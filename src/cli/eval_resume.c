@@ -13,7 +13,7 @@
  * their difference (not read back: it is the difference). */
 enum { COL_IMAGE, COL_METHOD, COL_TARGET, COL_LABEL, COL_CORRECT, COL_PROB, COL_PROTOCOLS,
        COL_ROAD_MORF = COL_PROTOCOLS + 3 * NM_PROTOCOL_COUNT, COL_ROAD_LERF, COL_ROAD_DIFF, COL_ROAD_MORF_TOP1,
-       COL_ROAD_LERF_TOP1, COL_KEPT, COL_AREA, COL_ROUGHNESS, COL_SPEARMAN, COL_STABILITY,
+       COL_ROAD_LERF_TOP1, COL_KEPT, COL_KEPT_PROB, COL_AREA, COL_ROUGHNESS, COL_SPEARMAN, COL_STABILITY,
        COL_SECONDS, N_COLS };
 
 /* An empty field is NaN; anything but a whole number is an error. */
@@ -38,7 +38,8 @@ static int to_row(char **f, eval_resumed_row *w)
     w->image = strdup(f[COL_IMAGE]);
     w->method = strdup(f[COL_METHOD]);
     w->row = (nm_eval_row){.target = (int)v[COL_TARGET], .prob = (float)v[COL_PROB],
-                           .kept = isfinite(v[COL_KEPT]) ? (int)v[COL_KEPT] : -1, .mask_area = v[COL_AREA],
+                           .kept = isfinite(v[COL_KEPT]) ? (int)v[COL_KEPT] : -1,
+                           .kept_prob = v[COL_KEPT_PROB], .mask_area = v[COL_AREA],
                            .roughness = v[COL_ROUGHNESS], .spearman = v[COL_SPEARMAN],
                            .stability = v[COL_STABILITY], .seconds = v[COL_SECONDS],
                            .road_morf = v[COL_ROAD_MORF], .road_lerf = v[COL_ROAD_LERF],

@@ -16,6 +16,7 @@
 
 #include "core/argsort.h"
 #include "core/error.h"
+#include "core/probability.h"
 #include "graph/model.h"
 #include "image/blur.h"
 
@@ -60,14 +61,6 @@ static void make_image(const auc_run *r, int k, float *dst)
         float *d = dst + ch * plane;
         for (size_t i = 0; i < plane; i++) d[i] = (d[i] * scale + offset - mean) / std;   /* as preprocess.c */
     }
-}
-
-static float target_probability(const float *logits, int k, int target)
-{
-    double mx = logits[0], sum = 0;
-    for (int j = 1; j < k; j++) mx = logits[j] > mx ? logits[j] : mx;
-    for (int j = 0; j < k; j++) sum += exp((double)logits[j] - mx);
-    return (float)(exp((double)logits[target] - mx) / sum);
 }
 
 /* RISE's auc(): (sum - first/2 - last/2) / (points - 1). */
@@ -154,7 +147,7 @@ static nm_status run_images(nm_model *m, const auc_run *r, int batch, float *pro
         for (int b = n; b < batch; b++) memcpy(in + b * image, in + (n - 1) * image, sizeof(float) * image);
         s = nm_model_predict(m, in, out, err);
         for (int b = 0; !s && b < n; b++)
-            prob[first + b] = target_probability(out + (size_t)b * r->n_classes, r->n_classes, r->target);
+            prob[first + b] = nm_class_probability(out + (size_t)b * r->n_classes, r->n_classes, r->target);
     }
     free(in), free(out);
     return s;

@@ -73,6 +73,7 @@ void nm_eval_row_round(nm_eval_row *w)
     w->prob = (float)as_written(w->prob);
     for (int p = 0; p < NM_PROTOCOL_COUNT; p++)
         w->deletion[p] = as_written(w->deletion[p]), w->insertion[p] = as_written(w->insertion[p]);
+    w->kept_prob = as_written(w->kept_prob);
     w->mask_area = as_written(w->mask_area), w->roughness = as_written(w->roughness);
     w->road_morf = as_written(w->road_morf), w->road_lerf = as_written(w->road_lerf);
     w->road_morf_top1 = as_written(w->road_morf_top1), w->road_lerf_top1 = as_written(w->road_lerf_top1);
@@ -108,6 +109,7 @@ static void compose_csv(const nm_eval_report *r, FILE *f)
         csv_number(f, w->road_lerf_top1);
         if (w->kept >= 0) fprintf(f, ",%d", w->kept);
         else fputc(',', f);
+        csv_number(f, w->kept_prob);
         csv_number(f, w->mask_area);
         csv_number(f, w->roughness);
         csv_number(f, w->spearman);
@@ -179,6 +181,10 @@ static double col_deletion(const nm_eval_row *w, int p) { return w->deletion[p];
 static double col_insertion(const nm_eval_row *w, int p) { return w->insertion[p]; }
 static double col_difference(const nm_eval_row *w, int p) { return w->insertion[p] - w->deletion[p]; }
 static double col_kept(const nm_eval_row *w, int p) { return (void)p, w->kept >= 0 ? (double)w->kept : NAN; }
+static double col_half(const nm_eval_row *w, int p)
+{
+    return (void)p, isfinite(w->kept_prob) ? (double)(w->kept_prob >= 0.5) : NAN;
+}
 static double col_road(const nm_eval_row *w, int p) { return (void)p, w->road_lerf - w->road_morf; }
 #define FIELD(name) NULL, offsetof(nm_eval_row, name)
 
@@ -193,6 +199,8 @@ static const column_kind column_kinds[] = {
      "Ins-del P: insertion - deletion under protocol P (docs/metrics.md)"},
     {"keep", "kept", "keep rate", 0, 1, 1, col_kept, 0,
      "Keep rate (mask methods): the image times the mask is still classified as the target"},
+    {"half", "p >= 1/2", "probability kept >= 1/2", 0, 1, 1, col_half, 0,
+     "Probability kept (mask methods): the image times the mask keeps at least half of the target's probability"},
     {"area", "area", "mask area", 0, 0, 0, FIELD(mask_area),
      "Mask area: the fraction of the mask above 0.5 for mask methods, else the mean of the map scaled to [0, 1]"},
     {"rough", "rough", "roughness", 0, 0, 0, FIELD(roughness),

@@ -25,6 +25,7 @@ typedef struct nm_eval_row {
     double road_morf, road_lerf;            /* ROAD: mean target probability over the fractions; NaN: not measured */
     double road_morf_top1, road_lerf_top1;  /* ROAD: share of the fractions where the target stays top-1 */
     int kept;               /* mask methods: top-1 of image * mask is the target (1/0); else -1 */
+    double kept_prob;       /* mask methods: the target's probability on image * mask over prob; else NaN */
     double mask_area;       /* mask methods: fraction of the mask > 0.5; else mean of the map scaled to [0,1] */
     double roughness;       /* nm_map_roughness of the map */
     double spearman;        /* map on the trained vs the randomised model; NaN when not measured */
@@ -82,7 +83,7 @@ typedef struct nm_eval_report {
     "deletion_blur,insertion_blur,ins_del_blur,deletion_grey,insertion_grey,ins_del_grey,"        \
     "deletion_mean,insertion_mean,ins_del_mean,"                                                  \
     "road_morf,road_lerf,road_lerf_morf,road_morf_top1,road_lerf_top1,"                          \
-    "kept,mask_area,roughness,spearman_random,stability,seconds"
+    "kept,kept_prob,mask_area,roughness,spearman_random,stability,seconds"
 
 /* Rounds the row's numbers to what results.csv holds, so that the reports of
  * a run and of its rows read back (eval --resume, merge) agree to the digit. */

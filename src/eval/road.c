@@ -7,7 +7,8 @@
  * dominant: positive definite, and conjugate gradients converge. The
  * reference code solves the same system with scipy's spsolve; no Debian
  * sparse solver is a dependency here (a 224 x 224 image has up to 45,000
- * unknowns, too many for a dense solve), and matrix-free CG is short. */
+ * unknowns, too many for a dense solve), and CG over a neighbour table is
+ * short. */
 #include "eval/road.h"
 
 #include <math.h>
@@ -16,6 +17,7 @@
 
 #include "core/argsort.h"
 #include "core/error.h"
+#include "core/probability.h"
 #include "explain/saliency.h"
 #include "graph/model.h"
 
@@ -25,60 +27,94 @@ static const int offsets[8][2] = {{-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {
 static const double weights[8] = {1 / 12., 1 / 6., 1 / 12., 1 / 6., 1 / 6., 1 / 12., 1 / 6., 1 / 12.};
 
 #define ROAD_TOLERANCE 1e-9
+#define ROAD_MAX_CHANNELS 4
 
+/* The system of one removal pattern, shared by the channels: each unknown's
+ * 8 neighbour slots hold the neighbouring unknown and its weight, or the
+ * zero slot n with weight 0 (kept or out-of-image neighbours). Subtracting
+ * 0 * 0 leaves a sum unchanged, so the result is the per-neighbour loop's,
+ * bit for bit, without the index arithmetic in CG's inner loop. The
+ * channels are interleaved (unknown i, channel ch at i * c + ch) and solved
+ * together, each with its own CG scalars and stopping test. */
 typedef struct road_system {
-    int h, w, n;
-    int *var;               /* pixel -> unknown index, -1 for kept pixels */
+    int n, c;
     int *pixel;             /* unknown -> pixel */
+    int *nbr;               /* [n][8] neighbouring unknown or n */
+    double *nbr_w;          /* [n][8] its weight or 0 */
     double *diag;           /* d_i */
-    double *r, *p, *q, *u, *b;
+    double *r, *p, *q, *u, *b; /* [(n + 1) * c]; slot n of p stays 0 */
 } road_system;
 
-/* q = A p (matrix-free). */
+/* q = A p (matrix-free) for every channel. */
 static void apply(const road_system *s, const double *p, double *q)
 {
+    int c = s->c;
     for (int i = 0; i < s->n; i++) {
-        int y = s->pixel[i] / s->w, x = s->pixel[i] % s->w;
-        double v = s->diag[i] * p[i];
-        for (int k = 0; k < 8; k++) {
-            int yy = y + offsets[k][0], xx = x + offsets[k][1];
-            if (yy < 0 || yy >= s->h || xx < 0 || xx >= s->w) continue;
-            int j = s->var[yy * s->w + xx];
-            if (j >= 0) v -= weights[k] * p[j];
+        const int *nb = s->nbr + (size_t)i * 8;
+        const double *nw = s->nbr_w + (size_t)i * 8;
+        for (int ch = 0; ch < c; ch++) {
+            double v = s->diag[i] * p[(size_t)i * c + ch];
+            for (int k = 0; k < 8; k++) v -= nw[k] * p[(size_t)nb[k] * c + ch];
+            q[(size_t)i * c + ch] = v;
         }
-        q[i] = v;
     }
 }
 
-static double dot(const double *a, const double *b, int n)
+/* out[ch] = sum_i a[i, ch] b[i, ch], summed in order of i. */
+static void dots(const double *a, const double *b, int n, int c, double *out)
 {
-    double s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
+    for (int ch = 0; ch < c; ch++) out[ch] = 0;
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) out[ch] += a[(size_t)i * c + ch] * b[(size_t)i * c + ch];
 }
 
-/* Conjugate gradients from u = 0 on A u = b; returns the iterations. */
+/* Conjugate gradients from u = 0 on A u = b, per channel; a channel stops
+ * updating once its residual meets its own test. Returns the most
+ * iterations of a channel. */
 static int solve(road_system *s)
 {
-    int n = s->n, it = 0;
-    memset(s->u, 0, sizeof(double) * (size_t)n);
-    memcpy(s->r, s->b, sizeof(double) * (size_t)n);
-    memcpy(s->p, s->b, sizeof(double) * (size_t)n);
-    double rr = dot(s->r, s->r, n), stop = ROAD_TOLERANCE * ROAD_TOLERANCE * rr;
-    for (; rr > stop && it < 10 * n + 100; it++) {
-        apply(s, s->p, s->q);
-        double alpha = rr / dot(s->p, s->q, n);
-        for (int i = 0; i < n; i++) s->u[i] += alpha * s->p[i], s->r[i] -= alpha * s->q[i];
-        double rr_new = dot(s->r, s->r, n);
-        for (int i = 0; i < n; i++) s->p[i] = s->r[i] + rr_new / rr * s->p[i];
-        rr = rr_new;
+    int n = s->n, c = s->c, most = 0;
+    size_t len = (size_t)n * c;
+    memset(s->u, 0, sizeof(double) * len);
+    memcpy(s->r, s->b, sizeof(double) * len);
+    memcpy(s->p, s->b, sizeof(double) * len);
+    memset(s->p + len, 0, sizeof(double) * (size_t)c);
+    double rr[ROAD_MAX_CHANNELS], stop[ROAD_MAX_CHANNELS], pq[ROAD_MAX_CHANNELS], rr_new[ROAD_MAX_CHANNELS];
+    double alpha[ROAD_MAX_CHANNELS], beta[ROAD_MAX_CHANNELS];
+    int active[ROAD_MAX_CHANNELS], it[ROAD_MAX_CHANNELS], left = 0;
+    dots(s->r, s->r, n, c, rr);
+    for (int ch = 0; ch < c; ch++) {
+        stop[ch] = ROAD_TOLERANCE * ROAD_TOLERANCE * rr[ch], it[ch] = 0;
+        active[ch] = rr[ch] > stop[ch];
+        left += active[ch];
     }
-    return it;
+    while (left > 0) {
+        apply(s, s->p, s->q);
+        dots(s->p, s->q, n, c, pq);
+        for (int ch = 0; ch < c; ch++) alpha[ch] = active[ch] ? rr[ch] / pq[ch] : 0;
+        for (size_t i = 0; i < len; i += (size_t)c)
+            for (int ch = 0; ch < c; ch++)
+                if (active[ch]) s->u[i + ch] += alpha[ch] * s->p[i + ch], s->r[i + ch] -= alpha[ch] * s->q[i + ch];
+        dots(s->r, s->r, n, c, rr_new);
+        for (int ch = 0; ch < c; ch++) beta[ch] = active[ch] ? rr_new[ch] / rr[ch] : 0;
+        for (size_t i = 0; i < len; i += (size_t)c)
+            for (int ch = 0; ch < c; ch++)
+                if (active[ch]) s->p[i + ch] = s->r[i + ch] + beta[ch] * s->p[i + ch];
+        for (int ch = 0; ch < c; ch++) {
+            if (!active[ch]) continue;
+            rr[ch] = rr_new[ch], it[ch]++;
+            if (rr[ch] <= stop[ch] || it[ch] >= 10 * n + 100) active[ch] = 0, left--;
+        }
+    }
+    for (int ch = 0; ch < c; ch++)
+        if (it[ch] > most) most = it[ch];
+    return most;
 }
 
 static void free_system(road_system *s)
 {
-    free(s->var), free(s->pixel), free(s->diag), free(s->r), free(s->p), free(s->q), free(s->u), free(s->b);
+    free(s->pixel), free(s->nbr), free(s->nbr_w), free(s->diag);
+    free(s->r), free(s->p), free(s->q), free(s->u), free(s->b);
 }
 
 nm_status nm_road_impute(const float *x, int c, int h, int w, const unsigned char *removed, float noise,
@@ -90,59 +126,60 @@ nm_status nm_road_impute(const float *x, int c, int h, int w, const unsigned cha
     if (iterations) *iterations = 0;
     if (n == 0) return NM_OK;
     if (n == hw) return nm_fail(err, NM_ERR_ARG, "ROAD imputation: every pixel is removed");
-    road_system s = {.h = h, .w = w, .n = n};
-    s.var = malloc(sizeof(int) * (size_t)hw), s.pixel = malloc(sizeof(int) * (size_t)n);
-    s.diag = malloc(sizeof(double) * (size_t)n), s.r = malloc(sizeof(double) * (size_t)n);
-    s.p = malloc(sizeof(double) * (size_t)n), s.q = malloc(sizeof(double) * (size_t)n);
-    s.u = malloc(sizeof(double) * (size_t)n), s.b = malloc(sizeof(double) * (size_t)n);
-    if (!s.var || !s.pixel || !s.diag || !s.r || !s.p || !s.q || !s.u || !s.b) {
-        free_system(&s);
+    if (c < 1 || c > ROAD_MAX_CHANNELS)
+        return nm_fail(err, NM_ERR_ARG, "ROAD imputation: %d channels (1..%d)", c, ROAD_MAX_CHANNELS);
+    road_system s = {.n = n, .c = c};
+    size_t len = (size_t)(n + 1) * c;
+    int *var = malloc(sizeof(int) * (size_t)hw);
+    s.pixel = malloc(sizeof(int) * (size_t)n);
+    s.nbr = malloc(sizeof(int) * (size_t)n * 8), s.nbr_w = malloc(sizeof(double) * (size_t)n * 8);
+    s.diag = malloc(sizeof(double) * (size_t)n);
+    s.r = malloc(sizeof(double) * len), s.p = malloc(sizeof(double) * len), s.q = malloc(sizeof(double) * len);
+    s.u = malloc(sizeof(double) * len), s.b = malloc(sizeof(double) * len);
+    if (!var || !s.pixel || !s.nbr || !s.nbr_w || !s.diag || !s.r || !s.p || !s.q || !s.u || !s.b) {
+        free(var), free_system(&s);
         return nm_fail(err, NM_ERR_MEMORY, "ROAD imputation: out of memory");
     }
     for (int i = 0, k = 0; i < hw; i++) {
-        s.var[i] = removed[i] ? k : -1;
+        var[i] = removed[i] ? k : -1;
         if (removed[i]) s.pixel[k++] = i;
     }
     for (int i = 0; i < n; i++) {
         int y = s.pixel[i] / w, xx = s.pixel[i] % w;
         s.diag[i] = 0;
+        for (int ch = 0; ch < c; ch++) s.b[(size_t)i * c + ch] = 0;
         for (int k = 0; k < 8; k++) {
-            int ny = y + offsets[k][0], nx = xx + offsets[k][1];
-            if (ny >= 0 && ny < h && nx >= 0 && nx < w) s.diag[i] += weights[k];
+            int ny = y + offsets[k][0], nx = xx + offsets[k][1], j = -1;
+            s.nbr[(size_t)i * 8 + k] = n, s.nbr_w[(size_t)i * 8 + k] = 0;
+            if (ny < 0 || ny >= h || nx < 0 || nx >= w) continue;
+            s.diag[i] += weights[k];
+            j = var[ny * w + nx];
+            if (j >= 0) s.nbr[(size_t)i * 8 + k] = j, s.nbr_w[(size_t)i * 8 + k] = weights[k];
+            else
+                for (int ch = 0; ch < c; ch++) s.b[(size_t)i * c + ch] += weights[k] * x[(size_t)ch * hw + ny * w + nx];
         }
     }
+    free(var);
+    int it = solve(&s);
+    if (iterations) *iterations = it;
     uint64_t state = seed;
     for (int ch = 0; ch < c; ch++) {
-        const float *plane = x + (size_t)ch * hw;
-        for (int i = 0; i < n; i++) {
-            int y = s.pixel[i] / w, xx = s.pixel[i] % w;
-            double b = 0;
-            for (int k = 0; k < 8; k++) {
-                int ny = y + offsets[k][0], nx = xx + offsets[k][1];
-                if (ny >= 0 && ny < h && nx >= 0 && nx < w && s.var[ny * w + nx] < 0)
-                    b += weights[k] * plane[ny * w + nx];
-            }
-            s.b[i] = b;
-        }
-        int it = solve(&s);
-        if (iterations && it > *iterations) *iterations = it;
         float *o = out + (size_t)ch * hw;
-        for (int i = 0; i < n; i++) o[s.pixel[i]] = (float)s.u[i] + (noise > 0 ? noise * sal_normal(&state) : 0.0f);
+        for (int i = 0; i < n; i++)
+            o[s.pixel[i]] = (float)s.u[(size_t)i * c + ch] + (noise > 0 ? noise * sal_normal(&state) : 0.0f);
     }
     free_system(&s);
     return NM_OK;
 }
 
+/* The target's probability; *top1: whether the target is the top-1 class (the first maximum). */
 static float softmax_at(const float *logits, int k, int target, int *top1)
 {
-    double mx = logits[0], sum = 0;
     int best = 0;
     for (int j = 1; j < k; j++)
         if (logits[j] > logits[best]) best = j;
-    mx = logits[best];
-    for (int j = 0; j < k; j++) sum += exp((double)logits[j] - mx);
     *top1 = best == target;
-    return (float)(exp((double)logits[target] - mx) / sum);
+    return nm_class_probability(logits, k, target);
 }
 
 nm_status nm_road(nm_model *m, const nm_preprocess *pp, const float *x, const float *map, int target, float noise,
