@@ -18,6 +18,11 @@ fills and ROAD) and their per-image mean, each cell "mean (REF minus method
 else the files measured per method: stability (mean, share >= 0.8), sanity
 (share < 0.3), keep rate, probability kept >= 1/2, seconds.
 
+--grid: the files are grid_pointing.csv of `eval --grid-pointing` runs with
+the same composites (same images, --seed and --composites); per method the
+mean top-25 % share with the paired difference REF minus method over the
+tiles, and the pointing hit rate.
+
 --label NAME=PATH renames the methods of one file: "NAME" (e.g. two runs of
 neuromask with different settings). Prints Markdown.
 """
@@ -113,15 +118,45 @@ def trust_table(paths, labels):
             "%.2f" % (sum(sec) / len(sec)) if sec else "-"))
 
 
+def grid_table(paths, labels, ref):
+    share, hit = {}, {}
+    for path in paths:
+        for r in csv.DictReader(open(path)):
+            key = (labels.get(path) or r["method"], (int(r["composite"]), int(r["tile"])))
+            share[key], hit[key] = float(r["top25_share"]), int(r["hit"])
+    methods = sorted({m for m, _ in share})
+    if ref not in methods:
+        sys.exit("eval_paired.py: no rows of method '%s'" % ref)
+    tiles = sorted({t for _, t in share})
+    tiles = [t for t in tiles if all((m, t) in share for m in methods)]
+    if len(tiles) < 2:
+        sys.exit("eval_paired.py: fewer than 2 tiles scored by every method")
+    n = len(tiles)
+    print("%d tiles (%d composites) scored by all %d methods\n" % (n, len({c for c, _ in tiles}), len(methods)))
+    print("| method | top-25 %% share | %s minus method (+- s.e.) | %s better on | hit rate |" % (ref, ref))
+    print("|---|---:|---:|---:|---:|")
+    for m in sorted(methods, key=lambda m: (m != ref, m)):
+        mean, md, se, better = paired(share, ref, m, tiles)
+        hits = sum(hit[(m, t)] for t in tiles)
+        if m == ref:
+            print("| %s | %.3f | - | - | %.3f (%d / %d) |" % (m, mean, hits / n, hits, n))
+        else:
+            print("| %s | %.3f | %+.3f +- %.3f | %d / %d | %.3f (%d / %d) |" % (m, mean, md, se, better, n, hits / n, hits, n))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="neuromask")
     ap.add_argument("--protocol", default="rise", choices=PROTOCOLS + ("all",))
+    ap.add_argument("--grid", action="store_true", help="the files are grid_pointing.csv")
     ap.add_argument("--trust", action="store_true", help="with --protocol all: the table of the other measures")
     ap.add_argument("--label", action="append", default=[], help="NAME=PATH")
     ap.add_argument("results", nargs="+")
     args = ap.parse_args()
     labels = {p: n for n, p in (kv.split("=", 1) for kv in args.label)}
+    if args.grid:
+        grid_table(args.results, labels, args.ref)
+        return
     if args.protocol == "all":
         wide_table(args.results, labels, args.ref)
         if args.trust:
