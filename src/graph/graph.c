@@ -381,3 +381,19 @@ nm_status nm_node_fail(const nm_graph *g, const nm_node *n, nm_error *err, nm_st
     va_end(ap);
     return nm_fail(err, code, "%s: %s node '%s': %s", g->source, n->op_type, n->name, what);
 }
+
+double nm_node_flops(const nm_graph *g, const nm_node *n)
+{
+    const nm_tensor *out = n->n_out ? &g->t[n->out[0]] : NULL;
+    if (!out || n->n_in < 2 || n->in[1] < 0) return 0;
+    const nm_tensor *w = &g->t[n->in[1]];
+    if (n->op == NM_OP_CONV && w->shape.ndim >= 3 && w->shape.dims[0] > 0)
+        return 2.0 * (double)out->numel * (double)(w->numel / w->shape.dims[0]);
+    if (n->op == NM_OP_GEMM || n->op == NM_OP_MATMUL) {
+        const nm_tensor *a = &g->t[n->in[0]];
+        int64_t k = a->shape.ndim ? a->shape.dims[a->shape.ndim - 1] : 1;
+        if (n->op == NM_OP_GEMM && nm_attr_int(n, "transA", 0)) k = a->shape.dims[0];
+        return 2.0 * (double)out->numel * (double)k;
+    }
+    return 0;
+}

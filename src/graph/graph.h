@@ -94,6 +94,9 @@ typedef struct nm_graph {
      * weights (its backward's), set by nm_graph_prepare; past it that layout
      * is copied from the forward's per call. */
     int64_t dup_budget;
+    /* Primitives of fewer operations run on one thread (nm_dnnl_threads_for),
+     * set by nm_graph_prepare from the graph's largest convolution; 0: 8e6. */
+    double serial_below;
 } nm_graph;
 
 static inline nm_layout nm_tensor_layout(const nm_graph *g, int t)
@@ -105,6 +108,8 @@ static inline nm_layout nm_tensor_layout(const nm_graph *g, int t)
  * attributes and names; constants keep their shape and flags but no value
  * (data NULL), which the caller gives. NULL when out of memory. */
 nm_graph *nm_graph_clone(const nm_graph *g);
+/* Multiply-adds x 2 of a Conv, Gemm or MatMul node; 0 for other nodes. */
+double nm_node_flops(const nm_graph *g, const nm_node *n);
 
 /* Building. Strings are copied. Indices stay valid; pointers into g->t and
  * g->nodes do not survive further additions. */

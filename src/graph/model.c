@@ -396,22 +396,6 @@ nm_status nm_model_tensor(nm_model *m, const char *name, nm_shape *shape, const 
     return st;
 }
 
-static double node_flops(const nm_graph *g, const nm_node *n)
-{
-    const nm_tensor *out = n->n_out ? &g->t[n->out[0]] : NULL;
-    if (!out || n->n_in < 2 || n->in[1] < 0) return 0;
-    const nm_tensor *w = &g->t[n->in[1]];
-    if (n->op == NM_OP_CONV && w->shape.ndim >= 3 && w->shape.dims[0] > 0)
-        return 2.0 * (double)out->numel * (double)(w->numel / w->shape.dims[0]);
-    if (n->op == NM_OP_GEMM || n->op == NM_OP_MATMUL) {
-        const nm_tensor *a = &g->t[n->in[0]];
-        int64_t k = a->shape.ndim ? a->shape.dims[a->shape.ndim - 1] : 1;
-        if (n->op == NM_OP_GEMM && nm_attr_int(n, "transA", 0)) k = a->shape.dims[0];
-        return 2.0 * (double)out->numel * (double)k;
-    }
-    return 0;
-}
-
 void nm_model_get_info(const nm_model *m, nm_model_info *info)
 {
     const nm_graph *g = m->g;
@@ -425,7 +409,7 @@ void nm_model_get_info(const nm_model *m, nm_model_info *info)
     }
     for (int i = 0; i < g->n_nodes; i++) {
         const nm_node *n = &g->nodes[i];
-        info->flops += node_flops(g, n);
+        info->flops += nm_node_flops(g, n);
         int k = 0;
         while (k < info->n_op_types && strcmp(info->op_types[k], nm_op_name(n->op)) != 0) k++;
         if (k == info->n_op_types && k < 64) info->op_types[info->n_op_types++] = nm_op_name(n->op);

@@ -2,6 +2,7 @@
  * gradient flags, fusions, memory layouts (plain or channels-last per
  * tensor), first-writer gradients, primitives and memory, all once, before
  * the first run. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -399,10 +400,28 @@ static double dup_weights_share(void)
     return v > 0 ? (v < 2 ? v : 2) : 0;
 }
 
+/* Which primitives run on one thread (nm_dnnl_threads_for). On the 2-core
+ * AMD EPYC (bench/ort.sh, 2 threads) a one-thread layer between
+ * multi-threaded ones runs up to 2x slower than in a one-thread run, and
+ * layers down to 1 MFLOP gain from two threads (mobilenets, darknet_tiny,
+ * fashion_cnn: 5-25 % per forward against an 8 MFLOP limit). A graph whose
+ * convolutions all stay below 8 MFLOP (CIFAR ResNets, mobilenet_v1_025 and
+ * fashion_cnn at batch 1) runs faster on one thread throughout: there the
+ * fork and join cost more than the split saves. */
+static void plan_serial_below(nm_graph *g)
+{
+    double largest = 0;
+    for (int k = 0; k < g->n_nodes; k++)
+        if (g->nodes[k].op == NM_OP_CONV && nm_node_flops(g, &g->nodes[k]) > largest)
+            largest = nm_node_flops(g, &g->nodes[k]);
+    g->serial_below = largest < 8e6 ? HUGE_VAL : 1e6;
+}
+
 /* Conv and pooling deferred their primitives to here, where the layouts and
  * gradient flags they depend on are known. */
 static nm_status build_deferred(nm_graph *g, nm_error *err)
 {
+    plan_serial_below(g);
     int64_t weights = 0;
     for (int i = 0; i < g->n_t; i++)
         if (g->t[i].is_const && g->t[i].dtype == NM_FLOAT) weights += 4 * g->t[i].numel;

@@ -433,7 +433,7 @@ static nm_status conv_build(nm_graph *g, nm_node *n, conv_state *s, nm_error *er
 {
     s->xtag = nm_dnnl_tensor_tag(g, n->in[0], s->rank);
     s->ytag = nm_dnnl_tensor_tag(g, n->out[0], s->rank);
-    s->threads = nm_dnnl_threads_for(conv_flops(s));
+    s->threads = nm_dnnl_threads_for(g, conv_flops(s));
     int saved = nm_dnnl_threads_begin(s->threads);
     /* bf16 skips the image's few channels (padded to a block, no gain). */
     s->bf16 = nm_dnnl_use_bf16(g) && s->xdims[1] >= 16;

@@ -81,20 +81,9 @@ nm_status nm_dnnl_exec(nm_graph *g, dnnl_primitive_t prim, int nargs, const dnnl
     return dnnl_stream_wait(g->stream) == dnnl_success ? NM_OK : NM_ERR_INTERNAL;
 }
 
-/* Below this many operations a primitive runs on one thread: waking the
- * other thread and joining costs several microseconds (much more on a
- * loaded machine), the time of a few MFLOP. At 8 MFLOP every layer of a
- * CIFAR ResNet at batch 1 (4.7 MFLOP each) runs single-threaded: 1.9x faster
- * steps than two threads on the shared 2-core machine. NM_SERIAL_MFLOP
- * overrides the limit (tuning elsewhere). */
-int nm_dnnl_threads_for(double flops)
+int nm_dnnl_threads_for(const nm_graph *g, double flops)
 {
-    static double limit = -1;
-    if (limit < 0) {
-        const char *e = getenv("NM_SERIAL_MFLOP");
-        limit = e ? atof(e) * 1e6 : 8e6;
-    }
-    return flops < limit ? 1 : 0;
+    return flops < (g->serial_below > 0 ? g->serial_below : 8e6) ? 1 : 0;
 }
 
 int nm_dnnl_threads_begin(int threads)
@@ -214,6 +203,8 @@ nm_status nm_dnnl_arg_init(nm_graph *g, nm_dnnl_arg *a, nm_arg_kind kind, int nd
     return nm_dnnl_arg_init_tag(g, a, kind, ndim, dims, nm_dnnl_plain_tag(ndim), prim_md, err);
 }
 
+static int md_same_offsets(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b);
+
 /* `scratch`: a buffer in another layout is a region of the graph's scratch
  * (else the caller freezes the argument, which gives it its own). */
 static nm_status arg_init(nm_graph *g, nm_dnnl_arg *a, nm_arg_kind kind, int ndim, const int64_t *dims,
@@ -226,6 +217,7 @@ static nm_status arg_init(nm_graph *g, nm_dnnl_arg *a, nm_arg_kind kind, int ndi
     dnnl_memory_desc_t user_md;
     nm_status st = nm_dnnl_md(&user_md, ndim, dims, user_tag, err);
     if (st) return st;
+    if (kind != NM_ARG_ACC && md_same_offsets(&user_md, prim_md)) user_md = *prim_md;
     st = nm_dnnl_check(dnnl_memory_create(&a->user, &user_md, g->engine, DNNL_MEMORY_NONE), err,
                        "oneDNN memory");
     if (st) return st;
@@ -468,6 +460,21 @@ static int md_blocks(const dnnl_memory_desc_t *md, int64_t *blk, int64_t *inner)
 static int64_t dim_offset(const dnnl_memory_desc_t *md, const int64_t *blk, const int64_t *inner, int d, int64_t x)
 {
     return x / blk[d] * md->format_desc.blocking.strides[d] + x % blk[d] * inner[d];
+}
+
+/* Two descriptors of the same bytes, every element at the same offset (16
+ * channels blocked by 16 are channels-last, say): no reorder between them. */
+static int md_same_offsets(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b)
+{
+    int64_t ab[DNNL_MAX_NDIMS], ai[DNNL_MAX_NDIMS], bb[DNNL_MAX_NDIMS], bi[DNNL_MAX_NDIMS];
+    if (a->ndims != b->ndims || a->ndims < 1 || !md_blocks(a, ab, ai) || !md_blocks(b, bb, bi)) return 0;
+    for (int d = 0; d < a->ndims; d++) {
+        if (a->dims[d] != b->dims[d] || a->padded_dims[d] != a->dims[d] || b->padded_dims[d] != b->dims[d])
+            return 0;
+        for (int64_t x = 0; x < a->dims[d]; x++)
+            if (dim_offset(a, ab, ai, d, x) != dim_offset(b, bb, bi, d, x)) return 0;
+    }
+    return 1;
 }
 
 static nm_dnnl_copy *copy_plan(const dnnl_memory_desc_t *s, const dnnl_memory_desc_t *d)

@@ -36,11 +36,12 @@ int nm_dnnl_use_bf16(const nm_graph *g);
 /* Run a primitive on the graph's stream and wait. */
 nm_status nm_dnnl_exec(nm_graph *g, dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args);
 
-/* Threads for a primitive doing `flops` operations: 1 when an OpenMP region
- * would cost more than splitting the work saves, else 0 (all). A primitive
- * is built and run under the same count (nm_dnnl_threads_begin/end), since
- * oneDNN partitions the work when the primitive is created. */
-int nm_dnnl_threads_for(double flops);
+/* Threads for a primitive doing `flops` operations: 1 below the graph's
+ * serial_below (nm_graph_prepare), where an OpenMP region would cost more
+ * than splitting the work saves, else 0 (all). A primitive is built and run
+ * under the same count (nm_dnnl_threads_begin/end), since oneDNN partitions
+ * the work when the primitive is created. */
+int nm_dnnl_threads_for(const nm_graph *g, double flops);
 /* Set the calling thread's OpenMP thread count to `threads` (0: leave it);
  * returns what to restore. */
 int nm_dnnl_threads_begin(int threads);

@@ -397,7 +397,7 @@ static nm_status pool_reshape(nm_graph *g, nm_node *n, nm_error *err)
     s->ytag = nm_dnnl_tensor_tag(g, n->out[0], r);
     double work = (double)nm_shape_numel(&y->shape);
     for (int i = 0; i < s->win.nsp; i++) work *= (double)s->win.kernel[i];
-    s->threads = nm_dnnl_threads_for(work);
+    s->threads = nm_dnnl_threads_for(g, work);
     int saved = nm_dnnl_threads_begin(s->threads);
     /* What oneDNN refuses (odd padding, say) runs in the plain C loops. */
     if (pool_build_forward(g, s, NULL) == NM_OK &&
