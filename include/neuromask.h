@@ -245,18 +245,12 @@ typedef struct nm_neuromask_options {
                                2^-11/2 whose masked image x m (the paper's) keeps the class with
                                at least half its probability: the pixels' order is m's, the
                                mask is raised until it keeps the class. Forward passes only */
-    float spread;           /* > 0: before calibrate, the mask becomes (m + spread B(m)) /
-                               (1 + spread), B a Gaussian blur of a quarter of the input's
-                               shorter side: among pixels the mask scores alike, those near
-                               what it keeps rank first (the surroundings of the object
-                               before far-away background). No image pass */
 } nm_neuromask_options;
 
 /* Presets: "cifar" and "imagenet", the paper's settings; "default", this
  * project's setting (docs/neuromask_default.md): a smooth mask on a coarse
  * grid, kept and deleted on a strong blur that no metric uses, 40
- * normalized gradient steps from w = 0, spread towards what it keeps,
- * raised until it keeps the class. */
+ * normalized gradient steps from w = 0, raised until it keeps the class. */
 nm_status nm_neuromask_preset(const char *name, nm_neuromask_options *o, nm_error *err);
 /* The cells per side of the mask the options learn at input size h x w (0:
  * one per pixel). */
@@ -270,7 +264,7 @@ const char *nm_neuromask_preset_for(int input_h);
  * optimizer (rmsprop|adam|normalized), tol, window, early_stop (0|1), baseline
  * (black|blur|mean|noise), blur_sigma, grid, init (uniform|zero),
  * sparsity (logit|mask), l_delete, alt_fill (0|1), alt_baseline, average
- * (0|1), calibrate (0|1), spread; "preset=NAME"
+ * (0|1), calibrate (0|1); "preset=NAME"
  * as an item resets to that preset first. */
 nm_status nm_neuromask_parse(const char *spec, nm_neuromask_options *o, nm_error *err);
 

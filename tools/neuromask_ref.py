@@ -82,13 +82,11 @@ def neuromask(model, x, mean, std, preset, steps, w0, target=None):
 # (side / 16 within 8..14) interpolated by a Gaussian of GRID_SIGMA cells; it
 # must keep the class on a blur (sigma 10) and lose it when its pixels show
 # that blur; sparsity on m; normalized gradient steps from w = 0 whose length
-# falls linearly; the returned mask is the mean of the steps' masks plus
-# `spread` times its blur of sigma SPREAD_SIDE x the shorter side, over
-# 1 + spread, raised to the largest power 2^(-j/2) whose x m keeps the class
-# with at least half its probability.
-DEFAULT = dict(l_pred=1.0, l_delete=1.0, l_sparse=3.0, T=1.0, lr=0.5, blur_sigma=10.0, spread=3.0)
+# falls linearly; the returned mask is the mean of the steps' masks, raised
+# to the largest power 2^(-j/2) whose x m keeps the class with at least half
+# its probability.
+DEFAULT = dict(l_pred=1.0, l_delete=1.0, l_sparse=3.0, T=1.0, lr=0.5, blur_sigma=10.0)
 GRID_SIGMA = 0.75
-SPREAD_SIDE = 0.25   # option spread's blur: sigma = this x the shorter side
 CALIBRATE_POWERS = 12
 
 
@@ -163,9 +161,6 @@ def smooth_mask(model, x, mean, std, steps, w0):
         w.grad = None
     with torch.no_grad():
         mask = (total + Wy @ torch.sigmoid(w / o["T"]) @ Wx.T) / (steps + 1)
-        if o["spread"] > 0:   # near what the mask keeps first, among pixels it scores alike
-            wide = gaussian_blur(mask[None, None], SPREAD_SIDE * min(h, wd))[0, 0]
-            mask = (mask + o["spread"] * wide) / (1 + o["spread"])
     return c, np.array(losses, np.float32), calibrate(model, norm, x, mask, c)
 
 

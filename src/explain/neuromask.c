@@ -350,8 +350,8 @@ static nm_status check_options(const nm_neuromask_options *o, nm_error *err)
     if ((unsigned)o->optimizer > NM_OPT_NORMALIZED || (unsigned)o->init > NM_INIT_ZERO ||
         (unsigned)o->sparsity > NM_SPARSITY_MASK || o->l_delete < 0 || (unsigned)o->baseline > NM_BASELINE_NOISE ||
         (unsigned)o->alt_baseline > NM_BASELINE_NOISE || (o->alt_fill != 0 && o->alt_fill != 1) ||
-        (o->calibrate != 0 && o->calibrate != 1) || (o->average != 0 && o->average != 1) || !(o->spread >= 0))
-        return nm_fail(err, NM_ERR_ARG, "NeuroMask options out of range (l_delete >= 0, spread >= 0, alt_fill, average, calibrate 0 or 1, "
+        (o->calibrate != 0 && o->calibrate != 1) || (o->average != 0 && o->average != 1))
+        return nm_fail(err, NM_ERR_ARG, "NeuroMask options out of range (l_delete >= 0, alt_fill, average, calibrate 0 or 1, "
                                         "known optimizer, init, sparsity, baselines)");
     return NM_OK;
 }
@@ -434,21 +434,6 @@ static void average_masks(nm_run *r, const nm_explanation *e)
         float *m = r->m + (size_t)b * r->pixels, n = (float)(e->steps[b] + 1);
         const float *sum = r->msum + (size_t)b * r->pixels;
         for (int i = 0; i < r->pixels; i++) m[i] = (sum[i] + m[i]) / n;
-    }
-}
-
-/* Width of option spread's blur, as a fraction of the input's shorter side. */
-#define NM_SPREAD_SIDE 0.25f
-
-/* Option spread: m becomes (m + spread B(m)) / (1 + spread), B a wide
- * Gaussian blur; the order among pixels of alike m goes to those near high m. */
-static void spread_masks(nm_run *r)
-{
-    float a = r->o->spread, sigma = NM_SPREAD_SIDE * (float)(r->H < r->W ? r->H : r->W);
-    for (int b = 0; b < r->B; b++) {
-        float *m = r->m + (size_t)b * r->pixels, *blurred = r->dm + (size_t)b * r->pixels;
-        nm_gaussian_blur(m, blurred, 1, r->H, r->W, sigma, r->dinput);
-        for (int i = 0; i < r->pixels; i++) m[i] = (m[i] + a * blurred[i]) / (1.f + a);
     }
 }
 
@@ -540,7 +525,6 @@ static nm_status finish(nm_run *r, nm_model *m, nm_explanation *e, nm_error *err
 {
     update_masks(r);
     if (r->msum) average_masks(r, e);
-    if (r->o->spread > 0) spread_masks(r);
     if (r->o->calibrate) {
         nm_status c = calibrate(r, m, e, err);
         if (c) return c;

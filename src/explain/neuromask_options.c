@@ -11,10 +11,9 @@
  * coarse grid interpolated by a Gaussian) from w = 0 that must keep the
  * class on a strong blur (sigma 10 px, a fill no deletion / insertion
  * protocol uses) and lose it when its pixels are blurred, under a sparsity
- * pull on m; 40 normalized gradient steps; the mean of the steps' masks plus
- * 3 times its wide blur (spread: the object's surroundings rank before
- * far-away background), raised (calibrate) until the masked image keeps the
- * class. 80 image passes and at most 13 forward-only ones. */
+ * pull on m; 40 normalized gradient steps; the mean of the steps' masks,
+ * raised (calibrate) until the masked image keeps the class. 80 image passes and at most 13
+ * forward-only ones. */
 static void default_preset(nm_neuromask_options *o)
 {
     o->kernel = 3;
@@ -32,7 +31,6 @@ static void default_preset(nm_neuromask_options *o)
     o->baseline = NM_BASELINE_BLUR;
     o->blur_sigma = 10.f;
     o->average = 1;
-    o->spread = 3.f;
     o->calibrate = 1;
 }
 
@@ -111,7 +109,7 @@ static const struct option_key {
     {"blur_sigma", 'f', NM_OFF(blur_sigma)}, {"grid", 'i', NM_OFF(grid)}, {"init", 'n', NM_OFF(init)},
     {"sparsity", 's', NM_OFF(sparsity)}, {"l_delete", 'f', NM_OFF(l_delete)}, {"alt_fill", 'i', NM_OFF(alt_fill)},
     {"alt_baseline", 'b', NM_OFF(alt_baseline)}, {"average", 'i', NM_OFF(average)},
-    {"calibrate", 'i', NM_OFF(calibrate)}, {"spread", 'f', NM_OFF(spread)},
+    {"calibrate", 'i', NM_OFF(calibrate)},
 };
 #undef NM_OFF
 
