@@ -19,6 +19,12 @@
  *   nm_bench_engine --memory MODEL.onnx
  *       peak resident memory (max RSS) after forward + backward at batch 1,
  *       against the weights plus the planned activations and gradients.
+ *   nm_bench_engine --check-finite MODEL.onnx [REPS]
+ *       the input check that nm_model_forward runs first (nm_check_finite:
+ *       NaN or Inf refused) alone, against the whole nm_model_forward at
+ *       batch 1, alternating, medians of REPS (the check timed over 1000
+ *       calls on the same input, which is in cache as a caller's fresh input
+ *       is). Prints "check_us", "forward_ms" and "check_percent".
  *   nm_bench_engine --peak
  *       the machine's measured peak: a large oneDNN sgemm on all threads,
  *       best of 5. Prints "peak_gflops". */
@@ -29,6 +35,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "core/tensor.h"
 #include "neuromask.h"
 
 static double now_ms(void)
@@ -215,6 +222,34 @@ static int memory(const char *path, nm_load_options lo)
     return 0;
 }
 
+static int check_finite(const char *path, nm_load_options lo, int reps)
+{
+    enum { CHECKS = 1000 };
+    nm_error err;
+    nm_model *m;
+    if (nm_model_load_file(path, &lo, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    size_t nin = numel(nm_model_input_shape(m)), nout = numel(nm_model_output_shape(m));
+    float *x = malloc(nin * sizeof(float)), *y = malloc(nout * sizeof(float));
+    double *fwd = malloc(sizeof(double) * (size_t)reps), *check = malloc(sizeof(double) * (size_t)reps);
+    if (!x || !y || !fwd || !check) return fprintf(stderr, "out of memory\n"), 1;
+    for (size_t i = 0; i < nin; i++) x[i] = (float)((i * 2654435761u) % 1000) / 1000.f - 0.5f;
+    int failed = 0;
+    for (int r = -3; r < reps; r++) {
+        double t0 = now_ms();
+        failed |= nm_model_forward(m, x, y, &err) != NM_OK;
+        double t1 = now_ms();
+        for (int k = 0; k < CHECKS; k++) failed |= nm_check_finite(x, nin, "input", &err) != NM_OK;
+        double t2 = now_ms();
+        if (r >= 0) fwd[r] = t1 - t0, check[r] = (t2 - t1) / CHECKS;
+    }
+    if (failed) return fprintf(stderr, "%s\n", err.msg), 1;
+    double f = median(fwd, reps), c = median(check, reps);
+    printf("check_us %.3f\nforward_ms %.3f\ncheck_percent %.3f\n", 1e3 * c, f, 100 * c / f);
+    nm_model_free(m);
+    free(x), free(y), free(fwd), free(check);
+    return 0;
+}
+
 static int peak(void)
 {
     const int n = 2048;
@@ -248,6 +283,8 @@ int main(int argc, char **argv)
     }
     if (nargs >= 1 && strcmp(args[0], "--peak") == 0) return peak();
     if (nargs >= 2 && strcmp(args[0], "--memory") == 0) return memory(args[1], lo);
+    if (nargs >= 2 && strcmp(args[0], "--check-finite") == 0)
+        return check_finite(args[1], lo, nargs > 2 ? atoi(args[2]) : 50);
     if (nargs >= 4 && strcmp(args[0], "--neuromask") == 0) {
         lo.batch = atoi(args[2]);
         return neuromask(args[1], lo, atoi(args[3]), nargs > 4 ? atoi(args[4]) : 3);
@@ -255,7 +292,8 @@ int main(int argc, char **argv)
     if (nargs < 1 || args[0][0] == '-') {
         fprintf(stderr, "usage: %s MODEL.onnx [BATCH] [REPS] [--bf16] [--input X.f32] [--logits Y.f32]\n"
                         "       %s --neuromask MODEL.onnx BATCH STEPS [ROUNDS] [--bf16]\n"
-                        "       %s --peak\n", argv[0], argv[0], argv[0]);
+                        "       %s --check-finite MODEL.onnx [REPS]\n"
+                        "       %s --peak\n", argv[0], argv[0], argv[0], argv[0]);
         return 2;
     }
     if (nargs > 1) lo.batch = atoi(args[1]);

@@ -12,17 +12,19 @@
 #  4. peak memory (max RSS) of resnet50 at batch 1 against weights + planned
 #     activations and gradients;
 #  5. one `neuromask explain` end to end (load, preprocessing, all steps,
-#     outputs) on a CIFAR image with the default preset, as its JSON reports.
+#     outputs) on a CIFAR image with the default preset, as its JSON reports;
+#  6. the NaN/Inf input check of nm_model_forward against the whole forward
+#     of ResNet-20 at batch 1 (needs NEUROMASK_SHARED), at 1 and 2 threads.
 # BF16=1 adds neuromask's --precision bf16 figures (ratio to its float32).
 # Usage: bench/run.sh [BUILD_DIR]   env: ROUNDS (3), MODELS (a subset, by name),
-#   PARTS (a subset of "step batch call memory e2e", the parts above)
+#   PARTS (a subset of "step batch call memory e2e check", the parts above)
 set -e
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 cache=$build/bench_cache
 rounds=${ROUNDS:-3}
 models=${MODELS:-"cifar10_resnet20 cw_cifar resnet18 resnet50 mobilenet_v2 inception_v3"}
-parts=${PARTS:-"step batch call memory e2e"}
+parts=${PARTS:-"step batch call memory e2e check"}
 part() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
 mkdir -p "$cache"
 cmake -S "$root" -B "$build" >/dev/null && cmake --build "$build" -j "$(nproc)" --target nm_bench_engine neuromask >/dev/null
@@ -110,6 +112,21 @@ for name in $models; do
   done
   awk -v n="$name" -v nf="$(med $nf)" -v ns="$(med $ns)" -v tf="$(med $tf)" -v ts="$(med $ts)" 'BEGIN {
     printf "| %s | %.2f | %.2f | %.2fx | %.2f | %.2f | %.2fx |\n", n, nf, tf, tf / nf, ns, ts, ts / ns }'
+done
+fi
+
+if part check && [ -n "$NEUROMASK_SHARED" ]; then
+echo
+echo "Input check (NaN/Inf) against the whole nm_model_forward, ResNet-20, batch 1:"
+echo "| threads | check us | forward ms | check / forward |"
+echo "|---|---|---|---|"
+for t in 1 2; do
+  c="" f="" p=""
+  for r in $(seq "$rounds"); do
+    out=$(OMP_NUM_THREADS=$t $bench --check-finite "$NEUROMASK_SHARED/models/cifar10_resnet20.onnx" 200)
+    c="$c $(echo "$out" | value check_us)" f="$f $(echo "$out" | value forward_ms)" p="$p $(echo "$out" | value check_percent)"
+  done
+  echo "| $t | $(med $c) | $(med $f) | $(med $p) % |"
 done
 fi
 
