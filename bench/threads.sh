@@ -8,15 +8,16 @@
 #   omp    beside an OpenMP program at its default threads (bench/omp_spin.c);
 #   pair   two copies of the same command started together: the time until
 #          both finish.
-# The three settings alternate, ROUNDS times (3); medians of wall seconds and
-# their ratios to --threads 1, all from this one run.
+# The three settings alternate, ROUNDS times (5), the first of them turning
+# with the round; medians of wall seconds and their ratios to --threads 1, all
+# from this one run.
 # Workloads: cifar (ResNet-20, NeuroMask default preset, 300 steps) and
 # mobilenet (mobilenet_v2 at 224 px, SmoothGrad), on images of $NEUROMASK_SHARED.
 # Usage: bench/threads.sh [BUILD_DIR]   env: ROUNDS, WORKLOADS, SITUATIONS
 set -e
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
-rounds=${ROUNDS:-3}
+rounds=${ROUNDS:-5}
 workloads=${WORKLOADS:-"cifar mobilenet"}
 situations=${SITUATIONS:-"idle busy omp pair"}
 S=${NEUROMASK_SHARED:?set NEUROMASK_SHARED to the shared models and images}
@@ -67,7 +68,10 @@ for w in $workloads; do
     esac
     d="" one="" two=""
     for r in $(seq "$rounds"); do
-      for setting in default one two; do
+      # Which setting goes first turns with the round: none gains from the
+      # page cache, a competitor that has just started, or the machine's drift.
+      case $((r % 3)) in 1) order="default one two" ;; 2) order="one two default" ;; 0) order="two default one" ;; esac
+      for setting in $order; do
         case $setting in default) flag="" ;; one) flag="--threads 1" ;; two) flag="--threads 2" ;; esac
         if [ "$sit" = pair ]; then t=$(pair "$w" "$flag"); else t=$(run "$w" "$flag" "$tmp/o"); fi
         case $setting in default) d="$d $t" ;; one) one="$one $t" ;; two) two="$two $t" ;; esac
