@@ -13,13 +13,16 @@
 # from this one run.
 # Workloads: cifar (ResNet-20, NeuroMask default preset, 300 steps) and
 # mobilenet (mobilenet_v2 at 224 px, SmoothGrad), on images of $NEUROMASK_SHARED.
-# Usage: bench/threads.sh [BUILD_DIR]   env: ROUNDS, WORKLOADS, SITUATIONS
+# Usage: bench/threads.sh [BUILD_DIR]   env: ROUNDS, WORKLOADS, SITUATIONS,
+#   SETTINGS (a subset of "default one two": --threads 2 beside other work
+#   collapses, up to a minute a run, and only the idle rows need it)
 set -e
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 rounds=${ROUNDS:-5}
 workloads=${WORKLOADS:-"cifar mobilenet"}
 situations=${SITUATIONS:-"idle busy omp pair"}
+settings=${SETTINGS:-"default one two"}
 S=${NEUROMASK_SHARED:?set NEUROMASK_SHARED to the shared models and images}
 cmake -S "$root" -B "$build" >/dev/null && cmake --build "$build" -j "$(nproc)" --target neuromask nm_bench_omp_spin >/dev/null
 nm=$build/neuromask
@@ -54,7 +57,8 @@ pair() {
   wait $a && wait $b
   echo "$(now) $t0" | awk '{printf "%.3f", $1 - $2}'
 }
-med() { echo "$@" | tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+# median, or "-" for a setting not run
+med() { echo "$@" | tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print NR ? v[int((NR+1)/2)] : "-"}'; }
 
 echo "# bench/threads.sh: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
@@ -70,7 +74,7 @@ for w in $workloads; do
     for r in $(seq "$rounds"); do
       # Which setting goes first turns with the round: none gains from the
       # page cache, a competitor that has just started, or the machine's drift.
-      case $((r % 3)) in 1) order="default one two" ;; 2) order="one two default" ;; 0) order="two default one" ;; esac
+      order=$(echo $settings | awk -v r="$r" '{for (i = 0; i < NF; i++) printf "%s ", $((r - 1 + i) % NF + 1)}')
       for setting in $order; do
         case $setting in default) flag="" ;; one) flag="--threads 1" ;; two) flag="--threads 2" ;; esac
         if [ "$sit" = pair ]; then t=$(pair "$w" "$flag"); else t=$(run "$w" "$flag" "$tmp/o"); fi
@@ -78,8 +82,10 @@ for w in $workloads; do
       done
     done
     stop_competitor
-    md=$(med $d) m1=$(med $one) m2=$(med $two)
-    echo "$w $sit $md $m1 $m2" | awk '{printf "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", $1, $2, $3, $4, $5, $3 / $4, $5 / $4}'
+    echo "$w $sit $(med $d) $(med $one) $(med $two)" | awk '
+      function s(v) { return v == "-" ? v : sprintf("%.2f", v) }
+      function q(a, b) { return a == "-" || b == "-" ? "-" : sprintf("%.2f", a / b) }
+      { printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, s($3), s($4), s($5), q($3, $4), q($5, $4) }'
   done
 done
 echo
