@@ -10,3 +10,6 @@ nm_add_c_test(test_weights_once test_weights_once.c)
 # NaN/Inf inputs refused; the thread policy: same bytes at any thread count,
 # one thread while other processes keep every CPU busy.
 nm_add_c_test(test_model_threads test_model_threads.c ${CMAKE_SOURCE_DIR}/models/fashion_cnn.onnx)
+# Winograd's 16-channel layers as one-thread shares of the batch: the same
+# bytes as the whole batch (with ../shared).
+nm_add_c_test(test_conv_slices test_conv_slices.c)

@@ -21,12 +21,23 @@
  * A fused residual Add (nm_graph_fuse_conv_add: attribute _nm_sum and a
  * fourth input S) makes Y = act(conv(X) + S): S is copied into Y and the
  * primitive adds to it (sum post-op); S's gradient is dZ. */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops/broadcast.h"
 #include "ops/dnnl_util.h"
+
+/* One share of the batch, run forward by one thread (conv_build_slices). */
+typedef struct conv_slice {
+    dnnl_primitive_t prim;
+    dnnl_stream_t stream;
+    dnnl_memory_t src, dst;          /* views into the whole batch's buffers */
+    nm_dnnl_arg pad;
+} conv_slice;
+
+#define CONV_SLICES_MAX 4
 
 typedef struct conv_state {
     nm_window win;
@@ -54,6 +65,9 @@ typedef struct conv_state {
     int wino;                        /* forward and backward data run Winograd */
     int bf16;                        /* bf16 operands (nm_load_options.precision) */
     int sum;                         /* Y = act(conv(X) + S), S the fourth input */
+    int n_slices;                    /* forward as this many one-thread shares of the batch, or 0 */
+    size_t src_step, dst_step;       /* bytes of one share in the primitive's layouts */
+    conv_slice slice[CONV_SLICES_MAX];
 } conv_state;
 
 typedef enum conv_mode { MODE_ANY, MODE_PLAIN, MODE_NHWC } conv_mode;
@@ -70,6 +84,16 @@ static void conv_free_prims(nm_graph *g, conv_state *s)
     nm_dnnl_arg *args[] = {&s->src, &s->wei, &s->bias, &s->dst, &s->bd_wei, &s->bd_ddst, &s->bd_dsrc,
                            &s->bw_src, &s->bw_ddst, &s->bw_dwei, &s->bw_dbias, &s->fwd_pad, &s->bd_pad, &s->bw_pad};
     for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) nm_dnnl_arg_free(args[i]);
+    for (int i = 0; i < CONV_SLICES_MAX; i++) {
+        conv_slice *c = &s->slice[i];
+        if (c->prim) dnnl_primitive_destroy(c->prim);
+        if (c->stream) dnnl_stream_destroy(c->stream);
+        if (c->src) dnnl_memory_destroy(c->src);
+        if (c->dst) dnnl_memory_destroy(c->dst);
+        nm_dnnl_arg_free(&c->pad);
+        memset(c, 0, sizeof *c);
+    }
+    s->n_slices = 0;
     s->fwd = s->bwd_data = s->bwd_wei = NULL;
     s->fwd_pd = NULL;
     s->has_dz = 0;
@@ -267,7 +291,9 @@ static nm_status conv_post_op_attr(const conv_state *s, dnnl_primitive_attr_t *a
     return st;
 }
 
-static nm_status conv_build_forward(nm_graph *g, nm_node *n, conv_state *s, nm_error *err)
+/* The forward primitive of s's geometry, its scratchpad in the graph's scratch. */
+static nm_status conv_forward_primitive(nm_graph *g, const conv_state *s, dnnl_primitive_desc_t *pd,
+                                        dnnl_primitive_t *prim, nm_dnnl_arg *pad, nm_error *err)
 {
     conv_mds md;
     nm_status st = conv_make_mds(s, conv_mode_fwd(s), DIR_FWD, &md, err);
@@ -281,8 +307,14 @@ static nm_status conv_build_forward(nm_graph *g, nm_node *n, conv_state *s, nm_e
                            s->has_bias ? &md.b : NULL, &md.y, strides, dil, pl, pr),
                        err, "Conv forward descriptor");
     if (!st) st = conv_post_op_attr(s, &attr, err);
-    if (!st) st = nm_dnnl_primitive_pad(g, &cd, attr, NULL, &s->fwd_pd, &s->fwd, &s->fwd_pad, err, "Conv forward");
+    if (!st) st = nm_dnnl_primitive_pad(g, &cd, attr, NULL, pd, prim, pad, err, "Conv forward");
     if (attr) dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+static nm_status conv_build_forward(nm_graph *g, nm_node *n, conv_state *s, nm_error *err)
+{
+    nm_status st = conv_forward_primitive(g, s, &s->fwd_pd, &s->fwd, &s->fwd_pad, err);
     if (st) return st;
     const_dnnl_primitive_desc_t pd = s->fwd_pd;
     const nm_tensor *w = nm_in(g, n, 1), *b = nm_in(g, n, 2);
@@ -387,12 +419,66 @@ static void conv_take_dz(nm_graph *g, nm_node *n, conv_state *s)
     s->has_dz = 1;
 }
 
+/* A share of the batch is one slab of a buffer in the layout `whole`
+ * (images outermost) where `part` lays out fewer images the same way. */
+static int conv_slab(const dnnl_memory_desc_t *whole, const dnnl_memory_desc_t *part, int parts, size_t *step)
+{
+    if (whole->format_kind != dnnl_blocked || part->format_kind != dnnl_blocked || whole->ndims != part->ndims)
+        return 0;
+    const dnnl_blocking_desc_t *a = &whole->format_desc.blocking, *b = &part->format_desc.blocking;
+    for (int i = 0; i < whole->ndims; i++)
+        if (a->strides[i] != b->strides[i] || (i > 0 && whole->padded_dims[i] != part->padded_dims[i])) return 0;
+    *step = dnnl_memory_desc_get_size(part);
+    return *step * (size_t)parts == dnnl_memory_desc_get_size(whole) &&
+           (int64_t)*step == a->strides[0] * part->dims[0] * (int64_t)sizeof(float);
+}
+
+/* Winograd on 16 channels barely gains from a second thread (CIFAR ResNet-20
+ * at batch 16: 0.51 ms on one, 0.47-0.49 ms on two): where the batch splits
+ * evenly over the threads, each thread runs its share of the images with a
+ * one-thread primitive of its own (bench/ort.sh: docs/speed.md). Winograd's
+ * tiles do not mix images, so each image's result is the same bytes as in
+ * the whole batch (tests/test_conv_slices.c). The whole-batch primitive
+ * stays: the backward's hint, and the forward where slicing is refused. */
+static void conv_build_slices(nm_graph *g, conv_state *s)
+{
+    int parts = omp_get_max_threads();
+    if (parts > CONV_SLICES_MAX) parts = CONV_SLICES_MAX;
+    if (!s->wino || s->bf16 || s->threads != 0 || parts < 2 || s->xdims[1] > 16 || s->ydims[1] > 16 ||
+        s->xdims[0] < parts || s->xdims[0] % parts)
+        return;
+    conv_state share = *s;
+    share.xdims[0] = share.ydims[0] = s->xdims[0] / parts;
+    int saved = nm_dnnl_threads_begin(1);
+    nm_status st = NM_OK;
+    for (int i = 0; !st && i < parts; i++) {
+        conv_slice *c = &s->slice[i];
+        dnnl_primitive_desc_t pd = NULL;
+        st = conv_forward_primitive(g, &share, &pd, &c->prim, &c->pad, NULL);
+        if (st) break;
+        const int args[] = {DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS};
+        for (int k = 0; k < (s->has_bias ? 2 : 1); k++)
+            if (!dnnl_memory_desc_equal(pd_md(pd, args[k]), pd_md(s->fwd_pd, args[k]))) st = NM_ERR_UNSUPPORTED;
+        if (!st && (!conv_slab(pd_md(s->fwd_pd, DNNL_ARG_SRC), pd_md(pd, DNNL_ARG_SRC), parts, &s->src_step) ||
+                    !conv_slab(pd_md(s->fwd_pd, DNNL_ARG_DST), pd_md(pd, DNNL_ARG_DST), parts, &s->dst_step)))
+            st = NM_ERR_UNSUPPORTED;
+        if (!st && (dnnl_stream_create(&c->stream, g->engine, dnnl_stream_default_flags) != dnnl_success ||
+                    dnnl_memory_create(&c->src, pd_md(pd, DNNL_ARG_SRC), g->engine, DNNL_MEMORY_NONE) != dnnl_success ||
+                    dnnl_memory_create(&c->dst, pd_md(pd, DNNL_ARG_DST), g->engine, DNNL_MEMORY_NONE) != dnnl_success))
+            st = NM_ERR_INTERNAL;
+        dnnl_primitive_desc_destroy(pd);
+    }
+    nm_dnnl_threads_end(saved);
+    if (!st) s->n_slices = parts;   /* else the whole-batch primitive runs; the slices go with the node */
+}
+
 /* Every primitive the node needs, and the scratch of a fused activation. */
 static nm_status conv_build_all(nm_graph *g, nm_node *n, conv_state *s, nm_error *err)
 {
     int wants_dx = nm_in(g, n, 0)->requires_grad, wants_dw = conv_wants_weight_grad(g, n);
     nm_graph_scratch_begin(g);
     nm_status st = conv_build_forward(g, n, s, err);
+    if (!st) conv_build_slices(g, s);
     nm_graph_scratch_begin(g);   /* the backward's regions: never live with the forward's */
     if (!st && wants_dx) st = conv_build_backward_data(g, n, s, err);
     if (!st && wants_dw) st = conv_build_backward_weights(g, s, err);
@@ -501,6 +587,29 @@ static void sum_backward(float *ds, const float *dz, int64_t n, int assign)
     for (int64_t i = 0; i < n; i++) ds[i] += dz[i];
 }
 
+/* The forward as s->n_slices shares of the batch side by side: oneDNN runs
+ * a primitive inside a parallel region on the calling thread alone. */
+static nm_status conv_forward_slices(conv_state *s, int nargs, const dnnl_exec_arg_t *whole)
+{
+    char *src = NULL, *dst = NULL;
+    if (dnnl_memory_get_data_handle(s->src.prim, (void **)&src) != dnnl_success ||
+        dnnl_memory_get_data_handle(s->dst.prim, (void **)&dst) != dnnl_success)
+        return NM_ERR_INTERNAL;
+    int failed = 0;
+#pragma omp parallel num_threads(s->n_slices) reduction(| : failed)
+    for (int i = omp_get_thread_num(); i < s->n_slices; i += omp_get_num_threads()) {
+        conv_slice *c = &s->slice[i];
+        dnnl_exec_arg_t args[4];
+        memcpy(args, whole, sizeof *args * (size_t)nargs);
+        args[0].memory = c->src;
+        args[2].memory = c->dst;
+        failed |= dnnl_memory_set_data_handle(c->src, src + (size_t)i * s->src_step) != dnnl_success ||
+                  dnnl_memory_set_data_handle(c->dst, dst + (size_t)i * s->dst_step) != dnnl_success ||
+                  nm_dnnl_exec_pad_on(c->stream, c->prim, nargs, args, &c->pad) != NM_OK;
+    }
+    return failed ? NM_ERR_INTERNAL : NM_OK;
+}
+
 static nm_status conv_forward_run(nm_graph *g, nm_node *n, conv_state *s)
 {
     const nm_tensor *x = nm_in(g, n, 0), *w = nm_in(g, n, 1), *b = nm_in(g, n, 2);
@@ -516,7 +625,7 @@ static nm_status conv_forward_run(nm_graph *g, nm_node *n, conv_state *s)
                                {DNNL_ARG_WEIGHTS, s->wei.prim},
                                {DNNL_ARG_DST, s->dst.prim},
                                {DNNL_ARG_BIAS, s->bias.prim}};
-    st = nm_dnnl_exec_pad(g, s->fwd, b ? 4 : 3, args, &s->fwd_pad);
+    st = s->n_slices ? conv_forward_slices(s, b ? 4 : 3, args) : nm_dnnl_exec_pad(g, s->fwd, b ? 4 : 3, args, &s->fwd_pad);
     return st ? st : nm_dnnl_arg_out_end(g, &s->dst, y->data);
 }
 

@@ -161,6 +161,12 @@ static nm_status arg_bind(nm_dnnl_arg *a);
 nm_status nm_dnnl_exec_pad(nm_graph *g, dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args,
                            nm_dnnl_arg *pad)
 {
+    return nm_dnnl_exec_pad_on(g->stream, prim, nargs, args, pad);
+}
+
+nm_status nm_dnnl_exec_pad_on(dnnl_stream_t stream, dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args,
+                              nm_dnnl_arg *pad)
+{
     dnnl_exec_arg_t all[16];
     if (nargs < 0 || nargs > 15) return NM_ERR_INTERNAL;
     memcpy(all, args, sizeof *args * (size_t)nargs);
@@ -169,7 +175,8 @@ nm_status nm_dnnl_exec_pad(nm_graph *g, dnnl_primitive_t prim, int nargs, const 
         if (st) return st;
         all[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, pad->prim};
     }
-    return nm_dnnl_exec(g, prim, nargs, all);
+    if (dnnl_primitive_execute(prim, stream, nargs, all) != dnnl_success) return NM_ERR_INTERNAL;
+    return dnnl_stream_wait(stream) == dnnl_success ? NM_OK : NM_ERR_INTERNAL;
 }
 
 /* A reorder src -> dst; with `accumulate` the destination keeps its value and

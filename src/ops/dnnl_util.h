@@ -71,6 +71,10 @@ nm_status nm_dnnl_primitive_pad(nm_graph *g, const_dnnl_op_desc_t desc, const_dn
 /* nm_dnnl_exec with the primitive's scratchpad (when it has one) added. */
 nm_status nm_dnnl_exec_pad(nm_graph *g, dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args,
                            struct nm_dnnl_arg *pad);
+/* The same on a stream of the caller's (one per thread running primitives
+ * side by side). */
+nm_status nm_dnnl_exec_pad_on(dnnl_stream_t stream, dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args,
+                              struct nm_dnnl_arg *pad);
 
 /* One primitive argument as the graph sees it: a plain row-major buffer given
  * per call and, when the primitive prefers another layout, a buffer in that
