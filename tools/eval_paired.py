@@ -175,11 +175,8 @@ def main():
     n = len(images)
     table = []
     for m in methods:
-        v = [score[(m, i)] for i in images]
-        d = [score[(args.ref, i)] - score[(m, i)] for i in images]
-        md = sum(d) / n
-        se = math.sqrt(sum((x - md) ** 2 for x in d) / (n - 1) / n)
-        table.append((sum(v) / n, m, md, se, sum(x > 0 for x in d)))
+        mean, md, se, better = paired(score, args.ref, m, images)
+        table.append((mean, m, md, se, better))
     table.sort(reverse=True)
     print("%d images scored by all %d methods, protocol %s\n" % (n, len(methods), args.protocol))
     score_name = "LeRF - MoRF" if args.protocol == "road" else "ins - del"
