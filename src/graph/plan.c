@@ -422,8 +422,7 @@ static void plan_serial_below(nm_graph *g)
 {
     double largest = 0;
     for (int k = 0; k < g->n_nodes; k++)
-        if (g->nodes[k].op == NM_OP_CONV && nm_node_flops(g, &g->nodes[k]) > largest)
-            largest = nm_node_flops(g, &g->nodes[k]);
+        if (g->nodes[k].op == NM_OP_CONV) largest = fmax(largest, nm_node_flops(g, &g->nodes[k]));
     g->serial_below = largest < 8e6 ? HUGE_VAL : 1e6;
 }
 
